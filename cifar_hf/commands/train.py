@@ -1,0 +1,68 @@
+"""`run_classification.py` / `cifar-hf train`: parse flags, load and check the data, train, report."""
+
+import logging
+import shutil
+import sys
+
+from ..data import load_cifar
+from ..errors import InputError, UsageError
+from ..training.arguments import RunArguments, parse_arguments
+from ..training.run import run_folder, train_once
+
+logger = logging.getLogger("cifar_hf")
+
+
+def check_run_folder(args: RunArguments) -> None:
+    """Refuse to reuse a run folder unless asked to; nothing is deleted here."""
+    folder = run_folder(args)
+    if folder.exists() and any(folder.iterdir()) and not (args.overwrite or args.resume):
+        raise UsageError(
+            f"run folder {folder} already exists: pass --overwrite to replace it, --resume auto to continue it, "
+            "or -s/--save-folder to write elsewhere"
+        )
+    if args.resume and not folder.exists():
+        raise UsageError(f"--resume: there is no run folder {folder} to resume")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_warning()
+    datasets.logging.set_verbosity_warning()
+
+
+def main(argv: list[str] | None = None) -> int:
+    setup_logging()
+    try:
+        args, training_flags = parse_arguments(argv)
+        check_run_folder(args)
+        data = load_cifar(
+            args.dataset,
+            val_size=args.val_size,
+            seed=args.seed,
+            max_train_samples=args.max_train_samples,
+            max_eval_samples=args.max_eval_samples,
+            skip_bad_images=args.skip_bad_images,
+        )
+        folder = run_folder(args)
+        if args.overwrite and folder.exists():  # only now: a run that failed on its input keeps the old folder
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if args.cross_validate:
+            from ..training.cross_validation import cross_validate
+
+            results = cross_validate(args, training_flags, data, folder)
+            print(results["table"])
+        else:
+            results = train_once(args, training_flags, data, folder)
+            test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
+            print(
+                f"{args.model}: validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
+                f"{results['train_runtime_s']:.1f} s training; saved to {folder}"
+            )
+        return 0
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code

@@ -1,0 +1,19 @@
+"""Data: loading and checking datasets, seeded splits, decoded uint8 tensors and batched on-device augmentation."""
+
+from .augment import BatchTransform
+from .loading import DEFAULT_DATASET, CifarData, ImageArrays, load_cifar
+from .splits import stratified_folds, stratified_split, stratified_subset
+from .tensors import ImageTensorDataset, collate_batch
+
+__all__ = [
+    "DEFAULT_DATASET",
+    "BatchTransform",
+    "CifarData",
+    "ImageArrays",
+    "ImageTensorDataset",
+    "collate_batch",
+    "load_cifar",
+    "stratified_folds",
+    "stratified_split",
+    "stratified_subset",
+]

@@ -1,0 +1,74 @@
+"""Augmentation and normalisation as a few tensor ops on whole uint8 batches, on the training device.
+
+The reference definitions are torchvision's `RandomCrop(32, padding=4)` (zero padding) and
+`RandomHorizontalFlip()`: every one of the (2p+1)^2 crop windows and both flips are equally likely.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def random_crop(pixels: torch.Tensor, padding: int) -> torch.Tensor:
+    """Zero-pad by `padding` and cut a random window of the original size out of each image."""
+    batch, channels, height, width = pixels.shape
+    padded = F.pad(pixels, (padding,) * 4)
+    top = torch.randint(0, 2 * padding + 1, (batch, 1), device=pixels.device)
+    left = torch.randint(0, 2 * padding + 1, (batch, 1), device=pixels.device)
+    rows = (top + torch.arange(height, device=pixels.device))[:, None, :, None]
+    cols = (left + torch.arange(width, device=pixels.device))[:, None, None, :]
+    images = torch.arange(batch, device=pixels.device)[:, None, None, None]
+    chans = torch.arange(channels, device=pixels.device)[None, :, None, None]
+    return padded[images, chans, rows, cols]
+
+
+def random_horizontal_flip(pixels: torch.Tensor) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2."""
+    flip = torch.rand(pixels.shape[0], device=pixels.device) < 0.5
+    return torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
+
+
+@dataclass(frozen=True)
+class BatchTransform:
+    """uint8 (B, C, H, W) batch -> float model input: [crop, flip] -> scale to [0, 1] -> normalise -> [resize]."""
+
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+    image_size: int = 32
+    resample: str = "bilinear"
+    crop_padding: int = 0
+    horizontal_flip: bool = False
+    channels_last: bool = False
+
+    def __call__(self, pixels: torch.Tensor, train: bool) -> torch.Tensor:
+        if train and self.crop_padding:
+            pixels = random_crop(pixels, self.crop_padding)
+        if train and self.horizontal_flip:
+            pixels = random_horizontal_flip(pixels)
+        mean = torch.tensor(self.mean, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=pixels.device).view(1, -1, 1, 1)
+        images = (pixels.float() / 255 - mean) / std
+        if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
+            # Interpolation weights sum to one, so normalising before resizing equals resizing first.
+            images = F.interpolate(images, size=(self.image_size, self.image_size), mode=self.resample, align_corners=False)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def image_processor_kwargs(self) -> dict:
+        """The same preprocessing for `ViTImageProcessor`, so that inference on PIL images matches training."""
+        resample = {"bilinear": 2, "bicubic": 3}[self.resample]  # PIL.Image.Resampling values
+        return {
+            "do_resize": True,
+            "size": {"height": self.image_size, "width": self.image_size},
+            "resample": resample,
+            "do_rescale": True,
+            "rescale_factor": 1 / 255,
+            "do_normalize": True,
+            "image_mean": list(self.mean),
+            "image_std": list(self.std),
+        }

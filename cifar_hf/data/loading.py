@@ -1,0 +1,159 @@
+"""Load an image-classification dataset (Hub id or local folder), check it, and split it for training.
+
+The result is a `CifarData`: decoded uint8 images and labels for train / validation / (test), ready to become
+`ImageTensorDataset`s. Every problem with the input raises `InputError` with a one-line message.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+
+from ..errors import InputError
+from .decode import decode_split
+from .splits import stratified_split, stratified_subset
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATASET = "uoft-cs/cifar10"
+IMAGE_COLUMNS = ("img", "image")
+LABEL_COLUMNS = ("label", "labels")
+
+
+@dataclass
+class ImageArrays:
+    """Decoded images (N, H, W, 3) uint8 and their labels (N,) int64."""
+
+    pixels: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices: np.ndarray) -> "ImageArrays":
+        return ImageArrays(self.pixels[indices], self.labels[indices])
+
+
+@dataclass
+class CifarData:
+    """What training needs from a dataset: named classes and the train / validation / test images."""
+
+    dataset: str
+    class_names: list[str]
+    train: ImageArrays
+    validation: ImageArrays
+    test: ImageArrays | None
+    bad_images_skipped: dict[str, int] = field(default_factory=dict)
+
+
+def looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
+
+
+def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
+    """A Hub dataset id, a folder in the Hub layout (parquet + card), a `save_to_disk` folder or an image-folder tree."""
+    if looks_like_path(name_or_path):
+        path = Path(name_or_path).expanduser()
+        if not path.is_dir():
+            raise InputError(f"--dataset: no such folder: {name_or_path}")
+        if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+            return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
+        try:
+            return datasets.load_dataset(str(path))
+        except Exception as error:
+            raise InputError(f"--dataset: cannot read {name_or_path} as a dataset: {error}") from None
+    try:
+        return datasets.load_dataset(name_or_path)
+    except Exception as error:
+        raise InputError(
+            f"--dataset: cannot load '{name_or_path}' from the Hugging Face Hub ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). "
+            "Offline? Pass a local copy instead: --dataset PATH"
+        ) from None
+
+
+def find_columns(split: datasets.Dataset) -> tuple[str, str]:
+    """The image column (`img`, `image` or any Image feature) and the label column (`label`, `labels` or any ClassLabel)."""
+    features = split.features
+    images = [c for c in IMAGE_COLUMNS if c in features] or [
+        c for c, f in features.items() if isinstance(f, datasets.Image)
+    ]
+    labels = [c for c in LABEL_COLUMNS if c in features] or [
+        c for c, f in features.items() if isinstance(f, datasets.ClassLabel)
+    ]
+    found = ", ".join(features) or "none"
+    if not images:
+        raise InputError(f"--dataset: no image column (looked for {' or '.join(IMAGE_COLUMNS)}); columns found: {found}")
+    if not labels:
+        raise InputError(f"--dataset: no label column (looked for {' or '.join(LABEL_COLUMNS)}); columns found: {found}")
+    return images[0], labels[0]
+
+
+def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarray) -> list[str]:
+    feature = split.features[label_column]
+    if isinstance(feature, datasets.ClassLabel):
+        return list(feature.names)
+    return [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+
+
+def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if len(bad):
+        row = int(bad[0])
+        raise InputError(
+            f"label {int(labels[row])} in row {row} of split '{split}' is outside the {num_classes} classes "
+            f"(0-{num_classes - 1}); {len(bad)} such row(s)"
+        )
+
+
+def load_cifar(
+    dataset: str = DEFAULT_DATASET,
+    *,
+    val_size: int = 5000,
+    seed: int = 2023,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    skip_bad_images: bool = False,
+) -> CifarData:
+    """Load, decode and check `dataset`, then hold out a seeded, stratified validation split of its training split."""
+    raw = load_raw_dataset(dataset)
+    if "train" not in raw:
+        raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
+    image_column, label_column = find_columns(raw["train"])
+
+    decoded, bad_images = {}, {}
+    for split in ("train", "test"):
+        if split not in raw:
+            continue
+        if len(raw[split]) == 0:
+            raise InputError(f"--dataset: split '{split}' of '{dataset}' is empty")
+        find_columns(raw[split])
+        pixels, labels, bad = decode_split(raw[split], split, image_column, label_column, skip_bad_images)
+        decoded[split], bad_images[split] = ImageArrays(pixels, labels), bad
+        if bad:
+            logger.warning("skipped %d undecodable image(s) in split '%s'", bad, split)
+
+    class_names = class_names_of(raw["train"], label_column, decoded["train"].labels)
+    for split, arrays in decoded.items():
+        check_labels(arrays.labels, len(class_names), split)
+
+    full_train = decoded["train"]
+    if not 1 <= val_size < len(full_train):
+        raise InputError(
+            f"--val-size {val_size} must be at least 1 and below the {len(full_train)} images of the training split"
+        )
+    train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
+    train, validation, test = full_train.take(train_rows), full_train.take(val_rows), decoded.get("test")
+    if test is None:
+        logger.warning("'%s' has no test split: test evaluation is skipped (validation is the held-out split)", dataset)
+
+    if max_train_samples is not None:
+        train = train.take(stratified_subset(train.labels, max_train_samples, seed))
+    if max_eval_samples is not None:
+        validation = validation.take(stratified_subset(validation.labels, max_eval_samples, seed))
+        if test is not None:
+            test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
+    return CifarData(dataset, class_names, train, validation, test, bad_images)

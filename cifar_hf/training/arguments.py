@@ -1,0 +1,157 @@
+"""Command-line arguments of `run_classification.py`: the seed's flags plus every `TrainingArguments` flag.
+
+`RunArguments` is parsed first by `HfArgumentParser` (it owns `-l/--learning-rate` and `--seed`); whatever is left
+must be `TrainingArguments` flags. Where the seed's flag and a TrainingArguments flag say the same thing
+(`-e` and `--num_train_epochs`, ...), giving both with different values is an error.
+"""
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from ..data import DEFAULT_DATASET
+from ..errors import UsageError
+from ..models import MODEL_NAMES
+from .recipes import RECIPES
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _arg(default, help: str, aliases: list[str] | None = None, **kwargs):
+    metadata = {"help": help, **kwargs}
+    if aliases:
+        metadata["aliases"] = aliases
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class RunArguments:
+    model: str | None = _arg(None, "Model to train.", ["-m"], choices=MODEL_NAMES)
+    epoch: int | None = _arg(None, "Epochs (default: the model's recipe).", ["-e"])
+    batch_size: int | None = _arg(None, "Batch size per device (default: the model's recipe).", ["-b"])
+    learning_rate: float | None = _arg(None, "Peak learning rate (default: the model's recipe).", ["-l"])
+    device: str = _arg("auto", "auto: cuda, then mps, then cpu.", ["-d"], choices=DEVICES)
+    cross_validate: bool = _arg(False, "Run k-fold cross-validation over the training split.", ["-c"])
+    folds: int = _arg(5, "Number of cross-validation folds.")
+    wandb: bool = _arg(False, "Report to Weights & Biases (project 'cifar' unless WANDB_PROJECT is set).", ["-w"])
+    save_folder: str = _arg(".", "Parent folder of the run folder cifar-<model>/.", ["-s"])
+    ckpt_frequency: int = _arg(0, "Save a resumable checkpoint every N epochs (0: final model only).", ["-f"])
+    dataset: str = _arg(DEFAULT_DATASET, "Hub dataset id or local folder (Hub layout or one sub-folder per class).")
+    seed: int = _arg(2023, "Seed of the validation split, the initialisation and the data order.")
+    val_size: int = _arg(5000, "Images held out of the training split for validation (stratified).")
+    max_train_samples: int | None = _arg(None, "Train on a seeded, stratified subset of this size.")
+    max_eval_samples: int | None = _arg(None, "Evaluate on seeded, stratified subsets of this size.")
+    recipe: str = _arg("default", "Named recipe of the model (resnet also has 'fast').")
+    model_name_or_path: str = _arg(
+        "google/vit-base-patch16-224", "previt: Hub id or local folder of an image-classification checkpoint."
+    )
+    vit_stem: str = _arg("conv", "vit: convolutional stem, or the plain 'patchify' stem.", choices=("conv", "patchify"))
+    overwrite: bool = _arg(False, "Replace an existing run folder.")
+    resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
+    skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
+
+    def validate(self) -> None:
+        positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
+                        "--val-size": self.val_size, "--max-train-samples": self.max_train_samples,
+                        "--max-eval-samples": self.max_eval_samples}
+        for flag, value in positive_int.items():
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1 (got {value})")
+        if self.folds < 2:
+            raise UsageError(f"--folds must be at least 2 (got {self.folds})")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise UsageError(f"-l/--learning-rate must be above 0 (got {self.learning_rate})")
+        if self.ckpt_frequency < 0:
+            raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
+        if (self.model, self.recipe) not in RECIPES:
+            names = sorted(r for m, r in RECIPES if m == self.model)
+            raise UsageError(f"--recipe {self.recipe!r} does not exist for {self.model} (choose from {', '.join(names)})")
+        if self.device in ("cuda", "mps"):
+            import torch
+
+            available = torch.cuda.is_available() if self.device == "cuda" else torch.backends.mps.is_available()
+            if not available:
+                raise UsageError(f"-d/--device {self.device}: no such device on this machine (try -d auto or -d cpu)")
+
+
+# Seed flag -> the TrainingArguments field that says the same thing.
+EQUIVALENT_FLAGS = {
+    "epoch": "num_train_epochs",
+    "batch_size": "per_device_train_batch_size",
+}
+# TrainingArguments fields that the run sets from the seed's flags; give those instead.
+RESERVED_FIELDS = {
+    "output_dir": "-s/--save-folder",
+    "use_cpu": "-d/--device",
+    "save_strategy": "-f/--ckpt-frequency",
+    "save_steps": "-f/--ckpt-frequency",
+    "resume_from_checkpoint": "--resume",
+}
+
+
+def _explicit_training_flags(argv: list[str]) -> dict:
+    """Only the TrainingArguments fields that `argv` sets, parsed with their proper types."""
+    parser = HfArgumentParser(TrainingArguments, prog="run_classification.py")
+    for action in parser._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+    try:
+        namespace, unknown = parser.parse_known_args(argv)
+    except SystemExit as exit:  # argparse already printed its one-line error
+        raise SystemExit(2) from exit
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
+    return vars(namespace)
+
+
+def _prompt(question: str, default, cast):
+    answer = input(f"{question} [{default}]: ").strip()
+    return cast(answer) if answer else default
+
+
+def ask_interactively(args: RunArguments) -> None:
+    """The seed's interactive start: ask for the model and the main options."""
+    args.model = _prompt(f"Model ({', '.join(MODEL_NAMES)})", "cnn", str)
+    if args.model not in MODEL_NAMES:
+        raise UsageError(f"-m/--model: unknown model {args.model!r} (choose from {', '.join(MODEL_NAMES)})")
+    recipe = RECIPES[args.model, args.recipe]
+    args.epoch = _prompt("Epochs", recipe.epochs, int)
+    args.batch_size = _prompt("Batch size", recipe.batch_size, int)
+    args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float)
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[RunArguments, dict]:
+    """(RunArguments, the TrainingArguments fields given on the command line)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = HfArgumentParser(
+        RunArguments,
+        prog="run_classification.py",
+        description="Train a CIFAR-10 classifier with the Hugging Face Trainer.",
+        epilog="Any TrainingArguments flag is passed through too, e.g. --bf16, --dataloader_num_workers 2, "
+        "--push_to_hub, --torch_compile.",
+    )
+    args, rest = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    training = _explicit_training_flags(rest)
+
+    for ours, theirs in EQUIVALENT_FLAGS.items():
+        if theirs in training:
+            value = training.pop(theirs)
+            if getattr(args, ours) is not None and getattr(args, ours) != value:
+                raise UsageError(f"--{ours.replace('_', '-')} {getattr(args, ours)} conflicts with --{theirs} {value}: give one")
+            setattr(args, ours, int(value))
+    if "report_to" in training:
+        targets = training["report_to"] if isinstance(training["report_to"], list) else [training["report_to"]]
+        if "wandb" in targets:
+            args.wandb = True
+    for name, instead in RESERVED_FIELDS.items():
+        if name in training:
+            raise UsageError(f"--{name} is set by this script; use {instead}")
+
+    if args.model is None:
+        if not sys.stdin.isatty():
+            raise UsageError(f"-m/--model is required (choose from {', '.join(MODEL_NAMES)})")
+        ask_interactively(args)
+    args.validate()
+    return args, training

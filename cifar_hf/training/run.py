@@ -1,0 +1,213 @@
+"""One training run: recipe + flags -> model, TrainingArguments, CifarTrainer -> run folder with results.json.
+
+The run folder (`<save-folder>/cifar-<model>/`) holds the final model (safetensors, config, its code), an image
+processor that preprocesses PIL images exactly as training did, `results.json`, and `checkpoint-*` folders.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+import transformers
+from transformers import TrainingArguments, ViTImageProcessor
+
+from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
+from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
+from ..models import build_scratch_model
+from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
+from .arguments import RunArguments
+from .callbacks import SaveEveryNEpochs, WandbRunConfig
+from .recipes import OPTIMIZERS, Recipe, get_recipe
+from .trainer import CifarTrainer
+
+logger = logging.getLogger(__name__)
+
+CONVNETS = ("cnn", "resnet")
+SECRET_MARKERS = ("token", "api_key", "password", "secret")
+
+
+def run_folder(args: RunArguments) -> Path:
+    suffix = "-cv" if args.cross_validate else ""
+    return Path(args.save_folder) / f"cifar-{args.model}{suffix}"
+
+
+def scrub_secrets(values: dict) -> dict:
+    """Drop every entry whose name says it holds a credential (a `--hub_token` given on the command line, ...)."""
+    return {k: v for k, v in values.items() if not any(marker in k.lower() for marker in SECRET_MARKERS)}
+
+
+def on_gpu(args: RunArguments) -> bool:
+    return args.device in ("auto", "cuda") and torch.cuda.is_available()
+
+
+def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: list[str]):
+    if args.model == "previt":
+        model = load_pretrained_classifier(args.model_name_or_path, class_names)
+        side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
+        transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
+                                   crop_padding=recipe.crop_padding)
+        return model, transform
+    overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
+    model = build_scratch_model(args.model, class_names, **overrides)
+    channels_last = args.model in CONVNETS and on_gpu(args)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    transform = BatchTransform(crop_padding=recipe.crop_padding, horizontal_flip=recipe.horizontal_flip,
+                               channels_last=channels_last)
+    return model, transform
+
+
+def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags: dict, output_dir: Path) -> TrainingArguments:
+    batch_size = args.batch_size or recipe.batch_size
+    gpu = on_gpu(args)
+    values = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=args.epoch or recipe.epochs,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=max(batch_size, 512 if gpu else 256),
+        learning_rate=args.learning_rate or recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+        lr_scheduler_type=recipe.scheduler,
+        lr_scheduler_kwargs=recipe.scheduler_kwargs,
+        warmup_steps=recipe.warmup_ratio,
+        max_grad_norm=recipe.max_grad_norm,
+        eval_strategy="epoch",
+        logging_strategy="epoch",
+        save_strategy="no",  # checkpoints come from SaveEveryNEpochs (-f), the final model from save_model
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        seed=args.seed,
+        use_cpu=args.device == "cpu",
+        bf16=gpu and torch.cuda.is_bf16_supported(),
+        report_to=["wandb"] if args.wandb else "none",
+        run_name=output_dir.name,
+        dataloader_drop_last=recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0,
+        label_names=["labels"],
+        remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
+    )
+    values.update(training_flags)  # explicit TrainingArguments flags win
+    return TrainingArguments(**values)
+
+
+def build_mixup(recipe: Recipe, num_classes: int):
+    if not (recipe.mixup_alpha or recipe.cutmix_alpha):
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=recipe.mixup_alpha, cutmix_alpha=recipe.cutmix_alpha, prob=recipe.mix_prob,
+                 label_smoothing=recipe.label_smoothing, num_classes=num_classes)
+
+
+def evaluate_split(trainer: CifarTrainer, arrays: ImageArrays | None, class_names: list[str], name: str):
+    """(accuracy, loss, per-class accuracy, predictions) on one split, or Nones without that split."""
+    if arrays is None:
+        return None, None, None, None
+    output = trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name)
+    predictions = np.asarray(output.predictions).argmax(-1)
+    confusion = confusion_matrix(predictions, np.asarray(output.label_ids), len(class_names))
+    metrics = output.metrics
+    return metrics[f"{name}_accuracy"], metrics[f"{name}_loss"], per_class_accuracy(confusion, class_names), output
+
+
+def hardware_description(args: TrainingArguments) -> str:
+    if args.device.type == "cuda":
+        return f"{args.world_size}x {torch.cuda.get_device_name(args.device)}"
+    return f"{args.device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores) x{args.world_size}"
+
+
+def train_once(
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=()
+) -> dict:
+    """Train one model on `data`, save it into `output_dir`, and return (and write) its results."""
+    recipe = get_recipe(args.model, args.recipe)
+    if on_gpu(args):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    training_args = build_training_arguments(args, recipe, training_flags, output_dir)
+    transformers.set_seed(training_args.seed)  # the model's initialisation is part of the seeded run
+    model, transform = build_model_and_transform(args, recipe, data.class_names)
+
+    optimizer_kwargs = {"lr": training_args.learning_rate, **recipe.optimizer_kwargs}
+    if training_args.device.type == "cuda":
+        optimizer_kwargs["fused"] = True
+    hyperparameters = scrub_secrets({
+        **dataclasses.asdict(args),
+        "recipe_settings": recipe.to_dict(),
+        "epochs": training_args.num_train_epochs,
+        "per_device_batch_size": training_args.per_device_train_batch_size,
+        "learning_rate": training_args.learning_rate,
+        "training_arguments": scrub_secrets(training_flags),
+        "train_size": len(data.train),
+        "validation_size": len(data.validation),
+        "test_size": len(data.test) if data.test is not None else 0,
+    })
+    callbacks = [SaveEveryNEpochs(args.ckpt_frequency), *extra_callbacks]
+    if args.wandb:
+        os.environ.setdefault("WANDB_PROJECT", "cifar")
+        os.environ.setdefault("WANDB_DIR", str(output_dir))
+        callbacks.append(WandbRunConfig(hyperparameters))
+
+    trainer = CifarTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=ImageTensorDataset(data.train),
+        eval_dataset=ImageTensorDataset(data.validation),
+        data_collator=collate_batch,
+        compute_metrics=compute_metrics,
+        optimizer_cls_and_kwargs=(OPTIMIZERS[recipe.optimizer], optimizer_kwargs),
+        callbacks=callbacks,
+        batch_transform=transform,
+        label_smoothing=recipe.label_smoothing,
+        mixup=build_mixup(recipe, len(data.class_names)),
+    )
+    if training_args.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(training_args.device)
+    resume = {"auto": True}.get(args.resume, args.resume)
+    train_output = trainer.train(resume_from_checkpoint=resume)
+    peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
+
+    trainer.save_model(str(output_dir))
+    val_accuracy, val_loss, val_per_class, _ = evaluate_split(trainer, data.validation, data.class_names, "val")
+    test_accuracy, test_loss, test_per_class, _ = evaluate_split(trainer, data.test, data.class_names, "test")
+
+    results = {
+        "model": args.model,
+        "recipe": args.recipe,
+        "dataset": data.dataset,
+        "epochs": training_args.num_train_epochs,
+        "seed": training_args.seed,
+        "val_accuracy": val_accuracy,
+        "val_loss": val_loss,
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "val_per_class_accuracy": val_per_class,
+        "test_per_class_accuracy": test_per_class,
+        "train_runtime_s": train_output.metrics["train_runtime"],
+        "train_samples_per_second": train_output.metrics["train_samples_per_second"],
+        "global_step": trainer.state.global_step,
+        "world_size": training_args.world_size,
+        "per_device_batch_size": training_args.per_device_train_batch_size,
+        "global_batch_size": training_args.per_device_train_batch_size
+        * training_args.world_size
+        * training_args.gradient_accumulation_steps,
+        "peak_device_memory_bytes": peak_memory,
+        "bad_images_skipped": data.bad_images_skipped,
+        "hardware": hardware_description(training_args),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "hyperparameters": hyperparameters,
+    }
+    if trainer.is_world_process_zero():
+        ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if args.wandb:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.summary.update({k: v for k, v in results.items() if isinstance(v, (int, float)) and v is not None})
+            wandb.finish()
+    return results

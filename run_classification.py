@@ -1,0 +1,12 @@
+#!/usr/bin/env python
+"""Train a CIFAR-10 classifier: `python run_classification.py -m resnet` (or `accelerate launch run_classification.py ...`).
+
+See `python run_classification.py --help` and the README.
+"""
+
+import sys
+
+from cifar_hf.commands.train import main
+
+if __name__ == "__main__":
+    sys.exit(main())
