@@ -55,7 +55,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         description="Short schedule for wall-clock speed: batch 512, linear warm-up then linear decay, label smoothing.",
     ),
     ("vit", "default"): Recipe(
-        epochs=100, batch_size=256, learning_rate=1e-3, optimizer="adamw", weight_decay=0.05,
+        epochs=100, batch_size=512, learning_rate=1e-3, optimizer="adamw", weight_decay=0.05,
         optimizer_kwargs={"betas": (0.9, 0.999)},
         scheduler="cosine", warmup_ratio=0.05, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
         mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=0.5, max_grad_norm=1.0,

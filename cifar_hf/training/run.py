@@ -86,7 +86,6 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         bf16=gpu and torch.cuda.is_bf16_supported(),
         report_to=["wandb"] if args.wandb else "none",
         run_name=output_dir.name,
-        dataloader_drop_last=recipe.mixup_alpha > 0 or recipe.cutmix_alpha > 0,
         label_names=["labels"],
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
     )
@@ -120,10 +119,10 @@ def hardware_description(args: TrainingArguments) -> str:
     return f"{args.device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores) x{args.world_size}"
 
 
-def train_once(
+def build_trainer(
     args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=()
-) -> dict:
-    """Train one model on `data`, save it into `output_dir`, and return (and write) its results."""
+) -> tuple[CifarTrainer, BatchTransform, dict]:
+    """The configured CifarTrainer for this run, its batch transform, and the run's hyperparameters."""
     recipe = get_recipe(args.model, args.recipe)
     if on_gpu(args):
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -165,6 +164,15 @@ def train_once(
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
     )
+    return trainer, transform, hyperparameters
+
+
+def train_once(
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=()
+) -> dict:
+    """Train one model on `data`, save it into `output_dir`, and return (and write) its results."""
+    trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir, extra_callbacks)
+    training_args = trainer.args
     if training_args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(training_args.device)
     resume = {"auto": True}.get(args.resume, args.resume)
@@ -202,6 +210,7 @@ def train_once(
         "hyperparameters": hyperparameters,
     }
     if trainer.is_world_process_zero():
+        trainer.state.save_to_json(str(output_dir / "trainer_state.json"))  # the per-epoch curves
         ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
         (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     if args.wandb:

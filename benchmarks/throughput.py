@@ -1,0 +1,144 @@
+"""Training throughput: the project's Trainer path against a bare PyTorch loop of the same work.
+
+    python benchmarks/throughput.py --model resnet --device cuda --batch-size 512 --bf16 --json resnet.json
+
+Both measurements run in this one process on the same synthetic uint8 images (the shape of decoded CIFAR-10):
+  ceiling  a bare PyTorch training step: same model, dtype, memory format, optimizer, batch transform
+           (crop/flip/normalise/resize on the device), data already on the device;
+  project  the real training path: ImageTensorDataset + Trainer DataLoader, CifarTrainer's on-device transform,
+           the recipe's optimizer and scheduler; evaluation off.
+Warm-up steps are excluded; each figure is the median of several timed windows.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cifar_hf.data import CifarData, ImageArrays  # noqa: E402
+from cifar_hf.training.arguments import RunArguments  # noqa: E402
+from cifar_hf.training.recipes import get_recipe  # noqa: E402
+from cifar_hf.training.run import build_trainer  # noqa: E402
+
+CLASSES = [f"class_{i}" for i in range(10)]
+
+
+def synthetic_data(num_images: int, seed: int = 0) -> CifarData:
+    rng = np.random.default_rng(seed)
+    arrays = ImageArrays(rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, num_images))
+    small = arrays.take(np.arange(min(num_images, 64)))
+    return CifarData("synthetic", CLASSES, arrays, small, None)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def windows_throughput(step_times: list[float], batch_size: int, warmup: int, windows: int) -> float:
+    """Median images/s over `windows` equal windows of the steps after `warmup`."""
+    times = step_times[warmup:]
+    size = max(1, (len(times) - 1) // windows)
+    rates = [size * batch_size / (times[i + size] - times[i]) for i in range(0, len(times) - size, size)]
+    return statistics.median(rates)
+
+
+class StepClock(TrainerCallback):
+    def __init__(self, device):
+        self.device, self.times = device, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        synchronize(self.device)
+        self.times.append(time.perf_counter())
+
+
+def project_path(options, data: CifarData, steps: int) -> tuple[float, object]:
+    args = RunArguments(model=options.model, batch_size=options.batch_size, device=options.device,
+                        model_name_or_path=options.model_name_or_path)
+    flags = {"max_steps": steps, "eval_strategy": "no", "logging_strategy": "no", "bf16": options.bf16,
+             "torch_compile": options.torch_compile, "disable_tqdm": True, "report_to": "none"}
+    if get_recipe(options.model).scheduler == "reduce_lr_on_plateau":
+        flags["lr_scheduler_type"] = "constant"  # it only acts after evaluations, which are off here
+    with tempfile.TemporaryDirectory() as folder:
+        trainer, transform, _ = build_trainer(args, flags, data, Path(folder))
+        clock = StepClock(trainer.args.device)
+        trainer.add_callback(clock)
+        trainer.train()
+    rate = windows_throughput(clock.times, options.batch_size, options.warmup, options.windows)
+    return rate, trainer
+
+
+def ceiling(options, trainer, data: CifarData, steps: int) -> float:
+    """The same model/optimizer/transform as the project's trainer, driven by a bare loop over on-device tensors."""
+    device = trainer.args.device
+    model = trainer.model.to(device).train()
+    optimizer_class, optimizer_kwargs = trainer.optimizer_cls_and_kwargs  # the recipe's optimizer, as the Trainer built it
+    optimizer = optimizer_class(model.parameters(), weight_decay=trainer.args.weight_decay, **optimizer_kwargs)
+    pixels = torch.from_numpy(data.train.pixels).permute(0, 3, 1, 2).contiguous().to(device)
+    labels = torch.from_numpy(data.train.labels).to(device)
+    transform, dtype = trainer.batch_transform, torch.bfloat16 if options.bf16 else torch.float32
+    forward = torch.compile(model) if options.torch_compile else model
+    times = []
+    for step in range(steps):
+        rows = torch.randint(0, len(labels), (options.batch_size,), device=device)
+        with torch.autocast(device.type, dtype=dtype, enabled=options.bf16):
+            loss = forward(pixel_values=transform(pixels[rows], train=True), labels=labels[rows]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        times.append(time.perf_counter())
+    return windows_throughput(times, options.batch_size, options.warmup, options.windows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=("cnn", "resnet", "vit", "previt"), required=True)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, required=True)
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--torch-compile", action="store_true")
+    parser.add_argument("--model-name-or-path", default="google/vit-base-patch16-224", help="previt checkpoint")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement (after warm-up)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the result here")
+    options = parser.parse_args()
+
+    steps = options.warmup + options.steps
+    data = synthetic_data(max(options.batch_size * 8, 1024))
+    if options.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    project, trainer = project_path(options, data, steps)
+    bare = ceiling(options, trainer, data, steps)
+    peak = torch.cuda.max_memory_allocated() if options.device == "cuda" else None
+    result = {
+        "model": options.model,
+        "device": torch.cuda.get_device_name() if options.device == "cuda" else "cpu",
+        "batch_size": options.batch_size,
+        "dtype": "bfloat16" if options.bf16 else "float32",
+        "torch_compile": options.torch_compile,
+        "ceiling_samples_per_second": bare,
+        "project_samples_per_second": project,
+        "ratio": project / bare,
+        "peak_memory_bytes": peak,
+        "steps": options.steps,
+        "warmup_steps": options.warmup,
+    }
+    print(f"{options.model} {result['dtype']} batch {options.batch_size} on {result['device']}: "
+          f"ceiling {bare:,.0f} img/s, project {project:,.0f} img/s, ratio {result['ratio']:.3f}")
+    if options.json:
+        options.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
