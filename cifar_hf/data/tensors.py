@@ -14,7 +14,7 @@ from .loading import ImageArrays
 class ImageTensorDataset(torch.utils.data.Dataset):
     def __init__(self, arrays: ImageArrays):
         # (N, H, W, C) -> (N, C, H, W): the layout the models and the batch transforms expect.
-        self.pixels = torch.from_numpy(arrays.pixels).permute(0, 3, 1, 2).contiguous()
+        self.pixels = torch.from_numpy(np.ascontiguousarray(arrays.pixels.transpose(0, 3, 1, 2)))
         self.labels = torch.from_numpy(np.asarray(arrays.labels, dtype=np.int64))
 
     def __len__(self) -> int:

@@ -1,0 +1,134 @@
+import io
+
+import datasets
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_hf.data import decode as decode_module
+from cifar_hf.data import load_cifar
+from cifar_hf.errors import InputError
+from conftest import CLASS_NAMES, synthetic_images, write_hub_dataset
+
+
+def test_hub_layout_folder_loads_with_class_names_and_test_split(tiny_dataset):
+    data = load_cifar(str(tiny_dataset), val_size=40, seed=2023)
+    assert data.class_names == CLASS_NAMES
+    assert len(data.train) == 200 and len(data.validation) == 40 and len(data.test) == 80
+    assert data.train.pixels.shape == (200, 32, 32, 3) and data.train.pixels.dtype == np.uint8
+    assert np.bincount(data.validation.labels).tolist() == [10] * 4
+
+
+def test_same_seed_same_split_other_seed_other_split(tiny_dataset):
+    a = load_cifar(str(tiny_dataset), val_size=40, seed=5)
+    b = load_cifar(str(tiny_dataset), val_size=40, seed=5)
+    c = load_cifar(str(tiny_dataset), val_size=40, seed=6)
+    assert np.array_equal(a.validation.pixels, b.validation.pixels)
+    assert not np.array_equal(a.validation.pixels, c.validation.pixels)
+
+
+def test_missing_test_split_is_reported_once_and_skipped(tiny_dataset_no_test, caplog):
+    data = load_cifar(str(tiny_dataset_no_test), val_size=20)
+    assert data.test is None
+    assert sum("no test split" in r.message for r in caplog.records) == 1
+
+
+def test_decoding_is_cached_for_later_runs(tiny_dataset, monkeypatch):
+    load_cifar(str(tiny_dataset), val_size=40)  # fills the cache (or finds it filled)
+    calls = []
+    original = decode_module._decode_one
+    monkeypatch.setattr(decode_module, "_decode_one", lambda *a: calls.append(1) or original(*a))
+    load_cifar(str(tiny_dataset), val_size=40)
+    assert calls == []
+
+
+def test_image_folder_tree_loads(tmp_path):
+    images, labels = synthetic_images(24, seed=4)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        folder = tmp_path / CLASS_NAMES[label]
+        folder.mkdir(exist_ok=True)
+        image.save(folder / f"{index}.png")
+    data = load_cifar(str(tmp_path), val_size=4)
+    assert sorted(data.class_names) == sorted(CLASS_NAMES)
+    assert len(data.train) + len(data.validation) == 24
+
+
+def test_other_modes_and_sizes_are_converted_not_rejected(tmp_path):
+    odd = [
+        Image.new("L", (32, 32), 128),
+        Image.new("RGBA", (32, 32), (10, 20, 30, 128)),
+        Image.new("P", (32, 32), 3),
+        Image.new("RGB", (64, 48), (200, 100, 50)),
+    ] * 3
+    write_hub_dataset(tmp_path, {"train": (odd, [0, 1, 2, 3] * 3)})
+    data = load_cifar(str(tmp_path), val_size=4)
+    pixels = np.concatenate([data.train.pixels, data.validation.pixels])
+    assert pixels.shape == (12, 32, 32, 3)
+    assert (pixels[np.concatenate([data.train.labels, data.validation.labels]) == 3] == [200, 100, 50]).all()
+
+
+def test_image_column_named_image_is_found(tmp_path):
+    write_hub_dataset(tmp_path, {"train": synthetic_images(20, seed=5)}, image_column="image", label_column="labels")
+    assert len(load_cifar(str(tmp_path), val_size=4).train) == 16
+
+
+def error_of(call) -> str:
+    with pytest.raises(InputError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_columns_are_named(tmp_path):
+    features = datasets.Features({"picture": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})
+    datasets.Dataset.from_dict({"picture": ["x", "y"], "label": [0, 1]}, features=features).to_parquet(
+        str(tmp_path / "train.parquet")
+    )
+    message = error_of(lambda: load_cifar(str(tmp_path), val_size=1))
+    assert "no image column" in message and "picture, label" in message
+
+
+def test_undecodable_image_names_split_and_row(tmp_path):
+    images, labels = synthetic_images(10, seed=6)
+    buffers = [io.BytesIO() for _ in images]
+    for image, buffer in zip(images, buffers):
+        image.save(buffer, format="PNG")
+    raw = [{"bytes": b.getvalue(), "path": None} for b in buffers]
+    raw[7] = {"bytes": raw[7]["bytes"][:40], "path": None}  # truncated PNG
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_dict({"img": raw, "label": labels}, features=features).to_parquet(
+        str(tmp_path / "data" / "train-00000.parquet")
+    )
+    message = error_of(lambda: load_cifar(str(tmp_path), val_size=2))
+    assert "row 7" in message and "'train'" in message and "--skip-bad-images" in message
+    data = load_cifar(str(tmp_path), val_size=2, skip_bad_images=True)
+    assert data.bad_images_skipped["train"] == 1 and len(data.train) + len(data.validation) == 9
+
+
+def test_label_outside_class_range_is_named(tmp_path):
+    images, _ = synthetic_images(6, seed=7)
+    write_hub_dataset(tmp_path, {"train": (images, [0, 1, 0, 1, 5, 1])}, class_names=list("abcdef"))
+    # Declare only 2 of the 6 classes in the card, as a hand-edited dataset might.
+    card = (tmp_path / "README.md").read_text()
+    extra_names = "".join(f"          '{i}': {c}\n" for i, c in enumerate("cdef", 2))
+    (tmp_path / "README.md").write_text(card.replace(extra_names, ""))
+    message = error_of(lambda: load_cifar(str(tmp_path), val_size=2))
+    assert "label 5" in message and "row 4" in message and "2 classes" in message
+
+
+def test_validation_size_larger_than_data(tiny_dataset):
+    message = error_of(lambda: load_cifar(str(tiny_dataset), val_size=240))
+    assert "--val-size 240" in message and "240 images" in message
+
+
+def test_missing_local_folder(tmp_path):
+    assert "no such folder" in error_of(lambda: load_cifar(str(tmp_path / "nope")))
+
+
+def test_unreachable_hub_names_the_offline_alternative(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    message = error_of(lambda: load_cifar("uoft-cs/cifar10"))
+    assert "uoft-cs/cifar10" in message and "--dataset PATH" in message

@@ -1,0 +1,124 @@
+"""End-to-end runs of run_classification.py on tiny synthetic data (CPU, a few seconds each)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageClassification, pipeline
+
+from cifar_hf.commands.train import main
+from cifar_hf.data import BatchTransform, load_cifar
+from wandb_records import logged
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULT_KEYS = {"model", "epochs", "seed", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_runtime_s",
+               "train_samples_per_second", "hyperparameters", "world_size", "global_batch_size", "global_step"}
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tiny_dataset, tmp_path_factory):
+    save = tmp_path_factory.mktemp("runs")
+    code = main(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "4", "-b", "16",
+                 "-l", "3e-3", "-f", "2", "-s", str(save), "--disable_tqdm", "true"])
+    assert code == 0
+    return save / "cifar-cnn"
+
+
+def test_run_folder_meets_the_output_contract(cnn_run):
+    names = {p.name for p in cnn_run.iterdir()}
+    assert {"model.safetensors", "config.json", "modeling_cnn.py", "configuration_cnn.py",
+            "preprocessor_config.json", "results.json", "trainer_state.json"} <= names
+    results = json.loads((cnn_run / "results.json").read_text())
+    assert RESULT_KEYS <= results.keys()
+    assert results["model"] == "cnn" and results["epochs"] == 4 and results["seed"] == 2023
+    assert results["test_accuracy"] is not None and 0 <= results["test_accuracy"] <= 1
+    assert results["hyperparameters"]["learning_rate"] == 3e-3
+    assert results["val_accuracy"] > 0.5  # 4 colour classes are easy to learn
+
+
+def test_checkpoints_at_the_asked_frequency(cnn_run):
+    steps_per_epoch = -(-200 // 16)
+    checkpoints = sorted(p.name for p in cnn_run.glob("checkpoint-*"))
+    assert checkpoints == [f"checkpoint-{2 * steps_per_epoch}", f"checkpoint-{4 * steps_per_epoch}"]
+    assert (cnn_run / checkpoints[0] / "optimizer.pt").exists()  # resumable, not just weights
+
+
+def test_training_loss_goes_down(cnn_run):
+    history = json.loads((cnn_run / "trainer_state.json").read_text())["log_history"]
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    accuracies = [entry["eval_accuracy"] for entry in history if "eval_accuracy" in entry]
+    assert len(losses) == 4 and len(accuracies) == 4  # one of each per epoch
+    assert losses[-1] < losses[0]
+
+
+def test_pipeline_classifies_pil_images_of_any_size_like_training(cnn_run, tiny_dataset):
+    classifier = pipeline("image-classification", model=str(cnn_run), trust_remote_code=True, device="cpu")
+    data = load_cifar(str(tiny_dataset), val_size=40)
+    images = [Image.fromarray(p) for p in data.test.pixels[:16]]
+    predicted = [result[0]["label"] for result in classifier(images)]
+    # The pipeline's preprocessing equals the training transform: same predictions as the model on our tensors.
+    model = AutoModelForImageClassification.from_pretrained(cnn_run, trust_remote_code=True).eval()
+    pixels = torch.from_numpy(data.test.pixels[:16]).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        direct = model(pixel_values=BatchTransform()(pixels, train=False)).logits.argmax(-1)
+    assert predicted == [model.config.id2label[int(i)] for i in direct]
+    # Other sizes and modes are resized and converted.
+    big_red = Image.new("RGB", (96, 64), (210, 30, 30))
+    grey = Image.new("L", (40, 40), 20)
+    assert classifier(big_red)[0]["label"] == "red"
+    assert classifier(grey)[0]["label"] in model.config.id2label.values()
+
+
+def test_existing_run_folder_is_not_overwritten_silently(cnn_run, tiny_dataset, capsys):
+    before = (cnn_run / "model.safetensors").read_bytes()
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-s", str(cnn_run.parent)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--overwrite" in err and "--resume" in err
+    assert (cnn_run / "model.safetensors").read_bytes() == before
+
+
+def test_bad_input_writes_nothing(tiny_dataset, tmp_path, capsys):
+    assert main(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "100000", "-s", str(tmp_path)]) == 1
+    assert "--val-size" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_replaces_the_folder(tiny_dataset, tmp_path):
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1",
+            "--max-train-samples", "32", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    assert main(argv) == 0
+    (tmp_path / "cifar-cnn" / "stale.txt").write_text("old")
+    assert main(argv + ["--overwrite"]) == 0
+    assert not (tmp_path / "cifar-cnn" / "stale.txt").exists()
+    assert json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["hyperparameters"]["max_train_samples"] == 32
+
+
+def test_wandb_offline_run_records_metrics_and_hyperparameters(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "2", "-w",
+            "-s", str(tmp_path), "--disable_tqdm", "true"]
+    assert main(argv) == 0
+    runs = list((tmp_path / "cifar-cnn" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    history, summary, config = logged(next(runs[0].glob("run-*.wandb")))
+    assert {"eval/accuracy", "eval/loss", "train/loss", "train/learning_rate"} <= history  # every epoch's metrics
+    assert {"val_accuracy", "val_loss", "test_accuracy", "train_runtime_s"} <= summary  # the final results
+    assert "cifar_hf=" in config and "recipe_settings" in config and "learning_rate" in config
+
+
+def test_plain_python_entry_point_runs(tiny_dataset, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "run_classification.py"), "-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset),
+         "--val-size", "40", "-e", "1", "--max-train-samples", "40", "-s", str(tmp_path), "--disable_tqdm", "true"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "validation accuracy" in result.stdout
+    assert np.isfinite(json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["val_loss"])
