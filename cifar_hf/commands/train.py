@@ -6,6 +6,7 @@ import sys
 
 from ..data import load_cifar
 from ..errors import InputError, UsageError
+from ..models.pretrained import check_checkpoint
 from ..training.arguments import RunArguments, parse_arguments
 from ..training.run import run_folder, train_once
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, training_flags = parse_arguments(argv)
         check_run_folder(args)
+        if args.model == "previt":
+            check_checkpoint(args.model_name_or_path)
         data = load_cifar(
             args.dataset,
             val_size=args.val_size,
@@ -49,20 +52,29 @@ def main(argv: list[str] | None = None) -> int:
         folder = run_folder(args)
         if args.overwrite and folder.exists():  # only now: a run that failed on its input keeps the old folder
             shutil.rmtree(folder)
+        created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
-        if args.cross_validate:
-            from ..training.cross_validation import cross_validate
-
-            results = cross_validate(args, training_flags, data, folder)
-            print(results["table"])
-        else:
-            results = train_once(args, training_flags, data, folder)
-            test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
-            print(
-                f"{args.model}: validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
-                f"{results['train_runtime_s']:.1f} s training; saved to {folder}"
-            )
-        return 0
+        try:
+            return train_and_report(args, training_flags, data, folder)
+        except InputError:
+            if created and not any(folder.iterdir()):  # e.g. an unreachable checkpoint: leave no empty folder
+                folder.rmdir()
+            raise
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+
+
+def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> int:
+    if args.cross_validate:
+        from ..training.cross_validation import cross_validate
+
+        print(cross_validate(args, training_flags, data, folder)["table"])
+        return 0
+    results = train_once(args, training_flags, data, folder)
+    test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
+    print(
+        f"{args.model}: validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
+        f"{results['train_runtime_s']:.1f} s training; saved to {folder}"
+    )
+    return 0

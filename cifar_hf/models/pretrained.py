@@ -1,7 +1,7 @@
 """`previt`: an ImageNet image-classification checkpoint (ViT, DeiT, timm through Transformers' wrapper) with a new head."""
 
 import torch
-from transformers import AutoImageProcessor, AutoModelForImageClassification
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
 from ..errors import InputError
 
@@ -15,6 +15,14 @@ def _unreachable(name_or_path: str, error: Exception) -> InputError:
         f"--model-name-or-path: cannot load '{name_or_path}' ({detail}). Offline or a wrong id? Pass a local folder "
         "holding the checkpoint's config.json and weights, e.g. --model-name-or-path ./vit-base-patch16-224"
     )
+
+
+def check_checkpoint(name_or_path: str) -> None:
+    """Fail fast, before any data is decoded, when the checkpoint's config cannot be reached."""
+    try:
+        AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
+    except (OSError, ValueError) as error:
+        raise _unreachable(name_or_path, error) from None
 
 
 def load_pretrained_classifier(name_or_path: str, class_names: list[str]):
