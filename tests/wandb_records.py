@@ -46,4 +46,6 @@ def logged(path: Path) -> tuple[set, set, str]:
             summary |= {item.key or "/".join(item.nested_key) for item in record.summary.update}
         elif kind == "config":
             config += [f"{item.key}={item.value_json}" for item in record.config.update]
+        elif kind == "run":  # the config given to wandb.init travels with the run record
+            config += [f"{item.key}={item.value_json}" for item in record.run.config.update]
     return history, summary, "\n".join(config)

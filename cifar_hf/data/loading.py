@@ -46,6 +46,7 @@ class CifarData:
     validation: ImageArrays
     test: ImageArrays | None
     bad_images_skipped: dict[str, int] = field(default_factory=dict)
+    full_train: ImageArrays | None = None  # the whole training split (cross-validation folds it itself)
 
 
 def looks_like_path(name: str) -> bool:
@@ -152,8 +153,9 @@ def load_cifar(
 
     if max_train_samples is not None:
         train = train.take(stratified_subset(train.labels, max_train_samples, seed))
+        full_train = full_train.take(stratified_subset(full_train.labels, max_train_samples, seed))
     if max_eval_samples is not None:
         validation = validation.take(stratified_subset(validation.labels, max_eval_samples, seed))
         if test is not None:
             test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
-    return CifarData(dataset, class_names, train, validation, test, bad_images)
+    return CifarData(dataset, class_names, train, validation, test, bad_images, full_train)

@@ -1,4 +1,6 @@
-"""Trainer callbacks: checkpoints every N epochs, and the full hyperparameters in the wandb run."""
+"""Trainer callbacks and reporting hooks: checkpoints every N epochs, the wandb run."""
+
+import os
 
 from transformers import TrainerCallback
 
@@ -14,14 +16,20 @@ class SaveEveryNEpochs(TrainerCallback):
             control.should_save = True
 
 
-class WandbRunConfig(TrainerCallback):
-    """Adds this project's hyperparameters (recipe, flags, data split) to the wandb run the WandbCallback opened."""
+def start_wandb_run(output_dir, run_name: str, hyperparameters: dict) -> None:
+    """Open this run's wandb run before the Trainer's WandbCallback does, which then reuses it.
 
-    def __init__(self, hyperparameters: dict):
-        self.hyperparameters = hyperparameters
+    Opening it here puts its files in the run folder (wandb caches its settings per process, so WANDB_DIR alone
+    would send every fold of a cross-validation to the first fold's folder), puts the project's hyperparameters in
+    its config, and joins the group named by WANDB_RUN_GROUP (cross-validation). Project: WANDB_PROJECT, else 'cifar'.
+    """
+    import wandb
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        import wandb
-
-        if state.is_world_process_zero and wandb.run is not None:
-            wandb.config.update({"cifar_hf": self.hyperparameters}, allow_val_change=True)
+    wandb.init(
+        project=os.environ.get("WANDB_PROJECT", "cifar"),
+        name=run_name,
+        group=os.environ.get("WANDB_RUN_GROUP"),
+        dir=os.environ.get("WANDB_DIR") or str(output_dir),
+        config={"cifar_hf": hyperparameters},
+        reinit="finish_previous",
+    )

@@ -21,7 +21,7 @@ from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from .arguments import RunArguments
-from .callbacks import SaveEveryNEpochs, WandbRunConfig
+from .callbacks import SaveEveryNEpochs, start_wandb_run
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -146,10 +146,6 @@ def build_trainer(
         "test_size": len(data.test) if data.test is not None else 0,
     })
     callbacks = [SaveEveryNEpochs(args.ckpt_frequency), *extra_callbacks]
-    if args.wandb:
-        os.environ.setdefault("WANDB_PROJECT", "cifar")
-        os.environ.setdefault("WANDB_DIR", str(output_dir))
-        callbacks.append(WandbRunConfig(hyperparameters))
 
     trainer = CifarTrainer(
         model=model,
@@ -164,13 +160,19 @@ def build_trainer(
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
     )
+    if args.wandb and trainer.is_world_process_zero():
+        start_wandb_run(output_dir, training_args.run_name, hyperparameters)
     return trainer, transform, hyperparameters
 
 
 def train_once(
-    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=()
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=(),
+    save_test_probabilities: bool = False,
 ) -> dict:
-    """Train one model on `data`, save it into `output_dir`, and return (and write) its results."""
+    """Train one model on `data`, save it into `output_dir`, and return (and write) its results.
+
+    `save_test_probabilities` also writes the softmax over the test split as `test_probabilities.npy` (ensembles).
+    """
     trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir, extra_callbacks)
     training_args = trainer.args
     if training_args.device.type == "cuda":
@@ -181,7 +183,10 @@ def train_once(
 
     trainer.save_model(str(output_dir))
     val_accuracy, val_loss, val_per_class, _ = evaluate_split(trainer, data.validation, data.class_names, "val")
-    test_accuracy, test_loss, test_per_class, _ = evaluate_split(trainer, data.test, data.class_names, "test")
+    test_accuracy, test_loss, test_per_class, test_output = evaluate_split(trainer, data.test, data.class_names, "test")
+    if save_test_probabilities and test_output is not None and trainer.is_world_process_zero():
+        probabilities = torch.softmax(torch.from_numpy(np.asarray(test_output.predictions, dtype=np.float32)), -1)
+        np.save(output_dir / "test_probabilities.npy", probabilities.numpy(), allow_pickle=False)
 
     results = {
         "model": args.model,
