@@ -88,6 +88,7 @@ RESERVED_FIELDS = {
     "save_strategy": "-f/--ckpt-frequency",
     "save_steps": "-f/--ckpt-frequency",
     "resume_from_checkpoint": "--resume",
+    "hub_token": "the HF_TOKEN environment variable or `hf auth login` (a token on the command line leaks)",
 }
 
 

@@ -17,7 +17,9 @@ import transformers
 from transformers import TrainingArguments, ViTImageProcessor
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
+from ..hub import push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
+from ..plots import plot_confusion_matrix, plot_training_curves
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from .arguments import RunArguments
@@ -28,6 +30,8 @@ from .trainer import CifarTrainer
 logger = logging.getLogger(__name__)
 
 CONVNETS = ("cnn", "resnet")
+# Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
+HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
 SECRET_MARKERS = ("token", "api_key", "password", "secret")
 
 
@@ -89,7 +93,7 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         label_names=["labels"],
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
     )
-    values.update(training_flags)  # explicit TrainingArguments flags win
+    values.update({k: v for k, v in training_flags.items() if k not in HUB_FLAGS})  # explicit flags win
     return TrainingArguments(**values)
 
 
@@ -102,13 +106,16 @@ def build_mixup(recipe: Recipe, num_classes: int):
                  label_smoothing=recipe.label_smoothing, num_classes=num_classes)
 
 
+def confusion_of(output, num_classes: int) -> np.ndarray:
+    return confusion_matrix(np.asarray(output.predictions).argmax(-1), np.asarray(output.label_ids), num_classes)
+
+
 def evaluate_split(trainer: CifarTrainer, arrays: ImageArrays | None, class_names: list[str], name: str):
     """(accuracy, loss, per-class accuracy, predictions) on one split, or Nones without that split."""
     if arrays is None:
         return None, None, None, None
     output = trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name)
-    predictions = np.asarray(output.predictions).argmax(-1)
-    confusion = confusion_matrix(predictions, np.asarray(output.label_ids), len(class_names))
+    confusion = confusion_of(output, len(class_names))
     metrics = output.metrics
     return metrics[f"{name}_accuracy"], metrics[f"{name}_loss"], per_class_accuracy(confusion, class_names), output
 
@@ -182,7 +189,7 @@ def train_once(
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
 
     trainer.save_model(str(output_dir))
-    val_accuracy, val_loss, val_per_class, _ = evaluate_split(trainer, data.validation, data.class_names, "val")
+    val_accuracy, val_loss, val_per_class, val_output = evaluate_split(trainer, data.validation, data.class_names, "val")
     test_accuracy, test_loss, test_per_class, test_output = evaluate_split(trainer, data.test, data.class_names, "test")
     if save_test_probabilities and test_output is not None and trainer.is_world_process_zero():
         probabilities = torch.softmax(torch.from_numpy(np.asarray(test_output.predictions, dtype=np.float32)), -1)
@@ -216,8 +223,19 @@ def train_once(
     }
     if trainer.is_world_process_zero():
         trainer.state.save_to_json(str(output_dir / "trainer_state.json"))  # the per-epoch curves
+        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png",
+                             f"{args.model}: validation accuracy {val_accuracy:.4f}")
+        shown, shown_accuracy = ("test", test_accuracy) if test_output is not None else ("validation", val_accuracy)
+        plot_confusion_matrix(confusion_of(test_output or val_output, len(data.class_names)), data.class_names,
+                              output_dir / "confusion_matrix.png",
+                              f"{args.model}, {shown} split: accuracy {shown_accuracy:.4f}")
         ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
         (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        write_model_card(output_dir, results)
+        if training_flags.get("push_to_hub"):
+            repo = training_flags.get("hub_model_id") or output_dir.name
+            url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
+            logger.info("pushed %s to the Hub: %s", output_dir, url)
     if args.wandb:
         import wandb
 

@@ -1,0 +1,65 @@
+"""Figures written into every run folder: training curves and the confusion matrix (matplotlib, no display needed)."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def epoch_curves(log_history: list[dict]) -> dict[str, list]:
+    """Per-epoch series from the Trainer's `log_history` (the same entries as trainer_state.json)."""
+    train = [e for e in log_history if "loss" in e and "epoch" in e]
+    evals = [e for e in log_history if "eval_loss" in e]
+    return {
+        "train_epoch": [e["epoch"] for e in train],
+        "train_loss": [e["loss"] for e in train],
+        "learning_rate": [e.get("learning_rate") for e in train],
+        "eval_epoch": [e["epoch"] for e in evals],
+        "eval_loss": [e["eval_loss"] for e in evals],
+        "eval_accuracy": [e.get("eval_accuracy") for e in evals],
+    }
+
+
+def plot_training_curves(log_history: list[dict], path: Path, title: str) -> dict[str, list]:
+    curves = epoch_curves(log_history)
+    figure, (loss_axis, accuracy_axis, lr_axis) = plt.subplots(1, 3, figsize=(13, 3.8))
+    loss_axis.plot(curves["train_epoch"], curves["train_loss"], "o-", label="train")
+    loss_axis.plot(curves["eval_epoch"], curves["eval_loss"], "s-", label="validation")
+    loss_axis.set(title="loss", xlabel="epoch")
+    loss_axis.legend()
+    accuracy_axis.plot(curves["eval_epoch"], curves["eval_accuracy"], "s-", color="tab:green")
+    accuracy_axis.set(title="validation accuracy", xlabel="epoch", ylim=(0, 1))
+    lr_axis.plot(curves["train_epoch"], curves["learning_rate"], "o-", color="tab:purple")
+    lr_axis.set(title="learning rate (end of epoch)", xlabel="epoch")
+    for axis in (loss_axis, accuracy_axis, lr_axis):
+        axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return curves
+
+
+def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
+    """Rows are true classes, normalised to sum to one; each cell shows its share."""
+    totals = confusion.sum(axis=1, keepdims=True)
+    normalised = np.divide(confusion, totals, out=np.zeros(confusion.shape, dtype=float), where=totals > 0)
+    size = max(5.0, 0.6 * len(class_names) + 2)
+    figure, axis = plt.subplots(figsize=(size, size))
+    image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set(xlabel="predicted", ylabel="true", title=title)
+    if len(class_names) <= 20:
+        for i in range(len(class_names)):
+            for j in range(len(class_names)):
+                value = normalised[i, j]
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                          color="white" if value > 0.5 else "black")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
