@@ -1,0 +1,61 @@
+"""`cifar-hf predict --model RUN_FOLDER_OR_HUB_ID IMAGE [IMAGE ...] [--top-k 3]`: classify image files.
+
+One line per image with its top classes and probabilities. Any size or mode works (resized and normalised as in
+training). A file that is not an image gets a one-line error; the others are still classified and the exit status
+is 1.
+"""
+
+import argparse
+import sys
+
+import torch
+from PIL import Image
+
+from ..errors import InputError
+from ..inference import load_classifier
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="cifar-hf predict", description=__doc__.splitlines()[0])
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--model", required=True, help="run folder or Hub id")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f"--top-k must be at least 1 (got {args.top_k})")
+    return args
+
+
+def read_image(path: str) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError) as error:  # missing, unreadable or not an image
+        raise InputError(f"cannot read image {path}: {error}") from None
+
+
+@torch.no_grad()
+def main(argv=None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        model, _, processor = load_classifier(args.model, args.trust_remote_code)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    device = next(model.parameters()).device
+    top_k = min(args.top_k, model.config.num_labels)
+    failed = 0
+    for path in args.images:
+        try:
+            image = read_image(path)
+        except InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        pixels = processor(image, return_tensors="pt")["pixel_values"].to(device)
+        probabilities = model(pixel_values=pixels).logits.float().softmax(-1)[0]
+        top = probabilities.topk(top_k)
+        labels = ", ".join(f"{model.config.id2label[int(i)]} {float(p):.3f}" for p, i in zip(top.values, top.indices))
+        print(f"{path}: {labels}")
+    return 1 if failed else 0

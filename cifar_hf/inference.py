@@ -1,0 +1,48 @@
+"""Loading a trained classifier (run folder or Hub id) for evaluation and prediction."""
+
+import json
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from .data import BatchTransform
+from .errors import InputError
+
+
+def best_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def run_results(name_or_path: str) -> dict:
+    """The training run's results.json when `name_or_path` is a local run folder, else {}."""
+    path = Path(name_or_path) / "results.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_classifier(name_or_path: str, trust_remote_code: bool = False):
+    """(model in eval mode on the best device, the BatchTransform matching its saved image processor).
+
+    This package registers its own model types, so its run folders and pushed models load without running remote
+    code; `trust_remote_code` is only needed for other custom architectures and stays off unless asked for.
+    """
+    transformers.logging.disable_progress_bar()  # keep the commands' output to their own lines
+    transformers.logging.set_verbosity_error()
+    try:
+        model = AutoModelForImageClassification.from_pretrained(
+            name_or_path, trust_remote_code=trust_remote_code, dtype=torch.float32
+        )
+        processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
+    size = processor.size or {}
+    side = size.get("height") or size.get("shortest_edge") or 32
+    transform = BatchTransform(mean=tuple(processor.image_mean), std=tuple(processor.image_std), image_size=int(side),
+                               resample={3: "bicubic"}.get(int(getattr(processor, "resample", 2) or 2), "bilinear"))
+    return model.to(best_device()).eval(), transform, processor

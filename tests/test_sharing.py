@@ -1,0 +1,148 @@
+"""Model card, Hub push (only the network call is replaced), and the evaluate / predict commands."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+from PIL import Image
+
+import cifar_hf.hub as hub
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+
+CANARY = "hf_CANARY_token_do_not_leak_1234567890"
+EXPECTED_HUB_FILES = {"config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md",
+                      "configuration_cnn.py", "modeling_cnn.py"}
+
+
+class FakeHfApi:
+    """Stands in for the network: records the calls and keeps a copy of what would be uploaded."""
+
+    calls: list = []
+    uploaded: Path | None = None
+
+    def __init__(self, *args, **kwargs):
+        FakeHfApi.calls.append(("init", args, kwargs))
+
+    def create_repo(self, repo_id, **kwargs):
+        FakeHfApi.calls.append(("create_repo", repo_id, kwargs))
+        return SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"someone/{repo_id}")
+
+    def upload_folder(self, **kwargs):
+        FakeHfApi.calls.append(("upload_folder", kwargs))
+        shutil.copytree(kwargs["folder_path"], FakeHfApi.uploaded)
+        return SimpleNamespace(commit_url=f"https://hub.invalid/{kwargs['repo_id']}/commit/abc")
+
+
+@pytest.fixture(scope="module")
+def pushed_run(tiny_dataset, tmp_path_factory):
+    save = tmp_path_factory.mktemp("pushed")
+    FakeHfApi.uploaded = save / "uploaded"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hub, "HfApi", FakeHfApi)
+        patch.setenv("HF_TOKEN", CANARY)
+        patch.setenv("WANDB_API_KEY", CANARY)
+        code = train(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "3",
+                      "-b", "16", "-l", "3e-3", "-s", str(save), "--disable_tqdm", "true", "-w",
+                      "--push_to_hub", "--hub_model_id", "me/tiny-cnn", "--hub_private_repo", "true"])
+        assert code == 0
+    return save / "cifar-cnn"
+
+
+def test_card_has_hub_metadata_and_the_measurements(pushed_run):
+    card = (pushed_run / "README.md").read_text()
+    front, body = card.split("---\n")[1], card.split("---\n", 2)[2]
+    meta = yaml.safe_load(front)
+    results = json.loads((pushed_run / "results.json").read_text())
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "image-classification"
+    assert meta["license"] and meta["metrics"] == ["accuracy"]
+    index = meta["model-index"][0]
+    assert index["name"] == "me/tiny-cnn"
+    values = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index["results"]}
+    assert values["validation"] == round(results["val_accuracy"], 4) and values["test"] == round(results["test_accuracy"], 4)
+    for expected in ("| red |", "cpu (", "training wall time", "trust_remote_code=True", "revision=REVISION",
+                     "seed 2023", "adam"):
+        assert expected in body
+
+
+def test_push_uploads_exactly_the_final_model_with_a_token_from_the_environment(pushed_run):
+    (_, repo_id, create_kwargs), = [c for c in FakeHfApi.calls if c[0] == "create_repo"]
+    (_, upload_kwargs), = [c for c in FakeHfApi.calls if c[0] == "upload_folder"]
+    assert repo_id == "me/tiny-cnn" and create_kwargs["private"] is True
+    assert upload_kwargs["repo_id"] == "me/tiny-cnn"
+    # No token is passed anywhere: huggingface_hub reads HF_TOKEN (or the stored login) itself.
+    assert CANARY not in repr(FakeHfApi.calls) and "token" not in create_kwargs and "token" not in upload_kwargs
+    assert {p.name for p in FakeHfApi.uploaded.iterdir()} == EXPECTED_HUB_FILES
+
+
+def test_uploaded_folder_loads_in_a_fresh_process(pushed_run):
+    script = f"""
+import sys
+sys.modules["cifar_hf"] = None
+from PIL import Image
+from transformers import AutoModelForImageClassification, pipeline
+folder = {str(FakeHfApi.uploaded)!r}
+model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True)
+classifier = pipeline("image-classification", model=folder, trust_remote_code=True, device="cpu")
+print(classifier(Image.new("RGB", (50, 50), (210, 30, 30)))[0]["label"])
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "red"
+
+
+def test_token_canaries_appear_in_no_file(pushed_run, capsys):
+    for path in pushed_run.rglob("*"):
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
+
+
+def test_token_on_the_command_line_is_refused(tiny_dataset, tmp_path, capsys):
+    assert train(["-m", "cnn", "--dataset", str(tiny_dataset), "--hub_token", CANARY, "-s", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "HF_TOKEN" in err and CANARY not in err
+
+
+def test_evaluate_reproduces_the_training_runs_validation_accuracy(pushed_run, tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(pushed_run), "--split", "validation", "--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    trained = json.loads((pushed_run / "results.json").read_text())
+    assert report["num_images"] == 40
+    assert report["accuracy"] == pytest.approx(trained["val_accuracy"], abs=1e-9)
+    assert report["loss"] == pytest.approx(trained["val_loss"], rel=1e-4)
+    assert sum(map(sum, report["confusion_matrix"])) == 40
+    with Image.open(tmp_path / "confusion_matrix-validation.png") as png:
+        assert png.size[0] >= 300
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_evaluate_test_split_and_missing_test_split(pushed_run, tiny_dataset_no_test, tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(pushed_run), "--output", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "evaluation-test.json").read_text())["num_images"] == 80
+    code = cli(["evaluate", "--model", str(pushed_run), "--dataset", str(tiny_dataset_no_test), "--output", str(tmp_path)])
+    assert code == 1 and "no test split" in capsys.readouterr().err
+
+
+def test_predict_any_image_and_report_non_images(pushed_run, tmp_path, capsys):
+    files = {
+        "grey.png": Image.new("L", (32, 32), 30),
+        "rgba.png": Image.new("RGBA", (32, 32), (210, 30, 30, 100)),
+        "big.jpg": Image.new("RGB", (64, 64), (30, 200, 30)),
+    }
+    for name, image in files.items():
+        image.save(tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    paths = [str(tmp_path / n) for n in ("grey.png", "notes.txt", "rgba.png", "big.jpg")]
+    assert cli(["predict", "--model", str(pushed_run), *paths, "--top-k", "2"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [paths[0], paths[2], paths[3]]
+    assert all(len(line.split(": ", 1)[1].split(", ")) == 2 for line in lines)
+    assert lines[2].split(": ")[1].startswith("green")
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "notes.txt" in errors[0]
