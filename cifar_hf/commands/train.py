@@ -1,6 +1,7 @@
 """`run_classification.py` / `cifar-hf train`: parse flags, load and check the data, train, report."""
 
 import logging
+import os
 import shutil
 import sys
 
@@ -11,6 +12,11 @@ from ..training.arguments import RunArguments, parse_arguments
 from ..training.run import run_folder, train_once
 
 logger = logging.getLogger("cifar_hf")
+
+
+def is_main_process() -> bool:
+    """Rank 0 of a torchrun / accelerate launch (before the Trainer sets up the process group), or a plain run."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def check_run_folder(args: RunArguments) -> None:
@@ -50,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             skip_bad_images=args.skip_bad_images,
         )
         folder = run_folder(args)
-        if args.overwrite and folder.exists():  # only now: a run that failed on its input keeps the old folder
+        # Only now, and only once (rank 0 of a distributed launch): a run that failed on its input keeps the old folder.
+        if args.overwrite and folder.exists() and is_main_process():
             shutil.rmtree(folder)
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)

@@ -101,5 +101,6 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
         "ensemble_test_accuracy": ensemble,
         "hyperparameters": scrub_secrets({**dataclasses.asdict(args), "training_arguments": scrub_secrets(training_flags)}),
     }
-    (cv_folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    if int(os.environ.get("RANK", "0")) == 0:  # one writer under a distributed launch
+        (cv_folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     return {**report, "table": format_table(fold_results, summary)}
