@@ -6,6 +6,7 @@ COMMANDS = {
     "train": "cifar_hf.commands.train",
     "evaluate": "cifar_hf.commands.evaluate",
     "predict": "cifar_hf.commands.predict",
+    "report": "cifar_hf.commands.report",
 }
 
 

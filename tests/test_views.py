@@ -1,0 +1,79 @@
+"""Figures in every run folder, per-class accuracy, and the `report` table comparing runs."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+from cifar_hf.data import load_cifar
+from cifar_hf.plots import epoch_curves
+
+
+def run(dataset, save, *extra):
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "-b", "16",
+            "-s", str(save), "--disable_tqdm", "true", *extra]
+    assert train(argv) == 0
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("views")
+    run(tiny_dataset, root / "good", "-e", "3", "-l", "3e-3")
+    run(tiny_dataset, root / "weak", "-e", "1", "-l", "1e-5")
+    run(tiny_dataset, root / "cv", "-e", "1", "-l", "3e-3", "-c", "--folds", "2")
+    return root
+
+
+def test_run_folder_figures_are_real_images(runs):
+    folder = runs / "good" / "cifar-cnn"
+    for name, minimum_width in (("training_curves.png", 800), ("confusion_matrix.png", 400)):
+        with Image.open(folder / name) as image:
+            image.verify()
+        with Image.open(folder / name) as image:
+            assert image.format == "PNG" and image.size[0] >= minimum_width and image.size[1] >= 300
+
+
+def test_curves_are_the_trainer_state_per_epoch(runs):
+    folder = runs / "good" / "cifar-cnn"
+    history = json.loads((folder / "trainer_state.json").read_text())["log_history"]
+    curves = epoch_curves(history)
+    assert curves["train_epoch"] == curves["eval_epoch"] == [1.0, 2.0, 3.0]
+    assert curves["train_loss"] == [e["loss"] for e in history if "loss" in e]
+    assert curves["eval_accuracy"][-1] == pytest.approx(json.loads((folder / "results.json").read_text())["val_accuracy"])
+
+
+def test_per_class_accuracy_adds_back_up_to_the_overall_accuracy(runs, tiny_dataset):
+    results = json.loads((runs / "good" / "cifar-cnn" / "results.json").read_text())
+    data = load_cifar(str(tiny_dataset), val_size=40)
+    for split, labels in (("val", data.validation.labels), ("test", data.test.labels)):
+        counts = np.bincount(labels, minlength=len(data.class_names))
+        per_class = results[f"{split}_per_class_accuracy"]
+        total = sum(per_class[name] * count for name, count in zip(data.class_names, counts))
+        assert total / counts.sum() == pytest.approx(results[f"{split}_accuracy"])
+
+
+def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
+    out = tmp_path / "table.md"
+    assert cli(["report", str(runs), "--output", str(out)]) == 0
+    table = out.read_text().strip().splitlines()
+    assert table[0].startswith("| run | model |") and len(table) == 2 + 3  # header, rule, three runs
+    names = [line.split("|")[1].strip() for line in table[2:]]
+    assert sorted(names) == ["cifar-cnn", "cifar-cnn", "cifar-cnn-cv (2-fold CV)"]
+    accuracies = []
+    for line in table[2:]:
+        cell = line.split("|")[6].strip()
+        accuracies.append(float(cell.split("%")[0]))
+    assert accuracies == sorted(accuracies, reverse=True)
+    cv_line = next(line for line in table if "CV" in line)
+    assert "±" in cv_line
+    good = json.loads((runs / "good" / "cifar-cnn" / "results.json").read_text())
+    assert f"{100 * good['test_accuracy']:.2f}%" in out.read_text()
+    assert capsys.readouterr().out.strip() == out.read_text().strip()
+
+
+def test_report_on_a_folder_without_runs(tmp_path, capsys):
+    assert cli(["report", str(tmp_path)]) == 1
+    assert "no run folder" in capsys.readouterr().err
