@@ -1,13 +1,27 @@
-"""The one exception type for bad user input: reported as a single line, never as a traceback."""
+"""Errors reported as a single line with a non-zero exit status, never as a traceback."""
 
 
-class InputError(Exception):
-    """Something the user gave (a flag, a dataset, an image, a file) is wrong; the message says what and where."""
-
+class CifarError(Exception):
     exit_code = 1
+
+
+class InputError(CifarError):
+    """Something the user gave (a flag, a dataset, an image, a file) is wrong; the message says what and where."""
 
 
 class UsageError(InputError):
     """A bad command-line value; exits with status 2 like argparse."""
 
     exit_code = 2
+
+
+class TrainingError(CifarError):
+    """Training cannot go on (a non-finite loss); the message names the step and the last good checkpoint."""
+
+
+class Preempted(CifarError):
+    """SIGTERM or SIGINT: a complete checkpoint was written and the run can continue with `--resume auto`."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # 143 for SIGTERM, 130 for SIGINT, as a shell reports them

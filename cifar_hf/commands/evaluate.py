@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     output.mkdir(parents=True, exist_ok=True)
     (output / f"evaluation-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_confusion_matrix(confusion, data.class_names, output / f"confusion_matrix-{args.split}.png",
-                          f"{args.model}, {args.split}: accuracy {report['accuracy']:.4f}")
+                          f"{Path(args.model).name or args.model}, {args.split}: accuracy {report['accuracy']:.4f}")
 
     print(f"{args.split}: {len(labels)} images, accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f}")
     width = max(len(n) for n in data.class_names)

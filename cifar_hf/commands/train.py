@@ -6,7 +6,7 @@ import shutil
 import sys
 
 from ..data import load_cifar
-from ..errors import InputError, UsageError
+from ..errors import CifarError, InputError, UsageError
 from ..models.pretrained import check_checkpoint
 from ..training.arguments import RunArguments, parse_arguments
 from ..training.run import run_folder, train_once
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             if created and not any(folder.iterdir()):  # e.g. an unreachable checkpoint: leave no empty folder
                 folder.rmdir()
             raise
-    except InputError as error:
+    except CifarError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
 

@@ -1,6 +1,7 @@
 """Trainer callbacks and reporting hooks: checkpoints every N epochs, the wandb run."""
 
 import os
+import signal
 
 from transformers import TrainerCallback
 
@@ -12,8 +13,45 @@ class SaveEveryNEpochs(TrainerCallback):
         self.every = every
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if self.every and round(state.epoch) % self.every == 0:
+        epoch = round(state.epoch)
+        # An epoch cut short (a stop signal) ends with a fractional epoch: no checkpoint for it here.
+        if self.every and abs(state.epoch - epoch) < 1e-6 and epoch % self.every == 0:
             control.should_save = True
+
+
+class StopOnSignal(TrainerCallback):
+    """SIGTERM / SIGINT: finish the current step, write a complete checkpoint, stop; `signal_number` says which.
+
+    A second signal of the same kind is not caught again, so a second Ctrl-C still stops at once.
+    """
+
+    def __init__(self):
+        self.signal_number = None
+        self._previous = {}
+
+    def _handle(self, number, frame):
+        self.signal_number = number
+        signal.signal(number, self._previous.get(number, signal.SIG_DFL))
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[number] = signal.signal(number, self._handle)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.signal_number is not None:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        cut_short = abs(state.epoch - round(state.epoch)) > 1e-6
+        if self.signal_number is not None and cut_short:  # no evaluation, log or second checkpoint mid-epoch
+            control.should_evaluate = control.should_log = control.should_save = False
+        elif self.signal_number is not None:  # a finished epoch is evaluated as usual, then checkpointed again
+            control.should_save = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
 
 
 def start_wandb_run(output_dir, run_name: str, hyperparameters: dict) -> None:

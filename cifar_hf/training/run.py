@@ -8,7 +8,9 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import platform
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +25,9 @@ from ..plots import plot_confusion_matrix, plot_training_curves
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from .arguments import RunArguments
-from .callbacks import SaveEveryNEpochs, start_wandb_run
+from ..errors import InputError, Preempted
+from . import checkpoints
+from .callbacks import SaveEveryNEpochs, StopOnSignal, start_wandb_run
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -184,8 +188,18 @@ def train_once(
     training_args = trainer.args
     if training_args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(training_args.device)
-    resume = {"auto": True}.get(args.resume, args.resume)
-    train_output = trainer.train(resume_from_checkpoint=resume)
+    resume = checkpoints.resolve_resume(output_dir, args.resume) if args.resume else None
+    stop_on_signal = StopOnSignal()
+    trainer.add_callback(stop_on_signal)
+    try:
+        train_output = trainer.train(resume_from_checkpoint=resume)
+    except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickled object
+        raise InputError(f"--resume: {resume} holds a file that is not plain tensors, refusing to load it "
+                         f"({str(error).splitlines()[0]})") from None
+    if stop_on_signal.signal_number is not None:
+        name = signal.Signals(stop_on_signal.signal_number).name
+        raise Preempted(f"stopped by {name} at step {trainer.state.global_step}: checkpoint saved in {output_dir}; "
+                        "continue with --resume auto", stop_on_signal.signal_number)
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
 
     trainer.save_model(str(output_dir))

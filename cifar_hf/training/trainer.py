@@ -1,10 +1,15 @@
 """`CifarTrainer`: the Transformers Trainer, fed uint8 batches that it augments and normalises on the device."""
 
+from pathlib import Path
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
 from ..data.augment import BatchTransform
+from ..errors import TrainingError
+from . import checkpoints
 
 
 class CifarTrainer(Trainer):
@@ -12,7 +17,9 @@ class CifarTrainer(Trainer):
 
     Each batch is turned into model input on the training device (crop/flip/normalise/resize, see
     `BatchTransform`) and, while training, its labels into soft targets when the recipe uses label smoothing or
-    mixup/cutmix. Everything else (sampling, sharding, mixed precision, checkpoints, logging) is the Trainer's own.
+    mixup/cutmix. Checkpoints are crash-safe (`cifar_hf.training.checkpoints`) and a non-finite loss stops the run
+    before anything after it is saved. Everything else (sampling, sharding, mixed precision, logging) is the
+    Trainer's own.
     """
 
     def __init__(self, *args, batch_transform: BatchTransform, label_smoothing: float = 0.0, mixup=None, **kwargs):
@@ -20,6 +27,8 @@ class CifarTrainer(Trainer):
         self.batch_transform = batch_transform
         self.label_smoothing = label_smoothing
         self.mixup = mixup  # a timm.data.Mixup, which also applies the label smoothing
+        self._staging = False
+        self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
 
     def _model_inputs(self, inputs: dict, train: bool) -> dict:
         inputs = dict(inputs)
@@ -35,8 +44,50 @@ class CifarTrainer(Trainer):
                 inputs["labels"] = F.one_hot(labels, num_classes).float() * (1 - smoothing) + smoothing / num_classes
         return inputs
 
+    def _seed_step(self) -> None:
+        """Key every random draw of this step (augmentation, mixup, dropout, drop path) to (seed, rank, step).
+
+        A resumed run then draws exactly what the uninterrupted run drew at the same step, wherever it stopped:
+        no random stream has to be replayed.
+        """
+        if self._micro_step is None:
+            self._micro_step = self.state.global_step * self.args.gradient_accumulation_steps
+        key = (self.args.seed * 1_000_003 + self.args.process_index) * 10_000_019 + self._micro_step
+        torch.manual_seed(key % 2**63)
+        np.random.seed(key % 2**32)
+        self._micro_step += 1
+
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
-        return super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)
+        self._seed_step()
+        loss = super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)
+        # One host sync per step, as the Trainer's own logging_nan_inf_filter check already does.
+        if not torch.isfinite(loss):
+            last = checkpoints.complete_checkpoints(Path(self.args.output_dir))
+            raise TrainingError(
+                f"training loss is {loss.item()} at step {self.state.global_step + 1} (epoch {self.state.epoch:.2f}); "
+                f"stopped before saving anything after it. Last complete checkpoint: {last[-1] if last else 'none'}"
+            )
+        return loss
+
+    def _get_output_dir(self, trial) -> str:
+        if self._staging:  # _save_checkpoint writes into the staging folder, published once complete
+            return str(Path(self.args.output_dir) / checkpoints.STAGING)
+        return super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        self._staging = True
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = False
+        self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
+        self.accelerator.wait_for_everyone()  # every process has written its RNG state
+        if self.is_world_process_zero():
+            run = Path(self.args.output_dir)
+            name = f"checkpoint-{self.state.global_step}"
+            checkpoints.publish(run / checkpoints.STAGING / name, run / name, self.state.global_step)
+            checkpoints.rotate(run, self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         return super().prediction_step(model, self._model_inputs(inputs, train=False), prediction_loss_only, ignore_keys)

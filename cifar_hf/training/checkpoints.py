@@ -1,0 +1,100 @@
+"""Crash-safe checkpoints.
+
+The Trainer writes a checkpoint into `<run>/.staging/checkpoint-N`; then every file is flushed to disk, a
+completion marker is written last, and the folder is renamed into the run folder (an atomic step on one file
+system). A `checkpoint-*` folder without the marker is torn (a crash of some other writer, a copy cut short): it
+is never resumed from, never counted for rotation, and is removed (and reported) when a run resumes.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+STAGING = ".staging"
+MARKER = "checkpoint_complete.json"
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def publish(staged: Path, final: Path, step: int) -> None:
+    """Flush `staged`, mark it complete, and move it to `final` in one rename."""
+    _fsync_tree(staged)
+    marker = staged / MARKER
+    marker.write_text(json.dumps({"global_step": step, "written_at": time.time()}) + "\n")
+    with open(marker, "rb") as handle:
+        os.fsync(handle.fileno())
+    if final.exists():  # a torn leftover with the same step
+        shutil.rmtree(final)
+    os.replace(staged, final)
+    directory = os.open(final.parent, os.O_RDONLY)  # make the rename itself durable
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def is_complete(folder: Path) -> bool:
+    return (Path(folder) / MARKER).is_file()
+
+
+def checkpoints(run_folder: Path) -> list[Path]:
+    """All `checkpoint-N` folders, oldest step first."""
+    found = [p for p in Path(run_folder).glob("checkpoint-*") if p.is_dir() and CHECKPOINT.match(p.name)]
+    return sorted(found, key=lambda p: int(CHECKPOINT.match(p.name).group(1)))
+
+
+def complete_checkpoints(run_folder: Path) -> list[Path]:
+    return [p for p in checkpoints(run_folder) if is_complete(p)]
+
+
+def remove_incomplete(run_folder: Path) -> list[Path]:
+    """Delete torn checkpoints and leftover staging folders; returns what was removed."""
+    removed = [p for p in checkpoints(run_folder) if not is_complete(p)]
+    staging = Path(run_folder) / STAGING
+    if staging.exists():
+        removed.append(staging)
+    for path in removed:
+        shutil.rmtree(path)
+        logger.warning("removed incomplete checkpoint %s", path)
+    return removed
+
+
+def rotate(run_folder: Path, keep: int | None) -> None:
+    """Keep the newest `keep` complete checkpoints (`save_total_limit`); the newest complete one always stays."""
+    if not keep:
+        return
+    for old in complete_checkpoints(run_folder)[: -max(keep, 1)]:
+        shutil.rmtree(old)
+
+
+def resolve_resume(run_folder: Path, resume: str) -> str:
+    """The checkpoint that `--resume auto|PATH` continues from."""
+    if resume == "auto":
+        remove_incomplete(run_folder)
+        complete = complete_checkpoints(run_folder)
+        if not complete:
+            raise UsageError(f"--resume auto: no complete checkpoint in {run_folder} (save them with -f N)")
+        return str(complete[-1])
+    path = Path(resume)
+    if not path.is_dir() or not is_complete(path):
+        raise UsageError(f"--resume {resume}: not a complete checkpoint folder (no {MARKER})")
+    return str(path)
