@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args, training_flags = parse_arguments(argv)
         check_run_folder(args)
+        if training_flags.get("disable_tqdm"):  # quiet means quiet: the decoding bars too
+            import datasets
+
+            datasets.disable_progress_bars()
         if args.model == "previt":
             check_checkpoint(args.model_name_or_path)
         data = load_cifar(

@@ -71,3 +71,23 @@ def start_wandb_run(output_dir, run_name: str, hyperparameters: dict) -> None:
         config={"cifar_hf": hyperparameters},
         reinit="finish_previous",
     )
+
+
+def finish_wandb_run(results: dict, run_folder, shown_output, class_names: list[str]) -> None:
+    """Final numbers into the run summary, the run folder's figures and a wandb confusion matrix, then close it."""
+    import numpy as np
+    import wandb
+
+    if wandb.run is None:
+        return
+    wandb.run.summary.update({k: v for k, v in results.items() if isinstance(v, (int, float)) and v is not None})
+    wandb.log({
+        "training_curves": wandb.Image(str(run_folder / "training_curves.png")),
+        "confusion_matrix_figure": wandb.Image(str(run_folder / "confusion_matrix.png")),
+        "confusion_matrix": wandb.plot.confusion_matrix(
+            y_true=np.asarray(shown_output.label_ids).tolist(),
+            preds=np.asarray(shown_output.predictions).argmax(-1).tolist(),
+            class_names=class_names,
+        ),
+    })
+    wandb.finish()

@@ -27,7 +27,7 @@ from ..models.pretrained import load_pretrained_classifier, pretrained_preproces
 from .arguments import RunArguments
 from ..errors import InputError, Preempted
 from . import checkpoints
-from .callbacks import SaveEveryNEpochs, StopOnSignal, start_wandb_run
+from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -176,6 +176,20 @@ def build_trainer(
     return trainer, transform, hyperparameters
 
 
+def write_run_folder(output_dir: Path, trainer, transform, results: dict, class_names: list[str], shown) -> None:
+    """Everything beside the model: logs, figures, image processor, results.json and the model card."""
+    trainer.state.save_to_json(str(output_dir / "trainer_state.json"))  # the per-epoch curves
+    plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png",
+                         f"{results['model']}: validation accuracy {results['val_accuracy']:.4f}")
+    split, output = shown
+    accuracy = results["test_accuracy"] if split == "test" else results["val_accuracy"]
+    plot_confusion_matrix(confusion_of(output, len(class_names)), class_names, output_dir / "confusion_matrix.png",
+                          f"{results['model']}, {split} split: accuracy {accuracy:.4f}")
+    ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_model_card(output_dir, results)
+
+
 def train_once(
     args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=(),
     save_test_probabilities: bool = False,
@@ -236,24 +250,12 @@ def train_once(
         "hyperparameters": hyperparameters,
     }
     if trainer.is_world_process_zero():
-        trainer.state.save_to_json(str(output_dir / "trainer_state.json"))  # the per-epoch curves
-        plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png",
-                             f"{args.model}: validation accuracy {val_accuracy:.4f}")
-        shown, shown_accuracy = ("test", test_accuracy) if test_output is not None else ("validation", val_accuracy)
-        plot_confusion_matrix(confusion_of(test_output or val_output, len(data.class_names)), data.class_names,
-                              output_dir / "confusion_matrix.png",
-                              f"{args.model}, {shown} split: accuracy {shown_accuracy:.4f}")
-        ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
-        (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-        write_model_card(output_dir, results)
+        shown = ("test", test_output) if test_output is not None else ("validation", val_output)
+        write_run_folder(output_dir, trainer, transform, results, data.class_names, shown)
+        if args.wandb:
+            finish_wandb_run(results, output_dir, shown[1], data.class_names)
         if training_flags.get("push_to_hub"):
             repo = training_flags.get("hub_model_id") or output_dir.name
             url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
             logger.info("pushed %s to the Hub: %s", output_dir, url)
-    if args.wandb:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.run.summary.update({k: v for k, v in results.items() if isinstance(v, (int, float)) and v is not None})
-            wandb.finish()
     return results

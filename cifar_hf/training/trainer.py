@@ -1,5 +1,6 @@
 """`CifarTrainer`: the Transformers Trainer, fed uint8 batches that it augments and normalises on the device."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,9 @@ class CifarTrainer(Trainer):
         self.mixup = mixup  # a timm.data.Mixup, which also applies the label smoothing
         self._staging = False
         self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
+        # The running training loss since the last log, kept here (and in checkpoints) rather than in the
+        # Trainer's loop variable, so that a resumed run logs the same epoch loss as an uninterrupted one.
+        self._loss_sum, self._loss_micro_steps = 0.0, 0
 
     def _model_inputs(self, inputs: dict, train: bool) -> dict:
         inputs = dict(inputs)
@@ -60,14 +64,31 @@ class CifarTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         self._seed_step()
         loss = super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)
-        # One host sync per step, as the Trainer's own logging_nan_inf_filter check already does.
-        if not torch.isfinite(loss):
+        value = loss.item()  # one host sync per step, as the Trainer's own logging_nan_inf_filter check does
+        if not np.isfinite(value):
             last = checkpoints.complete_checkpoints(Path(self.args.output_dir))
             raise TrainingError(
-                f"training loss is {loss.item()} at step {self.state.global_step + 1} (epoch {self.state.epoch:.2f}); "
+                f"training loss is {value} at step {self.state.global_step + 1} (epoch {self.state.epoch:.2f}); "
                 f"stopped before saving anything after it. Last complete checkpoint: {last[-1] if last else 'none'}"
             )
+        self._loss_sum += value
+        self._loss_micro_steps += 1
         return loss
+
+    def log(self, logs: dict, start_time=None) -> None:
+        if "loss" in logs and self._loss_micro_steps:
+            total = self.accelerator.reduce(torch.tensor([self._loss_sum], device=self.args.device), reduction="mean")
+            logs["loss"] = total.item() / (self._loss_micro_steps / self.args.gradient_accumulation_steps)
+            self._loss_sum, self._loss_micro_steps = 0.0, 0
+        super().log(logs, start_time)
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if isinstance(resume_from_checkpoint, str):
+            saved = Path(resume_from_checkpoint) / f"running_loss_{self.args.process_index}.json"
+            if saved.is_file():
+                state = json.loads(saved.read_text())
+                self._loss_sum, self._loss_micro_steps = state["sum"], state["micro_steps"]
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _get_output_dir(self, trial) -> str:
         if self._staging:  # _save_checkpoint writes into the staging folder, published once complete
@@ -78,9 +99,16 @@ class CifarTrainer(Trainer):
         self._staging = True
         try:
             super()._save_checkpoint(model, trial)
+            staged = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            (staged / f"running_loss_{self.args.process_index}.json").write_text(
+                json.dumps({"sum": self._loss_sum, "micro_steps": self._loss_micro_steps})
+            )
         finally:
             self._staging = False
         self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
+        # The running training loss since the last log, kept here (and in checkpoints) rather than in the
+        # Trainer's loop variable, so that a resumed run logs the same epoch loss as an uninterrupted one.
+        self._loss_sum, self._loss_micro_steps = 0.0, 0
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
         if self.is_world_process_zero():
             run = Path(self.args.output_dir)
