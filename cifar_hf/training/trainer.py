@@ -33,6 +33,7 @@ class CifarTrainer(Trainer):
         # The running training loss since the last log, kept here (and in checkpoints) rather than in the
         # Trainer's loop variable, so that a resumed run logs the same epoch loss as an uninterrupted one.
         self._loss_sum, self._loss_micro_steps = 0.0, 0
+        self._run_loss_sum = 0.0  # over the whole run, for the final train_loss
 
     def _model_inputs(self, inputs: dict, train: bool) -> dict:
         inputs = dict(inputs)
@@ -72,6 +73,7 @@ class CifarTrainer(Trainer):
                 f"stopped before saving anything after it. Last complete checkpoint: {last[-1] if last else 'none'}"
             )
         self._loss_sum += value
+        self._run_loss_sum += value
         self._loss_micro_steps += 1
         return loss
 
@@ -80,6 +82,9 @@ class CifarTrainer(Trainer):
             total = self.accelerator.reduce(torch.tensor([self._loss_sum], device=self.args.device), reduction="mean")
             logs["loss"] = total.item() / (self._loss_micro_steps / self.args.gradient_accumulation_steps)
             self._loss_sum, self._loss_micro_steps = 0.0, 0
+        if "train_loss" in logs and self.state.global_step:  # the Trainer's own counts only this session's steps
+            total = self.accelerator.reduce(torch.tensor([self._run_loss_sum], device=self.args.device), reduction="mean")
+            logs["train_loss"] = total.item() / self.state.global_step
         super().log(logs, start_time)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
@@ -88,6 +93,7 @@ class CifarTrainer(Trainer):
             if saved.is_file():
                 state = json.loads(saved.read_text())
                 self._loss_sum, self._loss_micro_steps = state["sum"], state["micro_steps"]
+                self._run_loss_sum = state["run_sum"]
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     def _get_output_dir(self, trial) -> str:
@@ -101,7 +107,7 @@ class CifarTrainer(Trainer):
             super()._save_checkpoint(model, trial)
             staged = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
             (staged / f"running_loss_{self.args.process_index}.json").write_text(
-                json.dumps({"sum": self._loss_sum, "micro_steps": self._loss_micro_steps})
+                json.dumps({"sum": self._loss_sum, "micro_steps": self._loss_micro_steps, "run_sum": self._run_loss_sum})
             )
         finally:
             self._staging = False
