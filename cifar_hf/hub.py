@@ -55,7 +55,7 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
     lines = [
         "---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "",
         f"# cifar-hf `{results['model']}` on {dataset_name}", "",
-        f"Trained with [cifar-hf](https://github.com/) (`run_classification.py -m {results['model']}`), "
+        f"Trained with cifar-hf (`run_classification.py -m {results['model']}`), "
         f"recipe `{results.get('recipe', 'default')}`: {recipe.get('description', '')}", "",
         "## Results", "",
         "| split | accuracy | loss |", "|---|---|---|",
