@@ -124,3 +124,21 @@ def test_plain_python_entry_point_runs(tiny_dataset, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "validation accuracy" in result.stdout
     assert np.isfinite(json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["val_loss"])
+
+
+def test_flip_tta_scores_the_mean_of_image_and_mirror(cnn_run, tiny_dataset):
+    from cifar_hf.data import ImageTensorDataset, collate_batch
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.run import build_trainer
+
+    data = load_cifar(str(tiny_dataset), val_size=40)
+    args = RunArguments(model="cnn", device="cpu", tta=True, save_folder=str(cnn_run.parent))
+    trainer, transform, _ = build_trainer(args, {"disable_tqdm": True, "report_to": "none"}, data, cnn_run / "tta")
+    model = AutoModelForImageClassification.from_pretrained(cnn_run).eval()
+    trainer.model.load_state_dict(model.state_dict())
+    output = trainer.predict(ImageTensorDataset(data.validation))
+    pixels = transform(collate_batch(ImageTensorDataset(data.validation).__getitems__(list(range(40))))["pixel_values"], train=False)
+    with torch.no_grad():
+        expected = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits) / 2
+    assert np.allclose(output.predictions, expected.numpy(), atol=1e-5)
+    assert not np.allclose(expected.numpy(), model(pixel_values=pixels).logits.detach().numpy(), atol=1e-5)

@@ -51,6 +51,7 @@ class RunArguments:
     overwrite: bool = _arg(False, "Replace an existing run folder.")
     resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
     skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
+    tta: bool = _arg(False, "Flip test-time augmentation in the run's evaluations (image and mirror image averaged).")
 
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,

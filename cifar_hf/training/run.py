@@ -170,6 +170,7 @@ def build_trainer(
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
+        tta=args.tta,
     )
     if args.wandb and trainer.is_world_process_zero():
         start_wandb_run(output_dir, training_args.run_name, hyperparameters)

@@ -23,8 +23,10 @@ class CifarTrainer(Trainer):
     Trainer's own.
     """
 
-    def __init__(self, *args, batch_transform: BatchTransform, label_smoothing: float = 0.0, mixup=None, **kwargs):
+    def __init__(self, *args, batch_transform: BatchTransform, label_smoothing: float = 0.0, mixup=None,
+                 tta: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.tta = tta  # evaluate on the mean logits of each image and its mirror image
         self.batch_transform = batch_transform
         self.label_smoothing = label_smoothing
         self.mixup = mixup  # a timm.data.Mixup, which also applies the label smoothing
@@ -124,4 +126,11 @@ class CifarTrainer(Trainer):
         self.accelerator.wait_for_everyone()
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
-        return super().prediction_step(model, self._model_inputs(inputs, train=False), prediction_loss_only, ignore_keys)
+        inputs = self._model_inputs(inputs, train=False)
+        if not self.tta:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
+        pixels, labels = inputs["pixel_values"], inputs.get("labels")
+        with torch.no_grad(), self.compute_loss_context_manager():
+            logits = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits).float() / 2
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return loss, None if prediction_loss_only else logits, labels
