@@ -1,7 +1,6 @@
 """`run_classification.py` / `cifar-hf train`: parse flags, load and check the data, train, report."""
 
 import logging
-import os
 import shutil
 import sys
 
@@ -9,14 +8,10 @@ from ..data import load_cifar
 from ..errors import CifarError, InputError, UsageError
 from ..models.pretrained import check_checkpoint
 from ..training.arguments import RunArguments, parse_arguments
+from ..training.distributed import is_main_process
 from ..training.run import run_folder, train_once
 
 logger = logging.getLogger("cifar_hf")
-
-
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun / accelerate launch (before the Trainer sets up the process group), or a plain run."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def check_run_folder(args: RunArguments) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data import CifarData, stratified_folds
 from .arguments import RunArguments
+from .distributed import is_main_process
 from .run import scrub_secrets, train_once
 
 logger = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ def prepare_fold_folder(folder: Path) -> str | None:
     """The `--resume` value for this fold: continue from a checkpoint, or start clean."""
     if any(folder.glob("checkpoint-*")):
         return "auto"
-    if folder.exists():
+    if folder.exists() and is_main_process():
         shutil.rmtree(folder)  # partial and without a checkpoint: nothing to continue from
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     return None
 
 
@@ -101,6 +102,6 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
         "ensemble_test_accuracy": ensemble,
         "hyperparameters": scrub_secrets({**dataclasses.asdict(args), "training_arguments": scrub_secrets(training_flags)}),
     }
-    if int(os.environ.get("RANK", "0")) == 0:  # one writer under a distributed launch
+    if is_main_process():  # one writer under a distributed launch
         (cv_folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     return {**report, "table": format_table(fold_results, summary)}
