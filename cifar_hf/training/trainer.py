@@ -113,10 +113,6 @@ class CifarTrainer(Trainer):
             )
         finally:
             self._staging = False
-        self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
-        # The running training loss since the last log, kept here (and in checkpoints) rather than in the
-        # Trainer's loop variable, so that a resumed run logs the same epoch loss as an uninterrupted one.
-        self._loss_sum, self._loss_micro_steps = 0.0, 0
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
         if self.is_world_process_zero():
             run = Path(self.args.output_dir)
