@@ -9,6 +9,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .data import BatchTransform
 from .errors import InputError
+from .models.pretrained import processor_preprocessing
 
 
 def best_device() -> torch.device:
@@ -41,8 +42,7 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     except (OSError, ValueError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
-    size = processor.size or {}
-    side = size.get("height") or size.get("shortest_edge") or 32
-    transform = BatchTransform(mean=tuple(processor.image_mean), std=tuple(processor.image_std), image_size=int(side),
+    side, mean, std = processor_preprocessing(processor, model.config)
+    transform = BatchTransform(mean=mean, std=std, image_size=side,
                                resample={3: "bicubic"}.get(int(getattr(processor, "resample", 2) or 2), "bilinear"))
     return model.to(best_device()).eval(), transform, processor

@@ -47,6 +47,11 @@ def pretrained_preprocessing(name_or_path: str, config) -> tuple[int, tuple, tup
         processor = AutoImageProcessor.from_pretrained(name_or_path)
     except (OSError, ValueError):
         processor = None
+    return processor_preprocessing(processor, config)
+
+
+def processor_preprocessing(processor, config) -> tuple[int, tuple, tuple]:
+    """(input side, mean, std) of an image processor (timm's data_config or a Transformers processor), else defaults."""
     data_config = getattr(processor, "data_config", None)  # timm checkpoints
     if data_config:
         return int(data_config["input_size"][-1]), tuple(data_config["mean"]), tuple(data_config["std"])

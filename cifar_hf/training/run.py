@@ -12,21 +12,23 @@ import pickle
 import platform
 import signal
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import transformers
 from transformers import TrainingArguments, ViTImageProcessor
+from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
+from ..errors import InputError, Preempted
 from ..hub import push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
-from ..plots import plot_confusion_matrix, plot_training_curves
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
-from .arguments import RunArguments
-from ..errors import InputError, Preempted
+from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
+from .arguments import RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
@@ -110,18 +112,24 @@ def build_mixup(recipe: Recipe, num_classes: int):
                  label_smoothing=recipe.label_smoothing, num_classes=num_classes)
 
 
-def confusion_of(output, num_classes: int) -> np.ndarray:
-    return confusion_matrix(np.asarray(output.predictions).argmax(-1), np.asarray(output.label_ids), num_classes)
+class SplitEvaluation(NamedTuple):
+    accuracy: float | None = None
+    loss: float | None = None
+    per_class_accuracy: dict | None = None
+    output: PredictionOutput | None = None  # logits and labels
+    confusion: np.ndarray | None = None
 
 
 def evaluate_split(trainer: CifarTrainer, arrays: ImageArrays | None, class_names: list[str], name: str):
-    """(accuracy, loss, per-class accuracy, predictions) on one split, or Nones without that split."""
+    """The trained model on one split (all fields None without that split)."""
     if arrays is None:
-        return None, None, None, None
+        return SplitEvaluation()
     output = trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name)
-    confusion = confusion_of(output, len(class_names))
+    predictions = np.asarray(output.predictions).argmax(-1)
+    confusion = confusion_matrix(predictions, np.asarray(output.label_ids), len(class_names))
     metrics = output.metrics
-    return metrics[f"{name}_accuracy"], metrics[f"{name}_loss"], per_class_accuracy(confusion, class_names), output
+    return SplitEvaluation(metrics[f"{name}_accuracy"], metrics[f"{name}_loss"],
+                           per_class_accuracy(confusion, class_names), output, confusion)
 
 
 def hardware_description(args: TrainingArguments) -> str:
@@ -131,7 +139,7 @@ def hardware_description(args: TrainingArguments) -> str:
 
 
 def build_trainer(
-    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=()
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path
 ) -> tuple[CifarTrainer, BatchTransform, dict]:
     """The configured CifarTrainer for this run, its batch transform, and the run's hyperparameters."""
     recipe = get_recipe(args.model, args.recipe)
@@ -156,7 +164,6 @@ def build_trainer(
         "validation_size": len(data.validation),
         "test_size": len(data.test) if data.test is not None else 0,
     })
-    callbacks = [SaveEveryNEpochs(args.ckpt_frequency), *extra_callbacks]
 
     trainer = CifarTrainer(
         model=model,
@@ -166,7 +173,7 @@ def build_trainer(
         data_collator=collate_batch,
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=(OPTIMIZERS[recipe.optimizer], optimizer_kwargs),
-        callbacks=callbacks,
+        callbacks=[SaveEveryNEpochs(args.ckpt_frequency)],
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
@@ -177,29 +184,28 @@ def build_trainer(
     return trainer, transform, hyperparameters
 
 
-def write_run_folder(output_dir: Path, trainer, transform, results: dict, class_names: list[str], shown) -> None:
+def write_run_folder(
+    output_dir: Path, trainer, transform, results: dict, class_names: list[str], split: str, shown: SplitEvaluation
+) -> None:
     """Everything beside the model: logs, figures, image processor, results.json and the model card."""
     trainer.state.save_to_json(str(output_dir / "trainer_state.json"))  # the per-epoch curves
     plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png",
                          f"{results['model']}: validation accuracy {results['val_accuracy']:.4f}")
-    split, output = shown
-    accuracy = results["test_accuracy"] if split == "test" else results["val_accuracy"]
-    plot_confusion_matrix(confusion_of(output, len(class_names)), class_names, output_dir / "confusion_matrix.png",
-                          f"{results['model']}, {split} split: accuracy {accuracy:.4f}")
+    plot_confusion_matrix(shown.confusion, class_names, output_dir / "confusion_matrix.png",
+                          f"{results['model']}, {split} split: accuracy {shown.accuracy:.4f}")
     ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     write_model_card(output_dir, results)
 
 
 def train_once(
-    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, extra_callbacks=(),
-    save_test_probabilities: bool = False,
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, save_test_probabilities: bool = False
 ) -> dict:
     """Train one model on `data`, save it into `output_dir`, and return (and write) its results.
 
     `save_test_probabilities` also writes the softmax over the test split as `test_probabilities.npy` (ensembles).
     """
-    trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir, extra_callbacks)
+    trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir)
     training_args = trainer.args
     if training_args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(training_args.device)
@@ -218,10 +224,10 @@ def train_once(
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
 
     trainer.save_model(str(output_dir))
-    val_accuracy, val_loss, val_per_class, val_output = evaluate_split(trainer, data.validation, data.class_names, "val")
-    test_accuracy, test_loss, test_per_class, test_output = evaluate_split(trainer, data.test, data.class_names, "test")
-    if save_test_probabilities and test_output is not None and trainer.is_world_process_zero():
-        probabilities = torch.softmax(torch.from_numpy(np.asarray(test_output.predictions, dtype=np.float32)), -1)
+    val = evaluate_split(trainer, data.validation, data.class_names, "val")
+    test = evaluate_split(trainer, data.test, data.class_names, "test")
+    if save_test_probabilities and test.output is not None and trainer.is_world_process_zero():
+        probabilities = torch.softmax(torch.from_numpy(np.asarray(test.output.predictions, dtype=np.float32)), -1)
         np.save(output_dir / "test_probabilities.npy", probabilities.numpy(), allow_pickle=False)
 
     results = {
@@ -230,12 +236,12 @@ def train_once(
         "dataset": data.dataset,
         "epochs": training_args.num_train_epochs,
         "seed": training_args.seed,
-        "val_accuracy": val_accuracy,
-        "val_loss": val_loss,
-        "test_accuracy": test_accuracy,
-        "test_loss": test_loss,
-        "val_per_class_accuracy": val_per_class,
-        "test_per_class_accuracy": test_per_class,
+        "val_accuracy": val.accuracy,
+        "val_loss": val.loss,
+        "test_accuracy": test.accuracy,
+        "test_loss": test.loss,
+        "val_per_class_accuracy": val.per_class_accuracy,
+        "test_per_class_accuracy": test.per_class_accuracy,
         "train_runtime_s": train_output.metrics["train_runtime"],
         "train_samples_per_second": train_output.metrics["train_samples_per_second"],
         "global_step": trainer.state.global_step,
@@ -251,10 +257,10 @@ def train_once(
         "hyperparameters": hyperparameters,
     }
     if trainer.is_world_process_zero():
-        shown = ("test", test_output) if test_output is not None else ("validation", val_output)
-        write_run_folder(output_dir, trainer, transform, results, data.class_names, shown)
+        split, shown = ("test", test) if test.output is not None else ("validation", val)
+        write_run_folder(output_dir, trainer, transform, results, data.class_names, split, shown)
         if args.wandb:
-            finish_wandb_run(results, output_dir, shown[1], data.class_names)
+            finish_wandb_run(results, output_dir, shown.output, data.class_names)
         if training_flags.get("push_to_hub"):
             repo = training_flags.get("hub_model_id") or output_dir.name
             url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
