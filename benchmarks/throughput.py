@@ -7,7 +7,9 @@ Both measurements run in this one process on the same synthetic uint8 images (th
            (crop/flip/normalise/resize on the device), data already on the device;
   project  the real training path: ImageTensorDataset + Trainer DataLoader, CifarTrainer's on-device transform,
            the recipe's optimizer and scheduler; evaluation off.
-Warm-up steps are excluded; each figure is the median of several timed windows.
+Warm-up steps are excluded; each figure is the median of several timed windows, and the device is synchronised
+only at window ends, so the host runs ahead of the GPU as in a real run. `--count-syncs` lists the host syncs
+left in a training step.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +47,62 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def windows_throughput(step_times: list[float], batch_size: int, warmup: int, windows: int) -> float:
-    """Median images/s over `windows` equal windows of the steps after `warmup`."""
-    times = step_times[warmup:]
-    size = max(1, (len(times) - 1) // windows)
-    rates = [size * batch_size / (times[i + size] - times[i]) for i in range(0, len(times) - size, size)]
+def clock_marks(warmup: int, steps: int, windows: int) -> list[int]:
+    """The step counts at which the clock is read: the end of warm-up, then the end of each timed window.
+
+    The device is synchronised only there, so that inside a window the host may run ahead of the GPU as it does
+    in a real run (a sync every step would charge every step's host overhead to the measurement).
+    """
+    size = max(1, (steps - warmup) // windows)
+    return [warmup + k * size for k in range(windows + 1)]
+
+
+def windows_throughput(times: list[float], marks: list[int], batch_size: int) -> float:
+    """Median images/s over the windows between consecutive clock marks."""
+    rates = [(marks[k + 1] - marks[k]) * batch_size / (times[k + 1] - times[k]) for k in range(len(marks) - 1)]
     return statistics.median(rates)
 
 
 class StepClock(TrainerCallback):
-    def __init__(self, device):
-        self.device, self.times = device, []
+    def __init__(self, device, marks: list[int]):
+        self.device, self.marks, self.times = device, set(marks), []
 
     def on_step_end(self, args, state, control, **kwargs):
-        synchronize(self.device)
-        self.times.append(time.perf_counter())
+        if state.global_step in self.marks:
+            synchronize(self.device)
+            self.times.append(time.perf_counter())
 
 
-def project_path(options, data: CifarData, steps: int) -> tuple[float, object]:
+class SyncCounter(TrainerCallback):
+    """Counts the host<->device syncs of training steps first+1..last by source line (CUDA's sync debug mode).
+
+    A sync stalls the host until the GPU has drained its queue, so the GPU idles while Python prepares the next
+    step; a fast path has none per step.
+    """
+
+    def __init__(self, first: int, last: int):
+        self.first, self.last, self.sites, self._recording = first, last, {}, None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.first:
+            self._recording = warnings.catch_warnings(record=True)
+            self._records = self._recording.__enter__()
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+        elif state.global_step == self.last and self._recording is not None:
+            torch.cuda.set_sync_debug_mode(0)
+            self._recording.__exit__(None, None, None)
+            for record in self._records:
+                if "synchroniz" in str(record.message):
+                    site = f"{record.filename}:{record.lineno}"
+                    self.sites[site] = self.sites.get(site, 0) + 1
+            self._recording = None
+
+    def per_step(self) -> float:
+        return sum(self.sites.values()) / (self.last - self.first)
+
+
+def project_path(options, data: CifarData, steps: int) -> tuple[float, object, SyncCounter | None]:
     args = RunArguments(model=options.model, batch_size=options.batch_size, device=options.device,
                         model_name_or_path=options.model_name_or_path)
     flags = {"max_steps": steps, "eval_strategy": "no", "logging_strategy": "no", "bf16": options.bf16,
@@ -70,11 +111,14 @@ def project_path(options, data: CifarData, steps: int) -> tuple[float, object]:
         flags["lr_scheduler_type"] = "constant"  # it only acts after evaluations, which are off here
     with tempfile.TemporaryDirectory() as folder:
         trainer, transform, _ = build_trainer(args, flags, data, Path(folder))
-        clock = StepClock(trainer.args.device)
+        marks = clock_marks(options.warmup, steps, options.windows)
+        clock = StepClock(trainer.args.device, marks)
         trainer.add_callback(clock)
+        syncs = SyncCounter(2, options.warmup) if options.count_syncs else None  # after the first steps' setup
+        if syncs:
+            trainer.add_callback(syncs)
         trainer.train()
-    rate = windows_throughput(clock.times, options.batch_size, options.warmup, options.windows)
-    return rate, trainer
+    return windows_throughput(clock.times, marks, options.batch_size), trainer, syncs
 
 
 def ceiling(options, trainer, data: CifarData, steps: int) -> float:
@@ -87,17 +131,18 @@ def ceiling(options, trainer, data: CifarData, steps: int) -> float:
     labels = torch.from_numpy(data.train.labels).to(device)
     transform, dtype = trainer.batch_transform, torch.bfloat16 if options.bf16 else torch.float32
     forward = torch.compile(model) if options.torch_compile else model
-    times = []
-    for step in range(steps):
+    marks, times = clock_marks(options.warmup, steps, options.windows), []
+    for step in range(1, steps + 1):
         rows = torch.randint(0, len(labels), (options.batch_size,), device=device)
         with torch.autocast(device.type, dtype=dtype, enabled=options.bf16):
             loss = forward(pixel_values=transform(pixels[rows], train=True), labels=labels[rows]).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        synchronize(device)
-        times.append(time.perf_counter())
-    return windows_throughput(times, options.batch_size, options.warmup, options.windows)
+        if step in marks:
+            synchronize(device)
+            times.append(time.perf_counter())
+    return windows_throughput(times, marks, options.batch_size)
 
 
 def main() -> None:
@@ -111,14 +156,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement (after warm-up)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--count-syncs", action="store_true",
+                        help="also count the host syncs per training step during warm-up, by source line (cuda)")
     parser.add_argument("--json", type=Path, help="write the result here")
     options = parser.parse_args()
+    if options.count_syncs and (options.device != "cuda" or options.warmup < 4):
+        parser.error("--count-syncs needs --device cuda and --warmup of at least 4")
 
     steps = options.warmup + options.steps
     data = synthetic_data(max(options.batch_size * 8, 1024))
     if options.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    project, trainer = project_path(options, data, steps)
+    project, trainer, syncs = project_path(options, data, steps)
     bare = ceiling(options, trainer, data, steps)
     peak = torch.cuda.max_memory_allocated() if options.device == "cuda" else None
     result = {
@@ -134,6 +183,9 @@ def main() -> None:
         "steps": options.steps,
         "warmup_steps": options.warmup,
     }
+    if syncs:
+        result["host_syncs_per_step"] = syncs.per_step()
+        result["host_sync_sites"] = syncs.sites
     print(f"{options.model} {result['dtype']} batch {options.batch_size} on {result['device']}: "
           f"ceiling {bare:,.0f} img/s, project {project:,.0f} img/s, ratio {result['ratio']:.3f}")
     if options.json:

@@ -137,7 +137,7 @@ def test_non_finite_loss_stops_at_its_step_and_saves_nothing_after(tiny_dataset,
     monkeypatch.setattr(trainer_module.CifarTrainer, "compute_loss", poisoned)
     assert main(argv(tiny_dataset, tmp_path)) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "at step 8 (epoch 1.17)" in err and "checkpoint-6" in err
+    assert "at step 8 (epoch 1.33)" in err and "checkpoint-6" in err
     run = tmp_path / "cifar-cnn"
     assert [p.name for p in checkpoints.checkpoints(run)] == ["checkpoint-6"]
     assert not (run / "model.safetensors").exists() and not (run / "results.json").exists()

@@ -123,6 +123,28 @@ def test_evaluate_reproduces_the_training_runs_validation_accuracy(pushed_run, t
     assert "accuracy" in capsys.readouterr().out
 
 
+def test_evaluate_tta_scores_the_mean_of_image_and_mirror(pushed_run, tmp_path):
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    from cifar_hf.data import load_cifar
+    from cifar_hf.data.augment import BatchTransform
+
+    assert cli(["evaluate", "--model", str(pushed_run), "--split", "validation", "--tta", "--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    trained = json.loads((pushed_run / "results.json").read_text())
+    data = load_cifar(trained["dataset"], val_size=trained["hyperparameters"]["val_size"])
+    model = AutoModelForImageClassification.from_pretrained(pushed_run).eval()
+    pixels = BatchTransform()(torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2), train=False)
+    with torch.no_grad():
+        mirrored = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits) / 2
+    labels = torch.from_numpy(data.validation.labels)
+    assert report["tta"] is True
+    assert report["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(mirrored, labels)), rel=1e-5)
+    assert report["loss"] != pytest.approx(trained["val_loss"], rel=1e-5)  # not the plain evaluation
+    assert report["accuracy"] == pytest.approx(float((mirrored.argmax(-1) == labels).float().mean()), abs=1e-9)
+
+
 def test_evaluate_test_split_and_missing_test_split(pushed_run, tiny_dataset_no_test, tmp_path, capsys):
     assert cli(["evaluate", "--model", str(pushed_run), "--output", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "evaluation-test.json").read_text())["num_images"] == 80

@@ -31,17 +31,23 @@ def parse(argv):
     parser.add_argument("--max-eval-samples", type=int, help="evaluate a seeded, stratified subset")
     parser.add_argument("--output", type=Path, help="folder for the JSON and PNG (default: the run folder, else .)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation: mean logits of image and mirror")
     return parser.parse_args(argv)
 
 
 @torch.no_grad()
-def predict_logits(model, transform, pixels: np.ndarray, batch_size: int) -> torch.Tensor:
+def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: bool = False) -> torch.Tensor:
+    """Logits of each image; with `tta`, the mean of the logits of the image and of its mirror image."""
     device = next(model.parameters()).device
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
-    return torch.cat([
-        model(pixel_values=transform(images[i: i + batch_size].to(device), train=False)).logits.float().cpu()
-        for i in range(0, len(images), batch_size)
-    ])
+    batches = []
+    for i in range(0, len(images), batch_size):
+        inputs = transform(images[i: i + batch_size].to(device), train=False)
+        logits = model(pixel_values=inputs).logits.float()
+        if tta:
+            logits = (logits + model(pixel_values=inputs.flip(-1)).logits.float()) / 2
+        batches.append(logits.cpu())
+    return torch.cat(batches)
 
 
 def main(argv=None) -> int:
@@ -67,7 +73,7 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
 
-    logits = predict_logits(model, transform, arrays.pixels, args.batch_size)
+    logits = predict_logits(model, transform, arrays.pixels, args.batch_size, args.tta)
     labels = torch.from_numpy(arrays.labels)
     predictions = logits.argmax(-1).numpy()
     confusion = confusion_matrix(predictions, arrays.labels, len(data.class_names))
@@ -75,6 +81,7 @@ def main(argv=None) -> int:
         "model": args.model,
         "dataset": dataset,
         "split": args.split,
+        "tta": args.tta,
         "num_images": len(labels),
         "accuracy": load_accuracy().compute(predictions=predictions, references=arrays.labels)["accuracy"],
         "loss": float(torch.nn.functional.cross_entropy(logits, labels)),

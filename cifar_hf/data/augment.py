@@ -4,6 +4,7 @@ The reference definitions are torchvision's `RandomCrop(32, padding=4)` (zero pa
 `RandomHorizontalFlip()`: every one of the (2p+1)^2 crop windows and both flips are equally likely.
 """
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,12 @@ def random_horizontal_flip(pixels: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
 
 
+@functools.lru_cache(maxsize=32)
+def channel_constants(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """Per-channel constants as a (1, C, 1, 1) tensor, copied to the device once (each copy waits for the GPU)."""
+    return torch.tensor(values, device=device).view(1, -1, 1, 1)
+
+
 @dataclass(frozen=True)
 class BatchTransform:
     """uint8 (B, C, H, W) batch -> float model input: [crop, flip] -> scale to [0, 1] -> normalise -> [resize]."""
@@ -49,8 +56,7 @@ class BatchTransform:
             pixels = random_crop(pixels, self.crop_padding)
         if train and self.horizontal_flip:
             pixels = random_horizontal_flip(pixels)
-        mean = torch.tensor(self.mean, device=pixels.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=pixels.device).view(1, -1, 1, 1)
+        mean, std = channel_constants(tuple(self.mean), pixels.device), channel_constants(tuple(self.std), pixels.device)
         images = (pixels.float() / 255 - mean) / std
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             # Interpolation weights sum to one, so normalising before resizing equals resizing first.

@@ -94,6 +94,10 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         seed=args.seed,
         use_cpu=args.device == "cpu",
         bf16=gpu and torch.cuda.is_bf16_supported(),
+        # No host sync per step: batches are copied from pinned memory asynchronously, and CifarTrainer checks
+        # the loss for NaN/inf on the device (the Trainer's own filter reads every loss back).
+        accelerator_config={"non_blocking": gpu},
+        logging_nan_inf_filter=False,
         report_to=["wandb"] if args.wandb else "none",
         run_name=output_dir.name,
         label_names=["labels"],

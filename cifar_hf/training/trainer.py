@@ -34,8 +34,11 @@ class CifarTrainer(Trainer):
         self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
         # The running training loss since the last log, kept here (and in checkpoints) rather than in the
         # Trainer's loop variable, so that a resumed run logs the same epoch loss as an uninterrupted one.
-        self._loss_sum, self._loss_micro_steps = 0.0, 0
-        self._run_loss_sum = 0.0  # over the whole run, for the final train_loss
+        # The sums stay on the device: reading a loss every step would stall the GPU's queue once per step.
+        self._loss_sum, self._loss_micro_steps = None, 0
+        self._run_loss_sum = None  # over the whole run, for the final train_loss
+        self._restored_sums = (0.0, 0.0)  # (since the last log, whole run) from a resumed checkpoint
+        self._first_bad = None  # (global step, loss) of the first non-finite loss, as device tensors
 
     def _model_inputs(self, inputs: dict, train: bool) -> dict:
         inputs = dict(inputs)
@@ -48,7 +51,9 @@ class CifarTrainer(Trainer):
                 inputs["pixel_values"], inputs["labels"] = self.mixup(inputs["pixel_values"], labels)
             elif self.label_smoothing or self.mixup is not None:
                 smoothing = self.mixup.label_smoothing if self.mixup is not None else self.label_smoothing
-                inputs["labels"] = F.one_hot(labels, num_classes).float() * (1 - smoothing) + smoothing / num_classes
+                off = smoothing / num_classes  # scatter, not one_hot: one_hot may read the labels back to check them
+                inputs["labels"] = torch.full((len(labels), num_classes), off, device=labels.device).scatter_(
+                    1, labels[:, None], 1 - smoothing + off)
         return inputs
 
     def _seed_step(self) -> None:
@@ -67,25 +72,58 @@ class CifarTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         self._seed_step()
         loss = super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)
-        value = loss.item()  # one host sync per step, as the Trainer's own logging_nan_inf_filter check does
-        if not np.isfinite(value):
-            last = checkpoints.complete_checkpoints(Path(self.args.output_dir))
-            raise TrainingError(
-                f"training loss is {value} at step {self.state.global_step + 1} (epoch {self.state.epoch:.2f}); "
-                f"stopped before saving anything after it. Last complete checkpoint: {last[-1] if last else 'none'}"
-            )
-        self._loss_sum += value
-        self._run_loss_sum += value
-        self._loss_micro_steps += 1
+        self._accumulate(loss.detach())
         return loss
 
+    def _running_sums(self, device) -> None:
+        """Create the on-device sums at first use, from a resumed checkpoint's values when there is one."""
+        if self._loss_sum is None:
+            since_log, whole_run = self._restored_sums
+            self._loss_sum = torch.tensor(since_log, dtype=torch.float64, device=device)
+            self._run_loss_sum = torch.tensor(whole_run, dtype=torch.float64, device=device)
+            self._first_bad = (torch.tensor(-1, device=device), torch.tensor(0.0, device=device))
+
+    def _accumulate(self, loss: torch.Tensor) -> None:
+        """Add a step's loss to the running sums and note the first non-finite one, without a host sync."""
+        self._running_sums(loss.device)
+        self._loss_sum += loss
+        self._run_loss_sum += loss
+        self._loss_micro_steps += 1
+        step, value = self._first_bad
+        newly_bad = ~torch.isfinite(loss) & (step < 0)
+        self._first_bad = (torch.where(newly_bad, self.state.global_step + 1, step),
+                           torch.where(newly_bad, loss.float(), value))
+
+    def _stop_if_loss_was_not_finite(self) -> None:
+        """Raise, on every process, before anything is logged, evaluated or saved after a non-finite loss."""
+        self._running_sums(self.args.device)
+        found = self.accelerator.gather(torch.stack([t.double() for t in self._first_bad]).view(1, 2))
+        bad = [(int(step), value) for step, value in found.tolist() if step >= 0]
+        if not bad:
+            return
+        step, value = min(bad)
+        epoch = step / self.state.max_steps * self.args.num_train_epochs if self.state.max_steps else 0.0
+        last = checkpoints.complete_checkpoints(Path(self.args.output_dir))
+        raise TrainingError(
+            f"training loss is {value} at step {step} (epoch {epoch:.2f}); "
+            f"stopped before saving anything after it. Last complete checkpoint: {last[-1] if last else 'none'}"
+        )
+
+    def _maybe_log_save_evaluate(self, *args, **kwargs) -> None:
+        if self.control.should_log or self.control.should_evaluate or self.control.should_save:
+            self._stop_if_loss_was_not_finite()
+        super()._maybe_log_save_evaluate(*args, **kwargs)
+
     def log(self, logs: dict, start_time=None) -> None:
+        self._running_sums(self.args.device)
         if "loss" in logs and self._loss_micro_steps:
-            total = self.accelerator.reduce(torch.tensor([self._loss_sum], device=self.args.device), reduction="mean")
+            total = self.accelerator.reduce(self._loss_sum.clone(), reduction="mean")
             logs["loss"] = total.item() / (self._loss_micro_steps / self.args.gradient_accumulation_steps)
-            self._loss_sum, self._loss_micro_steps = 0.0, 0
-        if "train_loss" in logs and self.state.global_step:  # the Trainer's own counts only this session's steps
-            total = self.accelerator.reduce(torch.tensor([self._run_loss_sum], device=self.args.device), reduction="mean")
+            self._loss_sum.zero_()
+            self._loss_micro_steps = 0
+        if "train_loss" in logs and self.state.global_step:
+            # The Trainer's own train_loss counts only this session's steps.
+            total = self.accelerator.reduce(self._run_loss_sum.clone(), reduction="mean")
             logs["train_loss"] = total.item() / self.state.global_step
         super().log(logs, start_time)
 
@@ -94,9 +132,11 @@ class CifarTrainer(Trainer):
             saved = Path(resume_from_checkpoint) / f"running_loss_{self.args.process_index}.json"
             if saved.is_file():
                 state = json.loads(saved.read_text())
-                self._loss_sum, self._loss_micro_steps = state["sum"], state["micro_steps"]
-                self._run_loss_sum = state["run_sum"]
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+                self._restored_sums = (state["sum"], state["run_sum"])
+                self._loss_micro_steps = state["micro_steps"]
+        output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        self._stop_if_loss_was_not_finite()  # a last step that no log, evaluation or save looked at
+        return output
 
     def _get_output_dir(self, trial) -> str:
         if self._staging:  # _save_checkpoint writes into the staging folder, published once complete
@@ -108,8 +148,9 @@ class CifarTrainer(Trainer):
         try:
             super()._save_checkpoint(model, trial)
             staged = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            sums = [float(t) if t is not None else 0.0 for t in (self._loss_sum, self._run_loss_sum)]
             (staged / f"running_loss_{self.args.process_index}.json").write_text(
-                json.dumps({"sum": self._loss_sum, "micro_steps": self._loss_micro_steps, "run_sum": self._run_loss_sum})
+                json.dumps({"sum": sums[0], "micro_steps": self._loss_micro_steps, "run_sum": sums[1]})
             )
         finally:
             self._staging = False
