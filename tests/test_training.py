@@ -142,3 +142,46 @@ def test_flip_tta_scores_the_mean_of_image_and_mirror(cnn_run, tiny_dataset):
         expected = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits) / 2
     assert np.allclose(output.predictions, expected.numpy(), atol=1e-5)
     assert not np.allclose(expected.numpy(), model(pixel_values=pixels).logits.detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["cnn", "vit"])
+def test_training_steps_read_nothing_back_from_the_device(model, tiny_dataset, tmp_path, monkeypatch):
+    """From a step's start to its end (forward, backward, loss bookkeeping, clipping, scheduler), a training step
+    reads no tensor back to the host: on a GPU each read stalls the host until the queue drains, once per step.
+    (The optimizer is left out: on the CPU, Adam reads its step count; its fused GPU kernels do not.)"""
+    from transformers import TrainerCallback
+
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.run import build_trainer
+
+    state = {"in_step": False, "step_reads": [], "other_reads": 0}
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
+        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+            if state["in_step"]:
+                state["step_reads"].append(_name)
+            else:
+                state["other_reads"] += 1
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    class StepWindow(TrainerCallback):
+        def on_step_begin(self, args, trainer_state, control, **kwargs):
+            state["in_step"] = True
+
+        def on_pre_optimizer_step(self, args, trainer_state, control, **kwargs):
+            state["in_step"] = False
+
+        def on_optimizer_step(self, args, trainer_state, control, **kwargs):
+            state["in_step"] = True
+
+        def on_step_end(self, args, trainer_state, control, **kwargs):
+            state["in_step"] = False
+
+    data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
+    args = RunArguments(model=model, device="cpu", batch_size=8)
+    trainer, _, _ = build_trainer(args, {"num_train_epochs": 1, "disable_tqdm": True, "report_to": "none"}, data, tmp_path)
+    trainer.add_callback(StepWindow())
+    trainer.train()
+    assert trainer.state.global_step == 8
+    assert state["step_reads"] == []
+    assert state["other_reads"] > 0  # the epoch-end log and evaluation do read (the counter works)
