@@ -4,7 +4,8 @@
 #   2. `-m resnet`, the seed's recipe (50 epochs);
 #   3. `-m resnet --recipe fast`, then `cifar-hf evaluate --tta` of the model it saved (the flip-TTA gain);
 #   4. throughput of the project's path against the bare-PyTorch ceiling (resnet, vit: bf16, batch 512), host
-#      syncs per step counted; then, with the time left, resnet's under --torch-compile.
+#      syncs per step counted; then, with the time left, both under --torch-compile.
+# JOBS picks some of them (default "vit resnet fast bench compile").
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
 # job that would not fit is skipped. DATA points at the local copy (../shared/data/cifar10-jpeg).
 # SUITE_SCALE=tiny shrinks everything for a CPU dry run.
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-suite-out}; mkdir -p "$OUT/runs"
 DATA=${DATA:-../shared/data/cifar10-jpeg}
 BUDGET=${BUDGET:-570}; START=$(date +%s)
+JOBS=${JOBS:-vit resnet fast bench compile}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 COMMON="--dataset $DATA --disable_tqdm true"
 if [ "${SUITE_SCALE:-full}" = tiny ]; then
@@ -40,15 +42,20 @@ job() {  # name, seconds, command...: run it alone, log it, note its wall time a
 train() { local name=$1 seconds=$2; shift 2; job "$name" "$seconds" python3 run_classification.py $COMMON -s "$OUT/runs/$name" "$@"; }
 bench() { local name=$1 seconds=$2; shift 2; job "bench-$name" "$seconds" python3 benchmarks/throughput.py "$@" $BENCH --json "$OUT/bench-$name.json"; }
 
+wants() { [[ " $JOBS " == *" $1 "* ]]; }
+
 job setup 90 python3 -c "from cifar_hf.data import load_cifar; load_cifar('$DATA')"  # decode once into the cache
-train vit "$(limit 330 170)" -m vit $VIT
-train resnet "$(limit 240 45)" -m resnet $RESNET
-train resnet-fast "$(limit 45 15)" -m resnet --recipe fast $FAST
-job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
-  --split validation --tta --output "$OUT/runs/tta"
-bench resnet "$(limit 45 0)" --model resnet
-bench vit "$(limit 45 0)" --model vit
-bench resnet-compiled "$(limit 90 0)" --model resnet --torch-compile
+wants vit && train vit "$(limit 330 170)" -m vit $VIT
+wants resnet && train resnet "$(limit 240 45)" -m resnet $RESNET
+if wants fast; then
+  train resnet-fast "$(limit 45 15)" -m resnet --recipe fast $FAST
+  job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
+    --split validation --tta --output "$OUT/runs/tta"
+fi
+wants bench && bench resnet "$(limit 45 0)" --model resnet
+wants bench && bench vit "$(limit 45 0)" --model vit
+wants compile && bench resnet-compiled "$(limit 90 0)" --model resnet --torch-compile
+wants compile && bench vit-compiled "$(limit 90 0)" --model vit --torch-compile
 
 python3 - "$OUT" <<'PY'
 import glob, json, os, sys

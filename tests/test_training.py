@@ -185,3 +185,17 @@ def test_training_steps_read_nothing_back_from_the_device(model, tiny_dataset, t
     assert trainer.state.global_step == 8
     assert state["step_reads"] == []
     assert state["other_reads"] > 0  # the epoch-end log and evaluation do read (the counter works)
+
+
+@pytest.mark.parametrize("model, decays_biases", [("resnet", True), ("vit", False)])
+def test_seed_recipes_decay_every_parameter(model, decays_biases, tiny_dataset, tmp_path):
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.recipes import get_recipe
+    from cifar_hf.training.run import build_trainer
+
+    data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
+    trainer, _, _ = build_trainer(RunArguments(model=model, device="cpu"), {"report_to": "none"}, data, tmp_path)
+    decay = {id(p): group["weight_decay"] for group in trainer.create_optimizer().param_groups for p in group["params"]}
+    biases = [p for name, p in trainer.model.named_parameters() if name.endswith("bias")]
+    assert len(decay) == len(list(trainer.model.parameters()))
+    assert {decay[id(p)] for p in biases} == {get_recipe(model).weight_decay if decays_biases else 0.0}

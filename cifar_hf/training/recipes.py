@@ -16,6 +16,7 @@ class Recipe:
     learning_rate: float
     optimizer: str  # a key of OPTIMIZERS
     weight_decay: float = 0.0
+    decay_all_parameters: bool = False  # the seed's optimizers decayed biases too; the Trainer's grouping skips them
     optimizer_kwargs: dict = field(default_factory=dict)
     scheduler: str = "constant"  # a Transformers `lr_scheduler_type`
     scheduler_kwargs: dict = field(default_factory=dict)
@@ -37,11 +38,12 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch
 
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("cnn", "default"): Recipe(
-        epochs=20, batch_size=128, learning_rate=1e-4, optimizer="adam", weight_decay=0.01, horizontal_flip=True,
+        epochs=20, batch_size=128, learning_rate=1e-4, optimizer="adam", weight_decay=0.01, decay_all_parameters=True,
+        horizontal_flip=True,
         description="The seed's recipe: Adam (L2 weight decay 0.01), constant learning rate, random flips.",
     ),
     ("resnet", "default"): Recipe(
-        epochs=50, batch_size=128, learning_rate=0.1, optimizer="sgd", weight_decay=5e-4,
+        epochs=50, batch_size=128, learning_rate=0.1, optimizer="sgd", weight_decay=5e-4, decay_all_parameters=True,
         optimizer_kwargs={"momentum": 0.9, "nesterov": True},
         scheduler="reduce_lr_on_plateau",
         scheduler_kwargs={"mode": "max", "factor": 0.1, "patience": 3, "threshold": 1e-3},
@@ -49,7 +51,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         description="The seed's recipe: SGD + Nesterov, LR x0.1 when validation accuracy plateaus, crop + flip.",
     ),
     ("resnet", "fast"): Recipe(
-        epochs=18, batch_size=512, learning_rate=0.4, optimizer="sgd", weight_decay=5e-4,
+        epochs=20, batch_size=512, learning_rate=0.4, optimizer="sgd", weight_decay=5e-4, decay_all_parameters=True,
         optimizer_kwargs={"momentum": 0.9, "nesterov": True},
         scheduler="linear", warmup_ratio=0.25, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
         description="Short schedule for wall-clock speed: batch 512, linear warm-up then linear decay, label smoothing.",

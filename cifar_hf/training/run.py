@@ -182,6 +182,7 @@ def build_trainer(
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
         tta=args.tta,
+        decay_all_parameters=recipe.decay_all_parameters,
     )
     if args.wandb and trainer.is_world_process_zero():
         start_wandb_run(output_dir, training_args.run_name, hyperparameters)

@@ -24,8 +24,9 @@ class CifarTrainer(Trainer):
     """
 
     def __init__(self, *args, batch_transform: BatchTransform, label_smoothing: float = 0.0, mixup=None,
-                 tta: bool = False, **kwargs):
+                 tta: bool = False, decay_all_parameters: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        self.decay_all_parameters = decay_all_parameters
         self.tta = tta  # evaluate on the mean logits of each image and its mirror image
         self.batch_transform = batch_transform
         self.label_smoothing = label_smoothing
@@ -39,6 +40,11 @@ class CifarTrainer(Trainer):
         self._run_loss_sum = None  # over the whole run, for the final train_loss
         self._restored_sums = (0.0, 0.0)  # (since the last log, whole run) from a resumed checkpoint
         self._first_bad = None  # (global step, loss) of the first non-finite loss, as device tensors
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        if self.decay_all_parameters:  # plain L2 on every parameter, as the seed's optimizers did
+            return [name for name, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
 
     def _model_inputs(self, inputs: dict, train: bool) -> dict:
         inputs = dict(inputs)
