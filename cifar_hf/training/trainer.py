@@ -154,10 +154,10 @@ class CifarTrainer(Trainer):
         try:
             super()._save_checkpoint(model, trial)
             staged = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
-            sums = [float(t) if t is not None else 0.0 for t in (self._loss_sum, self._run_loss_sum)]
-            (staged / f"running_loss_{self.args.process_index}.json").write_text(
-                json.dumps({"sum": sums[0], "micro_steps": self._loss_micro_steps, "run_sum": sums[1]})
-            )
+            self._running_sums(self.args.device)
+            (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps({
+                "sum": float(self._loss_sum), "micro_steps": self._loss_micro_steps, "run_sum": float(self._run_loss_sum)
+            }))
         finally:
             self._staging = False
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
