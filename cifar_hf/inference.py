@@ -1,4 +1,4 @@
-"""Loading a trained classifier (run folder or Hub id) for evaluation and prediction."""
+"""Loading a trained classifier (run folder or Hub id) for evaluation and prediction, and flip test-time augmentation."""
 
 import json
 from pathlib import Path
@@ -18,6 +18,11 @@ def best_device() -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def flip_tta_logits(model, pixels: torch.Tensor) -> torch.Tensor:
+    """Flip test-time augmentation: the float32 mean of the logits of each image and of its mirror image."""
+    return (model(pixel_values=pixels).logits.float() + model(pixel_values=pixels.flip(-1)).logits.float()) / 2
 
 
 def run_results(name_or_path: str) -> dict:

@@ -15,7 +15,7 @@ import torch
 
 from ..data import DEFAULT_DATASET, load_cifar
 from ..errors import InputError
-from ..inference import load_classifier, run_results
+from ..inference import flip_tta_logits, load_classifier, run_results
 from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
 from ..plots import plot_confusion_matrix
 
@@ -43,9 +43,7 @@ def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: b
     batches = []
     for i in range(0, len(images), batch_size):
         inputs = transform(images[i: i + batch_size].to(device), train=False)
-        logits = model(pixel_values=inputs).logits.float()
-        if tta:
-            logits = (logits + model(pixel_values=inputs.flip(-1)).logits.float()) / 2
+        logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
         batches.append(logits.cpu())
     return torch.cat(batches)
 

@@ -10,6 +10,7 @@ from transformers import Trainer
 
 from ..data.augment import BatchTransform
 from ..errors import TrainingError
+from ..inference import flip_tta_logits
 from . import checkpoints
 
 
@@ -187,6 +188,6 @@ class CifarTrainer(Trainer):
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         pixels, labels = inputs["pixel_values"], inputs.get("labels")
         with torch.no_grad(), self.compute_loss_context_manager():
-            logits = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits).float() / 2
+            logits = flip_tta_logits(model, pixels)
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return loss, None if prediction_loss_only else logits, labels
