@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import DEFAULT_DATASET, load_cifar
+from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, load_cifar
 from ..errors import InputError
 from ..inference import flip_tta_logits, load_classifier, run_results
 from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
@@ -26,8 +26,8 @@ def parse(argv):
     parser.add_argument("--dataset", help="Hub id or local folder (default: the run's dataset, else uoft-cs/cifar10)")
     parser.add_argument("--split", choices=("test", "validation", "train"), default="test")
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, help="validation split seed (default: the run's, else 2023)")
-    parser.add_argument("--val-size", type=int, help="validation size (default: the run's, else 5000)")
+    parser.add_argument("--seed", type=int, help=f"validation split seed (default: the run's, else {DEFAULT_SEED})")
+    parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
     parser.add_argument("--max-eval-samples", type=int, help="evaluate a seeded, stratified subset")
     parser.add_argument("--output", type=Path, help="folder for the JSON and PNG (default: the run folder, else .)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
@@ -57,8 +57,8 @@ def main(argv=None) -> int:
         model, transform, _ = load_classifier(args.model, args.trust_remote_code)
         data = load_cifar(
             dataset,
-            val_size=args.val_size or hp.get("val_size", 5000),
-            seed=args.seed if args.seed is not None else hp.get("seed", 2023),
+            val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE),
+            seed=args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED),
             max_eval_samples=args.max_eval_samples if args.max_eval_samples else hp.get("max_eval_samples"),
         )
         arrays = {"test": data.test, "validation": data.validation, "train": data.train}[args.split]

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+PIL_RESAMPLE = {"bilinear": 2, "bicubic": 3}  # BatchTransform.resample -> PIL.Image.Resampling value
 
 
 def random_crop(pixels: torch.Tensor, padding: int) -> torch.Tensor:
@@ -67,11 +68,10 @@ class BatchTransform:
 
     def image_processor_kwargs(self) -> dict:
         """The same preprocessing for `ViTImageProcessor`, so that inference on PIL images matches training."""
-        resample = {"bilinear": 2, "bicubic": 3}[self.resample]  # PIL.Image.Resampling values
         return {
             "do_resize": True,
             "size": {"height": self.image_size, "width": self.image_size},
-            "resample": resample,
+            "resample": PIL_RESAMPLE[self.resample],
             "do_rescale": True,
             "rescale_factor": 1 / 255,
             "do_normalize": True,

@@ -18,6 +18,8 @@ from .splits import stratified_split, stratified_subset
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "uoft-cs/cifar10"
+DEFAULT_SEED = 2023  # of the validation split (and, in training, of everything else)
+DEFAULT_VAL_SIZE = 5000
 IMAGE_COLUMNS = ("img", "image")
 LABEL_COLUMNS = ("label", "labels")
 
@@ -113,8 +115,8 @@ def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
 def load_cifar(
     dataset: str = DEFAULT_DATASET,
     *,
-    val_size: int = 5000,
-    seed: int = 2023,
+    val_size: int = DEFAULT_VAL_SIZE,
+    seed: int = DEFAULT_SEED,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     skip_bad_images: bool = False,

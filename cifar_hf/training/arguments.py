@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from ..data import DEFAULT_DATASET
+from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from ..errors import UsageError
 from ..models import MODEL_NAMES
 from .recipes import RECIPES
@@ -39,8 +39,8 @@ class RunArguments:
     save_folder: str = _arg(".", "Parent folder of the run folder cifar-<model>/.", ["-s"])
     ckpt_frequency: int = _arg(0, "Save a resumable checkpoint every N epochs (0: final model only).", ["-f"])
     dataset: str = _arg(DEFAULT_DATASET, "Hub dataset id or local folder (Hub layout or one sub-folder per class).")
-    seed: int = _arg(2023, "Seed of the validation split, the initialisation and the data order.")
-    val_size: int = _arg(5000, "Images held out of the training split for validation (stratified).")
+    seed: int = _arg(DEFAULT_SEED, "Seed of the validation split, the initialisation and the data order.")
+    val_size: int = _arg(DEFAULT_VAL_SIZE, "Images held out of the training split for validation (stratified).")
     max_train_samples: int | None = _arg(None, "Train on a seeded, stratified subset of this size.")
     max_eval_samples: int | None = _arg(None, "Evaluate on seeded, stratified subsets of this size.")
     recipe: str = _arg("default", "Named recipe of the model (resnet also has 'fast').")
