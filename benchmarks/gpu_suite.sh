@@ -3,9 +3,13 @@
 #   1. `-m vit`, its default recipe (100 epochs);
 #   2. `-m resnet`, the seed's recipe (50 epochs);
 #   3. `-m resnet --recipe fast`, then `cifar-hf evaluate --tta` of the model it saved (the flip-TTA gain);
-#   4. throughput of the project's path against the bare-PyTorch ceiling (resnet, vit: bf16, batch 512), host
-#      syncs per step counted; then, with the time left, both under --torch-compile.
-# JOBS picks some of them (default "vit resnet fast bench compile").
+#   4. `-m previt`, the seed's fine-tune recipe (10 epochs, batch 32) on ViT-B/16 at 224: PREVIT names the
+#      checkpoint; without it, ViT-B/16 with random weights is saved to /tmp (the same arithmetic, so the same
+#      time; its accuracy means nothing), as the GPU machine cannot reach the Hub;
+#   5. throughput of the project's path against the bare-PyTorch ceiling (resnet, vit: bf16, batch 512; with
+#      "previt" also ViT-B/16 bf16 batch 256 and cnn fp32 batch 128), host syncs per step counted; then, with the
+#      time left, resnet and vit under --torch-compile.
+# JOBS picks some of them (default "vit resnet fast bench compile"; "previt" only when named).
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
 # job that would not fit is skipped. DATA points at the local copy (../shared/data/cifar10-jpeg).
 # SUITE_SCALE=tiny shrinks everything for a CPU dry run.
@@ -20,23 +24,33 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARA
 COMMON="--dataset $DATA --disable_tqdm true"
 if [ "${SUITE_SCALE:-full}" = tiny ]; then
   COMMON="$COMMON -d cpu --max-train-samples 256 --max-eval-samples 128"
-  VIT="-e 1 -b 64"; RESNET="-e 1 -b 64"; FAST="-e 1 -b 64"
-  BENCH="--device cpu --batch-size 64 --steps 4 --warmup 2 --windows 2"
+  VIT="-e 1 -b 64"; RESNET="-e 1 -b 64"; FAST="-e 1 -b 64"; PREVIT_SIZE="hidden_size=32, num_hidden_layers=1, \
+num_attention_heads=2, intermediate_size=64, image_size=64"; PREVIT_ARGS="-e 1"
+  BENCH="--device cpu --steps 4 --warmup 2 --windows 2"; BF16=""; B512="--batch-size 64"; B256="--batch-size 8"
+  B128="--batch-size 64"
 else
-  VIT=""; RESNET=""; FAST=""
-  BENCH="--device cuda --bf16 --batch-size 512 --steps 40 --warmup 10 --windows 4 --count-syncs"
+  VIT=""; RESNET=""; FAST=${FAST_ARGS:-}; PREVIT_SIZE=""; PREVIT_ARGS=""  # FAST_ARGS: flags to try on `fast`
+  BENCH="--device cuda --steps 40 --warmup 10 --windows 4 --count-syncs"; BF16="--bf16"; B512="--batch-size 512"
+  B256="--batch-size 256"; B128="--batch-size 128"
 fi
 
 limit() {  # seconds for the next job: at most $1, leaving $2 for the jobs after it (0 when it cannot get 10)
   local left=$(( BUDGET - ($(date +%s) - START) - $2 ))
   if (( left >= $1 )); then echo "$1"; elif (( left >= 10 )); then echo "$left"; else echo 0; fi
 }
+stamp() {  # prefix each line with the seconds since the job began, so that per-epoch times can be read off the log
+  local begin=${EPOCHREALTIME/./} line elapsed
+  while IFS= read -r line; do
+    elapsed=$(( ${EPOCHREALTIME/./} - begin ))
+    printf '%5d.%02d %s\n' $(( elapsed / 1000000 )) $(( elapsed % 1000000 / 10000 )) "$line"
+  done
+}
 job() {  # name, seconds, command...: run it alone, log it, note its wall time and exit status
   local name=$1 seconds=$2; shift 2
   if (( seconds == 0 )); then echo "$name skipped: out of time" | tee -a "$OUT/walls.txt"; return; fi
   local begin=$(date +%s%N)
-  timeout "$seconds" "$@" > "$OUT/$name.log" 2>&1
-  local status=$? ms=$(( ($(date +%s%N) - begin) / 1000000 ))
+  timeout "$seconds" "$@" 2>&1 | stamp > "$OUT/$name.log"
+  local status=${PIPESTATUS[0]} ms=$(( ($(date +%s%N) - begin) / 1000000 ))
   echo "$name wall $(( ms / 1000 )).$(printf %03d $(( ms % 1000 ))) s, limit $seconds s, exit $status" | tee -a "$OUT/walls.txt"
 }
 train() { local name=$1 seconds=$2; shift 2; job "$name" "$seconds" python3 run_classification.py $COMMON -s "$OUT/runs/$name" "$@"; }
@@ -46,16 +60,27 @@ wants() { [[ " $JOBS " == *" $1 "* ]]; }
 
 job setup 90 python3 -c "from cifar_hf.data import load_cifar; load_cifar('$DATA')"  # decode once into the cache
 wants vit && train vit "$(limit 330 170)" -m vit $VIT
-wants resnet && train resnet "$(limit 240 45)" -m resnet $RESNET
+wants resnet && train resnet "$(limit 270 45)" -m resnet $RESNET
 if wants fast; then
-  train resnet-fast "$(limit 45 15)" -m resnet --recipe fast $FAST
+  train resnet-fast "$(limit 60 15)" -m resnet --recipe fast $FAST
   job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
     --split validation --tta --output "$OUT/runs/tta"
 fi
-wants bench && bench resnet "$(limit 45 0)" --model resnet
-wants bench && bench vit "$(limit 45 0)" --model vit
-wants compile && bench resnet-compiled "$(limit 90 0)" --model resnet --torch-compile
-wants compile && bench vit-compiled "$(limit 90 0)" --model vit --torch-compile
+if wants previt; then
+  if [ -z "${PREVIT:-}" ]; then
+    PREVIT=/tmp/vit-base-random
+    job previt-checkpoint 60 python3 -c "from transformers import ViTConfig, ViTForImageClassification as M
+M(ViTConfig($PREVIT_SIZE)).save_pretrained('$PREVIT')"
+    cat "$OUT/previt-checkpoint.log" >> "$OUT/setup.log" && rm "$OUT/previt-checkpoint.log"  # 8 files come back
+  fi
+  train previt "$(limit 330 100)" -m previt --model-name-or-path "$PREVIT" $PREVIT_ARGS
+  bench previt "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 $B256
+  bench cnn "$(limit 45 0)" --model cnn $B128  # fp32, the seed's setting
+fi
+wants bench && bench resnet "$(limit 45 0)" --model resnet $BF16 $B512
+wants bench && bench vit "$(limit 45 0)" --model vit $BF16 $B512
+wants compile && bench resnet-compiled "$(limit 90 0)" --model resnet $BF16 $B512 --torch-compile
+wants compile && bench vit-compiled "$(limit 90 0)" --model vit $BF16 $B512 --torch-compile
 
 python3 - "$OUT" <<'PY'
 import glob, json, os, sys
