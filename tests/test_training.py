@@ -199,3 +199,18 @@ def test_seed_recipes_decay_every_parameter(model, decays_biases, tiny_dataset, 
     biases = [p for name, p in trainer.model.named_parameters() if name.endswith("bias")]
     assert len(decay) == len(list(trainer.model.parameters()))
     assert {decay[id(p)] for p in biases} == {get_recipe(model).weight_decay if decays_biases else 0.0}
+
+
+@pytest.mark.parametrize("model, recipe, expected", [("resnet", "default", False), ("resnet", "fast", True),
+                                                     ("vit", "default", True), ("cnn", "default", True)])
+def test_bf16_autocast_follows_the_recipe_on_a_bf16_gpu(model, recipe, expected, monkeypatch):
+    from cifar_hf.training import run
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.recipes import get_recipe
+
+    monkeypatch.setattr(run, "on_gpu", lambda args: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    args = RunArguments(model=model, recipe=recipe)
+    assert run.uses_bf16(args, get_recipe(model, recipe)) is expected
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert run.uses_bf16(args, get_recipe(model, recipe)) is False

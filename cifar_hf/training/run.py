@@ -55,6 +55,11 @@ def on_gpu(args: RunArguments) -> bool:
     return args.device in ("auto", "cuda") and torch.cuda.is_available()
 
 
+def uses_bf16(args: RunArguments, recipe: Recipe) -> bool:
+    """bf16 autocast: the recipe's choice, on a GPU that supports it (`--bf16` on the command line overrides)."""
+    return recipe.bf16 and on_gpu(args) and torch.cuda.is_bf16_supported()
+
+
 def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: list[str]):
     if args.model == "previt":
         model = load_pretrained_classifier(args.model_name_or_path, class_names)
@@ -93,7 +98,7 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         greater_is_better=True,
         seed=args.seed,
         use_cpu=args.device == "cpu",
-        bf16=gpu and torch.cuda.is_bf16_supported(),
+        bf16=uses_bf16(args, recipe),
         # No host sync per step: batches are copied from pinned memory asynchronously, and CifarTrainer checks
         # the loss for NaN/inf on the device (the Trainer's own filter reads every loss back).
         accelerator_config={"non_blocking": gpu},
