@@ -24,13 +24,14 @@ JOBS=${JOBS:-vit resnet fast bench compile}
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 COMMON="--dataset $DATA --disable_tqdm true"
 if [ "${SUITE_SCALE:-full}" = tiny ]; then
-  COMMON="$COMMON -d cpu --max-train-samples 256 --max-eval-samples 128"
+  COMMON="$COMMON -d cpu --max-train-samples 256 --max-eval-samples 128 --val-size 40"; SPLIT="val_size=40"
   VIT="-e 1 -b 64"; RESNET="-e 1 -b 64"; FAST="-e 1 -b 64"; PREVIT_SIZE="hidden_size=32, num_hidden_layers=1, \
 num_attention_heads=2, intermediate_size=64, image_size=64"; PREVIT_ARGS="-e 1"
-  BENCH="--device cpu --steps 4 --warmup 2 --windows 2"; BF16=""; B512="--batch-size 64"; B256="--batch-size 8"
-  B128="--batch-size 64"
+  BENCH="--device cpu --steps 4 --warmup 2 --windows 2"; BF16=""; B512="--batch-size 16"; B256="--batch-size 8"
+  B128="--batch-size 16"
 else
-  VIT=""; RESNET=""; FAST=${FAST_ARGS:-}; PREVIT_SIZE=""; PREVIT_ARGS="-e 1"  # FAST_ARGS: flags to try on `fast`
+  # FAST_ARGS: flags to try on `fast` (e.g. "-e 24")
+  VIT=""; RESNET=""; FAST=${FAST_ARGS:-}; PREVIT_SIZE=""; PREVIT_ARGS="-e 1"; SPLIT=""
   BENCH="--device cuda --steps 40 --warmup 10 --windows 4 --count-syncs"; BF16="--bf16"; B512="--batch-size 512"
   B256="--batch-size 256"; B128="--batch-size 128"
 fi
@@ -59,7 +60,7 @@ bench() { local name=$1 seconds=$2; shift 2; job "bench-$name" "$seconds" python
 
 wants() { [[ " $JOBS " == *" $1 "* ]]; }
 
-job setup 90 python3 -c "from cifar_hf.data import load_cifar; load_cifar('$DATA')"  # decode once into the cache
+job setup 90 python3 -c "from cifar_hf.data import load_cifar; load_cifar('$DATA', $SPLIT)"  # decode once into the cache
 wants vit && train vit "$(limit 330 170)" -m vit $VIT
 wants resnet && train resnet "$(limit 270 45)" -m resnet $RESNET
 if wants fast; then

@@ -6,7 +6,9 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 # No test may reach the network; wandb only ever writes offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,3 +67,15 @@ def tiny_dataset(tmp_path_factory) -> Path:
 def tiny_dataset_no_test(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-cifar-no-test")
     return write_hub_dataset(folder, {"train": synthetic_images(200, seed=3)})
+
+
+@pytest.fixture(scope="session")
+def tiny_imagenet_vit(tmp_path_factory):
+    """A randomly initialised ViT with 1000 labels at 64x64 input, saved like a Hub checkpoint."""
+    folder = tmp_path_factory.mktemp("tiny-vit-checkpoint")
+    config = ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, num_labels=1000)
+    torch.manual_seed(0)
+    ViTForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.4, 0.4, 0.4], image_std=[0.3, 0.3, 0.3]).save_pretrained(folder)
+    return folder

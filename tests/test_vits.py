@@ -2,10 +2,8 @@
 
 import json
 
-import pytest
-import torch
 from PIL import Image
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor, pipeline
+from transformers import pipeline
 
 from cifar_hf.commands.train import main
 
@@ -25,18 +23,6 @@ def test_vit_patchify_stem_switch(tiny_dataset, tmp_path):
             "-e", "1", "--max-train-samples", "64", "-s", str(tmp_path), "--disable_tqdm", "true"]
     assert main(argv) == 0
     assert json.loads((tmp_path / "cifar-vit" / "config.json").read_text())["stem"] == "patchify"
-
-
-@pytest.fixture(scope="module")
-def tiny_imagenet_vit(tmp_path_factory):
-    """A randomly initialised ViT with 1000 labels at 64x64 input, saved like a Hub checkpoint."""
-    folder = tmp_path_factory.mktemp("tiny-vit-checkpoint")
-    config = ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, num_labels=1000)
-    torch.manual_seed(0)
-    ViTForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.4, 0.4, 0.4], image_std=[0.3, 0.3, 0.3]).save_pretrained(folder)
-    return folder
 
 
 def test_previt_fine_tunes_a_local_checkpoint(tiny_dataset, tiny_imagenet_vit, tmp_path):
