@@ -110,7 +110,7 @@ def project_path(options, data: CifarData, steps: int) -> tuple[float, object, S
     if get_recipe(options.model).scheduler == "reduce_lr_on_plateau":
         flags["lr_scheduler_type"] = "constant"  # it only acts after evaluations, which are off here
     with tempfile.TemporaryDirectory() as folder:
-        trainer, transform, _ = build_trainer(args, flags, data, Path(folder))
+        trainer, _, _ = build_trainer(args, flags, data, Path(folder))
         marks = clock_marks(options.warmup, steps, options.windows)
         clock = StepClock(trainer.args.device, marks)
         trainer.add_callback(clock)
