@@ -9,8 +9,14 @@
 #      time; its accuracy means nothing), as the GPU machine cannot reach the Hub;
 #   5. throughput of the project's path against the bare-PyTorch ceiling (resnet, vit: bf16, batch 512; with
 #      "previt" also ViT-B/16 bf16 batch 256 and 32, and cnn fp32 batch 128), host syncs per step counted; then,
-#      with the time left, resnet and vit under --torch-compile.
-# JOBS picks some of them (default "vit resnet fast bench compile"; "previt" only when named).
+#      with the time left, resnet and vit under --torch-compile;
+#   6. "seedbatch": the seed recipes' own batch sizes: resnet fp32 batch 128, cnn fp32 batch 128, previt ViT-B/16
+#      bf16 batch 32 (ceiling and project, the "previt-b32" part needs no training job);
+#   7. "best": `-m resnet --recipe best` with seeds 2023 and 2024 side by side on the one GPU (accuracy; the
+#      wall times of this job are of two runs sharing the GPU); "vitbest" likewise for `-m vit --recipe best`.
+#   8. "graphs": previt batch 32 and resnet batch 128 under torch.compile(mode="reduce-overhead") (CUDA graphs).
+# JOBS picks some of them (default "vit resnet fast bench compile"; "previt", "seedbatch", "best", "vitbest" and
+# "graphs" only when named).
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
 # job that would not fit is skipped. DATA points at the local copy (../shared/data/cifar10-jpeg).
 # SUITE_SCALE=tiny shrinks everything for a CPU dry run.
@@ -68,13 +74,34 @@ if wants fast; then
   job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
     --split validation --tta --output "$OUT/runs/tta"
 fi
-if wants previt; then
-  if [ -z "${PREVIT:-}" ]; then
+if { wants previt || wants seedbatch || wants graphs; } && [ -z "${PREVIT:-}" ]; then
     PREVIT=/tmp/vit-base-random
     job previt-checkpoint 60 python3 -c "from transformers import ViTConfig, ViTForImageClassification as M
 M(ViTConfig($PREVIT_SIZE)).save_pretrained('$PREVIT')"
     cat "$OUT/previt-checkpoint.log" >> "$OUT/setup.log" && rm "$OUT/previt-checkpoint.log"  # 8 files come back
-  fi
+fi
+if wants seedbatch; then
+  bench resnet-b128 "$(limit 60 0)" --model resnet $B128  # fp32, the seed recipe's precision
+  bench cnn-b128 "$(limit 45 0)" --model cnn $B128
+  bench previt-b32 "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32
+fi
+pair() {  # name, seconds, model, flags...: two seeds side by side, each in its own run folder, then scored without TTA
+  local name=$1 seconds=$2 model=$3 seed; shift 3
+  for seed in 2023 2024; do
+    job "$name-$seed" "$seconds" bash -c "python3 run_classification.py $COMMON -m $model -s $OUT/runs/$name-$seed \
+      --seed $seed $* && python3 -m cifar_hf evaluate --split validation --model $OUT/runs/$name-$seed/cifar-$model \
+      --output $OUT/runs/$name-$seed/plain" &
+  done
+  wait
+}
+wants best && pair resnet-best "$(limit 360 0)" resnet --recipe best $RESNET
+wants vitbest && pair vit-best "$(limit 600 0)" vit --recipe best $VIT
+if wants graphs; then  # CUDA graphs (torch.compile's reduce-overhead mode) at the seed batches, with the time left
+  bench previt-b32-graphs "$(limit 150 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32 \
+    --torch-compile --compile-mode reduce-overhead
+  bench resnet-b128-graphs "$(limit 120 0)" --model resnet $B128 --torch-compile --compile-mode reduce-overhead
+fi
+if wants previt; then
   train previt "$(limit 150 100)" -m previt --model-name-or-path "$PREVIT" $PREVIT_ARGS
   bench previt "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 $B256
   bench previt-b32 "$(limit 45 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32  # seed's batch
@@ -88,7 +115,7 @@ wants compile && bench vit-compiled "$(limit 90 0)" --model vit $BF16 $B512 --to
 python3 - "$OUT" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1]
-summary = {"runs": {}, "bench": {}, "tta": None}
+summary = {"runs": {}, "bench": {}, "tta": None, "without_tta": {}}
 for path in glob.glob(f"{out}/runs/*/cifar-*/results.json"):
     results = json.load(open(path))
     state = json.load(open(os.path.join(os.path.dirname(path), "trainer_state.json")))
@@ -96,6 +123,8 @@ for path in glob.glob(f"{out}/runs/*/cifar-*/results.json"):
                                             "log_history": state["log_history"]}
 for path in glob.glob(f"{out}/bench-*.json"):
     summary["bench"][os.path.basename(path)[6:-5]] = json.load(open(path))
+for path in glob.glob(f"{out}/runs/*/plain/evaluation-validation.json"):
+    summary["without_tta"][path.split("/")[-3]] = json.load(open(path))["accuracy"]
 if os.path.exists(f"{out}/runs/tta/evaluation-validation.json"):
     summary["tta"] = json.load(open(f"{out}/runs/tta/evaluation-validation.json"))
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=1)
@@ -103,6 +132,8 @@ for name, r in sorted(summary["runs"].items()):
     best = max(h["eval_accuracy"] for h in r["log_history"] if "eval_accuracy" in h)
     print(f"{name:12s} val {r['val_accuracy']:.4f} (best epoch {best:.4f}) train {r['train_runtime_s']:.1f}s "
           f"{r['train_samples_per_second']:.0f} img/s {r['hardware']}")
+for name, accuracy in sorted(summary["without_tta"].items()):
+    print(f"{name:18s} val without TTA {accuracy:.4f}")
 if summary["tta"]:
     print(f"resnet-fast with flip TTA: val {summary['tta']['accuracy']:.4f}")
 for name, b in sorted(summary["bench"].items()):

@@ -34,6 +34,20 @@ def random_horizontal_flip(pixels: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], pixels.flip(-1), pixels)
 
 
+def cutout(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero a size x size square at a uniformly random centre of each image, clipped at the borders.
+
+    DeVries & Taylor (2017): applied after normalisation, so the square takes the dataset's mean colour.
+    """
+    batch, _, height, width = images.shape
+    top = torch.randint(0, height, (batch, 1, 1), device=images.device) - size // 2
+    left = torch.randint(0, width, (batch, 1, 1), device=images.device) - size // 2
+    rows = torch.arange(height, device=images.device)[None, :, None]
+    cols = torch.arange(width, device=images.device)[None, None, :]
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return images.masked_fill(inside[:, None], 0.0)
+
+
 @functools.lru_cache(maxsize=32)
 def channel_constants(values: tuple[float, ...], device: torch.device) -> torch.Tensor:
     """Per-channel constants as a (1, C, 1, 1) tensor, copied to the device once (each copy waits for the GPU)."""
@@ -42,7 +56,7 @@ def channel_constants(values: tuple[float, ...], device: torch.device) -> torch.
 
 @dataclass(frozen=True)
 class BatchTransform:
-    """uint8 (B, C, H, W) batch -> float model input: [crop, flip] -> scale to [0, 1] -> normalise -> [resize]."""
+    """uint8 (B, C, H, W) batch -> model input: [crop, flip] -> scale to [0, 1] -> normalise -> [cutout] -> [resize]."""
 
     mean: tuple[float, ...] = CIFAR10_MEAN
     std: tuple[float, ...] = CIFAR10_STD
@@ -50,6 +64,7 @@ class BatchTransform:
     resample: str = "bilinear"
     crop_padding: int = 0
     horizontal_flip: bool = False
+    cutout: int = 0  # side of the square cut out of each training image, in stored pixels (0: off)
     channels_last: bool = False
 
     def __call__(self, pixels: torch.Tensor, train: bool) -> torch.Tensor:
@@ -59,6 +74,8 @@ class BatchTransform:
             pixels = random_horizontal_flip(pixels)
         mean, std = channel_constants(tuple(self.mean), pixels.device), channel_constants(tuple(self.std), pixels.device)
         images = (pixels.float() / 255 - mean) / std
+        if train and self.cutout:
+            images = cutout(images, self.cutout)
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             # Interpolation weights sum to one, so normalising before resizing equals resizing first.
             images = F.interpolate(images, size=(self.image_size, self.image_size), mode=self.resample, align_corners=False)

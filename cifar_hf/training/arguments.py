@@ -43,7 +43,7 @@ class RunArguments:
     val_size: int = _arg(DEFAULT_VAL_SIZE, "Images held out of the training split for validation (stratified).")
     max_train_samples: int | None = _arg(None, "Train on a seeded, stratified subset of this size.")
     max_eval_samples: int | None = _arg(None, "Evaluate on seeded, stratified subsets of this size.")
-    recipe: str = _arg("default", "Named recipe of the model (resnet also has 'fast').")
+    recipe: str = _arg("default", "Named recipe: 'default' for every model; resnet also 'fast' and 'best', vit 'best'.")
     model_name_or_path: str = _arg(
         "google/vit-base-patch16-224", "previt: Hub id or local folder of an image-classification checkpoint."
     )

@@ -65,7 +65,7 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: l
         model = load_pretrained_classifier(args.model_name_or_path, class_names)
         side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
         transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
-                                   crop_padding=recipe.crop_padding)
+                                   crop_padding=recipe.crop_padding, cutout=recipe.cutout)
         return model, transform
     overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
     model = build_scratch_model(args.model, class_names, **overrides)
@@ -73,7 +73,7 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: l
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     transform = BatchTransform(crop_padding=recipe.crop_padding, horizontal_flip=recipe.horizontal_flip,
-                               channels_last=channels_last)
+                               cutout=recipe.cutout, channels_last=channels_last)
     return model, transform
 
 
@@ -186,7 +186,7 @@ def build_trainer(
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
-        tta=args.tta,
+        tta=args.tta or recipe.tta,
         decay_all_parameters=recipe.decay_all_parameters,
     )
     if args.wandb and trainer.is_world_process_zero():

@@ -1,0 +1,94 @@
+"""The named recipes reach the optimizer, the schedule and the augmentation, and a wrong name is one line."""
+
+import itertools
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cifar_hf.data import CifarData, ImageArrays
+from cifar_hf.data.augment import cutout
+from cifar_hf.training.arguments import RunArguments
+from cifar_hf.training.recipes import RECIPES, get_recipe
+from cifar_hf.training.run import build_trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def random_data(num_images: int = 64) -> CifarData:
+    rng = np.random.default_rng(0)
+    arrays = ImageArrays(rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8), np.arange(num_images) % 4)
+    return CifarData("synthetic", ["a", "b", "c", "d"], arrays, arrays.take(np.arange(16)), None)
+
+
+def test_cutout_zeroes_one_clipped_square_per_image():
+    torch.manual_seed(0)
+    images = torch.ones(2000, 3, 32, 32)
+    cut = cutout(images, 16)
+    zeroed = (cut == 0).all(1)  # (B, H, W): where every channel was zeroed
+    assert torch.equal(cut[:, 0] == 0, zeroed) and (cut[images != cut] == 0).all()
+    rows, cols = zeroed.any(2), zeroed.any(1)
+    assert (rows.sum(1) <= 16).all() and (cols.sum(1) <= 16).all()
+    assert torch.equal(zeroed, rows[:, :, None] & cols[:, None, :])  # one axis-aligned rectangle
+    # Centres are uniform over the image, so squares are clipped at the borders: about a quarter are whole.
+    whole = (rows.sum(1) == 16) & (cols.sum(1) == 16)
+    assert 0.15 < whole.float().mean() < 0.35
+    assert zeroed.float().mean(0).max() < 1 and zeroed.float().mean(0).min() > 0  # every pixel can be hit or kept
+
+
+@pytest.mark.parametrize("model", ["resnet", "vit"])
+def test_best_recipe_reaches_optimizer_schedule_and_augmentation(model, tmp_path):
+    recipe = get_recipe(model, "best")
+    args = RunArguments(model=model, recipe="best", device="cpu", batch_size=8)
+    steps = 40
+    trainer, transform, hyperparameters = build_trainer(args, {"max_steps": steps, "eval_strategy": "no",
+                                                               "report_to": "none"}, random_data(), tmp_path)
+    assert hyperparameters["recipe_settings"]["cutout"] == recipe.cutout > 0
+    assert trainer.tta, "the best recipes evaluate with flip TTA"
+    assert transform.cutout == recipe.cutout and transform.crop_padding == 4 and transform.horizontal_flip
+
+    trainer.create_optimizer_and_scheduler(num_training_steps=steps)
+    optimizer, scheduler = trainer.optimizer, trainer.lr_scheduler
+    assert isinstance(optimizer, {"sgd": torch.optim.SGD, "adamw": torch.optim.AdamW}[recipe.optimizer])
+    for group in optimizer.param_groups:
+        for key, value in recipe.optimizer_kwargs.items():
+            assert group[key] == value
+    no_decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    biases = [p for n, p in trainer.model.named_parameters() if n.endswith("bias")]
+    assert biases and all(id(p) in no_decay for p in biases), "biases and norms are not decayed"
+    assert max(g["weight_decay"] for g in optimizer.param_groups) == recipe.weight_decay
+
+    lrs = []
+    for _ in range(steps):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    warmup = math.ceil(recipe.warmup_ratio * steps)
+    assert lrs[0] == 0 and lrs[warmup] == pytest.approx(recipe.learning_rate)
+    assert all(a < b for a, b in itertools.pairwise(lrs[:warmup + 1])), "linear warm-up"
+    middle = warmup + (steps - warmup) // 2
+    assert lrs[middle] == pytest.approx(recipe.learning_rate / 2, rel=0.1), "cosine: half the peak midway"
+    assert lrs[-1] < 0.01 * recipe.learning_rate
+
+    pixels = torch.from_numpy(random_data().train.pixels[:64]).permute(0, 3, 1, 2).contiguous()
+    torch.manual_seed(0)
+    trained = transform(pixels, train=True)
+    assert ((trained == 0).all(1).flatten(1).sum(1) > 0).float().mean() == 1, "cutout in training"
+    plain = (pixels.float() / 255 - torch.tensor(transform.mean).view(1, 3, 1, 1)) / torch.tensor(
+        transform.std).view(1, 3, 1, 1)
+    assert torch.equal(transform(pixels, train=False), plain), "no augmentation at evaluation"
+
+
+def test_unknown_recipe_is_one_line_naming_the_known_ones(tmp_path):
+    result = subprocess.run([sys.executable, "run_classification.py", "-m", "resnet", "--recipe", "bset",
+                             "-s", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    known = sorted(name for model, name in RECIPES if model == "resnet")
+    assert "bset" in lines[0] and all(name in lines[0] for name in known)
+    assert not any(tmp_path.iterdir())
