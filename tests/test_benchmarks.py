@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from throughput import clock_marks, windows_throughput  # noqa: E402
 
 FIELDS = ("model", "device", "batch_size", "dtype", "ceiling_samples_per_second", "project_samples_per_second",
-          "ratio", "peak_memory_bytes")
+          "ratio", "peak_memory_bytes", "startup_s", "optional_modules_before_first_step")
 
 
 def run_benchmark(tmp_path: Path, *flags: str) -> dict:
@@ -36,6 +36,7 @@ def test_throughput_json_has_every_field(model, tiny_imagenet_vit, tmp_path):
     assert result["ceiling_samples_per_second"] > 0 and result["project_samples_per_second"] > 0
     assert result["ratio"] == pytest.approx(result["project_samples_per_second"] / result["ceiling_samples_per_second"])
     assert result["peak_memory_bytes"] is None  # device memory only: a CPU run has none to report
+    assert result["startup_s"] > 0 and isinstance(result["optional_modules_before_first_step"], list)
 
 
 def test_clock_marks_split_the_timed_steps_into_equal_windows_after_warmup():
