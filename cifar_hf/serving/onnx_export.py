@@ -20,7 +20,9 @@ from .extras import require
 
 CONTRACT_FILE = "preprocessing.json"
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime 1.17+ runs it
-OPERATOR_PATTERN = re.compile(r"(aten::\w+|aten\.\w+(?:\.\w+)?|onnx::\w+|torch\.ops\.[\w.]+)")
+OPERATOR_PATTERN = re.compile(r"target=(torch\.ops\.[\w.]+)|(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+)")
+SUMMARY_PATTERN = re.compile(r"## Exception summary\s+<class '[\w.]+'>: ([^\n]+)")  # the dynamo exporter's root cause
+ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class LogitsOnly(torch.nn.Module):
@@ -57,10 +59,14 @@ def preprocessing_contract(transform, processor, model_config, opset: int, dynam
     return contract
 
 
-def operator_of(error: Exception) -> str | None:
-    """The operator an exporter error names (aten::..., torch.ops.aten...), if any."""
-    match = OPERATOR_PATTERN.search(f"{error}\n{error.__cause__ or ''}")
-    return match.group(1) if match else None
+def export_failure(error: Exception, opset: int) -> str:
+    """One line: the operator the exporter failed on (when it names one) and its root cause."""
+    text = ANSI_PATTERN.sub("", f"{error}\n{error.__cause__ or ''}")
+    operator = OPERATOR_PATTERN.search(text)
+    summary = SUMMARY_PATTERN.search(text)
+    detail = summary.group(1) if summary else (text.strip().splitlines() or [type(error).__name__])[0]
+    where = f"operator {operator.group(1) or operator.group(2)}" if operator else type(error).__name__
+    return f"ONNX export (opset {opset}) failed at {where}: {detail.strip()[:300]}"
 
 
 def export_onnx(
@@ -83,11 +89,8 @@ def export_onnx(
                 output_names=["logits"], opset_version=opset, dynamic_shapes=shapes, dynamo=True,
                 external_data=False, verbose=False,
             )
-    except Exception as error:  # the exporters raise many types; all mean the same to the user
-        operator = operator_of(error)
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        where = f"operator {operator}" if operator else type(error).__name__
-        raise InputError(f"ONNX export (opset {opset}) failed at {where}: {first[:300]}") from None
+    except Exception as error:  # the exporter raises many types; all mean the same to the user
+        raise InputError(export_failure(error, opset)) from None
     contract = preprocessing_contract(transform, processor, model.config, opset, dynamic_batch)
     (output_dir / CONTRACT_FILE).write_text(json.dumps(contract, indent=2) + "\n")
     return path
