@@ -3,7 +3,9 @@
 The prediction endpoint is `/predict` (image in, the gr.Label value out), so `gradio_client` can call it too.
 """
 
+import atexit
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -74,6 +76,7 @@ def build_demo(model_ref: str, top_k: int = 3, trust_remote_code: bool = False, 
     results = run_results(model_ref) if local else hub_results(model_ref)
     if examples is None:
         folder = Path(tempfile.mkdtemp(prefix="cifar-hf-examples-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # Gradio has its own copies once built
         examples = write_examples(run_samples(results, EXAMPLES_PER_CLASS, MAX_EXAMPLES), folder)
     num_classes = classifier.model.config.num_labels
     return gr.Interface(
