@@ -8,6 +8,7 @@ and its parameters are ImageNet's (224 px), far too strong for 32 px images.
 """
 
 import io
+import math
 import zlib
 
 import numpy as np
@@ -66,10 +67,16 @@ def _per_image_filter(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
 
 def _zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """scipy `clipped_zoom`: enlarge the centre by `factor` and keep the original size (bilinear)."""
-    theta = torch.tensor([[1 / factor, 0, 0], [0, 1 / factor, 0]], dtype=x.dtype, device=x.device)
-    grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    """The reference's `clipped_zoom`: crop the centre, enlarge it as scipy.ndimage.zoom(order=1) does (output size
+    rounded, corners aligned), and trim back to the original size."""
+    h = x.shape[-1]
+    crop = int(math.ceil(h / factor))
+    top = (h - crop) // 2
+    size = round(crop * factor)
+    zoomed = F.interpolate(x[..., top: top + crop, top: top + crop], size=(size, size), mode="bilinear",
+                           align_corners=True)
+    trim = (size - h) // 2
+    return zoomed[..., trim: trim + h, trim: trim + h]
 
 
 def _plasma_fractal(n: int, size: int, decay: float, gen: torch.Generator) -> torch.Tensor:
@@ -296,7 +303,7 @@ def corrupt(pixels: np.ndarray, name: str, severity: int, seed: int = 0, chunk: 
     for start in range(0, len(pixels), chunk):
         x = torch.from_numpy(np.ascontiguousarray(pixels[start: start + chunk])).permute(0, 3, 1, 2).float() / 255
         y = function(x, c, gen).clamp(0, 1)
-        out[start: start + chunk] = (y * 255).round().byte().permute(0, 2, 3, 1).numpy()  # reference: np.uint8
+        out[start: start + chunk] = (y * 255).byte().permute(0, 2, 3, 1).numpy()  # truncated, as np.uint8 does
     return out
 
 
