@@ -17,6 +17,7 @@ HUB_GLOBS = ("configuration_*.py", "modeling_*.py")
 HUB_PATTERNS = [*HUB_FILES, *HUB_GLOBS, "evaluation-*.json"]
 DATASET_NAMES = {"uoft-cs/cifar10": "CIFAR-10"}
 REMOTE_CODE_NOTE = ": trust_remote_code runs this repo's modeling code"
+CORRUPTED_CONFIG = "cifar-hf-corruptions"  # CIFAR-10-C style corruptions made by cifar_hf.robustness
 TASK = {"task_type": "image-classification", "task_name": "Image Classification"}
 
 
@@ -28,10 +29,12 @@ def _is_hub_dataset(dataset) -> bool:
     return "/" in str(dataset) and not str(dataset).startswith((".", "/"))
 
 
-def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, suffix: str = "") -> EvalResult:
+def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, config: str | None = None):
     name = DATASET_NAMES.get(dataset, dataset)
-    return EvalResult(**TASK, dataset_type=str(dataset), dataset_name=f"{name}{suffix}", dataset_split=split,
-                      metric_type=metric_type, metric_value=round(float(value), 4), metric_name=metric_name)
+    # model-index groups results by dataset type, config and split: the corrupted images get a config of their own
+    return EvalResult(**TASK, dataset_type=str(dataset), dataset_name=f"{name} ({config})" if config else name,
+                      dataset_config=config, dataset_split=split, metric_type=metric_type,
+                      metric_value=round(float(value), 4), metric_name=metric_name)
 
 
 def evaluation_results(evaluation: dict, trained_dataset=None) -> list[EvalResult]:
@@ -47,7 +50,7 @@ def evaluation_results(evaluation: dict, trained_dataset=None) -> list[EvalResul
         severities = ",".join(str(s) for s in evaluation["severities"])
         entries.append(_result(dataset, split, "accuracy", evaluation["mean_corruption_accuracy"],
                                f"mean corruption accuracy{tta} ({len(evaluation['corruptions'])} corruptions, "
-                               f"severities {severities})", suffix="-C (cifar-hf corruptions)"))
+                               f"severities {severities})", config=CORRUPTED_CONFIG))
     return entries
 
 

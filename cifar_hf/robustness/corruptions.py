@@ -301,7 +301,7 @@ def corrupt(pixels: np.ndarray, name: str, severity: int, seed: int = 0, chunk: 
     gen = torch.Generator().manual_seed(corruption_seed(name, severity, seed))
     out = np.empty_like(pixels)
     for start in range(0, len(pixels), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(pixels[start: start + chunk])).permute(0, 3, 1, 2).float() / 255
+        x = torch.from_numpy(np.array(pixels[start: start + chunk])).permute(0, 3, 1, 2).float() / 255
         y = function(x, c, gen).clamp(0, 1)
         out[start: start + chunk] = (y * 255).byte().permute(0, 2, 3, 1).numpy()  # truncated, as np.uint8 does
     return out
