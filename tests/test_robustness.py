@@ -206,3 +206,13 @@ def test_push_sends_exactly_the_evaluation_results_without_a_token(trained_cnn, 
                        "test brier": round(report["calibration"]["brier"], 4),
                        "mean corruption accuracy (1 corruptions, severities 2)":
                            round(report["mean_corruption_accuracy"], 4)}
+
+
+def test_another_test_set_reports_the_gap_to_the_runs_own_accuracy(trained_cnn, tiny_dataset_no_test, tmp_path):
+    assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(tiny_dataset_no_test), "--split",
+                "validation", "--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    trained = json.loads((trained_cnn / "results.json").read_text())
+    assert report["shift"]["run_split"] == "test" and report["shift"]["run_accuracy"] == trained["test_accuracy"]
+    assert report["shift"]["accuracy_gap"] == pytest.approx(trained["test_accuracy"] - report["accuracy"])
+    assert len(hub.evaluation_results(report, trained["dataset"])) == 4  # its accuracy is new information

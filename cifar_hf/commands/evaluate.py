@@ -105,6 +105,11 @@ def main(argv=None) -> int:
         "confusion_matrix": confusion.tolist(),
         "class_names": data.class_names,
     }
+    if trained and dataset != trained.get("dataset"):  # distribution shift: the gap to the run's own held-out score
+        own_split = "test" if trained.get("test_accuracy") is not None else "validation"
+        own = trained["test_accuracy"] if own_split == "test" else trained["val_accuracy"]
+        report["shift"] = {"run_dataset": trained.get("dataset"), "run_split": own_split, "run_accuracy": own,
+                           "accuracy_gap": own - report["accuracy"]}
     validation = None
     if args.temperature_scale and args.split != "validation":
         validation = (score(data.validation.pixels), torch.from_numpy(data.validation.labels))
@@ -131,6 +136,10 @@ def main(argv=None) -> int:
     print("confusion matrix (rows: true, columns: predicted):")
     for name, row in zip(data.class_names, confusion, strict=True):
         print(f"  {name:<{width}}  " + " ".join(f"{count:5d}" for count in row))
+    if "shift" in report:
+        shift = report["shift"]
+        print(f"shift: {shift['accuracy_gap']:+.4f} below the run's own {shift['run_split']} accuracy "
+              f"{shift['run_accuracy']:.4f} on {shift['run_dataset']}")
     calibration = report["calibration"]
     print(f"calibration: ECE {calibration['ece']:.4f}, NLL {calibration['nll']:.4f}, Brier {calibration['brier']:.4f}")
     if "temperature_scaling" in report:
