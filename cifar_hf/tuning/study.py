@@ -163,7 +163,14 @@ class Study:
         TrialState = self.optuna.trial.TrialState
         # Seeded per trial, so workers that start together do not sample the same point.
         self.study.sampler = self.optuna.samplers.TPESampler(seed=self.args.seed + trial.number)
-        params = suggest(trial, self.space)
+        try:
+            params = suggest(trial, self.space)
+        except ValueError as error:  # Optuna refuses a distribution that changed kind within one study
+            trial.set_user_attr("not_counted", True)
+            trial.set_user_attr("reason", f"search space does not fit the study: {error}")
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise UsageError(f"--space does not fit the study's earlier trials ({error}); "
+                             "use another --study-name or keep each field's type and log setting") from None
         folder = self.folder / f"trial-{trial.number}"
         for key, value in {"folder": folder.name, "host": self.host, "pid": self.pid}.items():
             trial.set_user_attr(key, value)
