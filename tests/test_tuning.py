@@ -3,6 +3,7 @@
 
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -11,9 +12,11 @@ from pathlib import Path
 import pytest
 
 import cifar_hf.training.repeat as repeat
+import cifar_hf.tuning.study as tuning_study
 from cifar_hf.commands.report import main as report_main
 from cifar_hf.commands.train import main as train_main
 from cifar_hf.commands.tune import main as tune_main
+from cifar_hf.errors import Preempted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +90,8 @@ def test_two_workers_on_one_storage_share_the_trials(tiny_dataset, tmp_path):
     assert {t["state"] for t in results["trials"]} == {"COMPLETE"}
     for trial in results["trials"]:
         run = json.loads((tmp_path / "cifar-cnn-tune" / trial["folder"] / "results.json").read_text())
-        assert run["hyperparameters"]["learning_rate"] == pytest.approx(trial["params"]["learning_rate"])  # no folder overwritten
+        # No folder overwritten: each holds the run of its own trial's parameters.
+        assert run["hyperparameters"]["learning_rate"] == pytest.approx(trial["params"]["learning_rate"])
     # Trials are seeded by their number, so two workers starting together do not sample the same point.
     assert len({t["params"]["learning_rate"] for t in results["trials"]}) == 3
 
@@ -96,7 +100,8 @@ def test_a_trial_worse_than_the_median_is_pruned_and_recorded(tiny_dataset, tmp_
     base = ["-e", "2", "-b", "16", "--prune-after", "1"]
     good = write_space(tmp_path / "good.yaml", "learning_rate: {type: float, low: 3.0e-3, high: 1.0e-2, log: true}\n")
     assert tune_main(tune_argv(tiny_dataset, tmp_path, 1, *base, "--space", good)) == 0
-    frozen = write_space(tmp_path / "frozen.yaml", "learning_rate: {type: float, low: 1.0e-9, high: 2.0e-9, log: true}\n")
+    frozen = write_space(tmp_path / "frozen.yaml",
+                         "learning_rate: {type: float, low: 1.0e-9, high: 2.0e-9, log: true}\n")
     assert tune_main(tune_argv(tiny_dataset, tmp_path, 2, *base, "--space", frozen)) == 0
     trials = study_results(tmp_path)["trials"]
     assert [t["state"] for t in trials] == ["COMPLETE", "PRUNED"]
@@ -104,6 +109,44 @@ def test_a_trial_worse_than_the_median_is_pruned_and_recorded(tiny_dataset, tmp_
     pruned = json.loads((tmp_path / "cifar-cnn-tune" / "trial-1" / "results.json").read_text())
     complete = json.loads((tmp_path / "cifar-cnn-tune" / "trial-0" / "results.json").read_text())
     assert pruned["global_step"] * 2 == complete["global_step"]  # stopped after one of its two epochs
+
+
+def test_a_preempted_trial_is_recorded_and_run_again_by_the_same_command(tiny_dataset, tmp_path, monkeypatch, capsys):
+    real_train_once, stopped = tuning_study.train_once, []
+
+    def preempt_trial_1(args, flags, data, folder, **kwargs):
+        if folder.name == "trial-1" and not stopped:
+            stopped.append(folder.name)
+            raise Preempted("stopped by SIGTERM at step 3", 15)
+        return real_train_once(args, flags, data, folder, **kwargs)
+
+    monkeypatch.setattr(tuning_study, "train_once", preempt_trial_1)
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 2)) == 128 + 15
+    trials = study_results(tmp_path)["trials"]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "COMPLETE"), (1, "FAIL"), (2, "WAITING")]
+    assert "the same command continues the study" in capsys.readouterr().err
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 2)) == 0
+    trials = study_results(tmp_path)["trials"]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "COMPLETE"), (1, "FAIL"), (2, "COMPLETE")]
+    assert trials[1]["reason"].startswith("preempted") and trials[2]["resumes"] == 1
+    assert trials[2]["params"] == trials[1]["params"]  # the same point, not a new one in its place
+
+
+def test_a_trial_left_running_by_a_killed_worker_is_run_again(tiny_dataset, tmp_path):
+    import optuna
+
+    folder = tmp_path / "cifar-cnn-tune"
+    folder.mkdir()
+    storage, _ = tuning_study.open_storage(None, folder)
+    study = optuna.create_study(storage=storage, study_name=folder.name, direction="maximize")
+    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-4, 3e-3, log=True)})
+    for key, value in {"host": socket.gethostname(), "pid": int(killed.stdout), "folder": "trial-0"}.items():
+        orphan.set_user_attr(key, value)  # as a worker that was then SIGKILLed would have left it
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 1, "-b", "16")) == 0
+    trials = study_results(tmp_path)["trials"]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "FAIL"), (1, "COMPLETE")]
+    assert "stopped without finishing it" in trials[0]["reason"] and trials[1]["resumes"] == 0
 
 
 @pytest.mark.parametrize("text, key", [

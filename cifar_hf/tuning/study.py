@@ -190,7 +190,8 @@ class Study:
         except Preempted as stop:
             complete = checkpoints.complete_checkpoints(folder)
             self.retry(trial, f"preempted: {stop}", complete[-1] if complete else resume)
-            raise
+            raise Preempted(f"trial {trial.number} {str(stop).split(';')[0]}; it is queued again: the same command "
+                            "continues the study from that checkpoint", stop.exit_code - 128) from None
         except CifarError as error:  # a diverged run (non-finite loss) is a result of its parameters
             trial.set_user_attr("reason", str(error))
             trial.set_user_attr("wall_s", time.time() - start)
