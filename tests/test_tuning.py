@@ -7,12 +7,14 @@ import socket
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import cifar_hf.training.repeat as repeat
 import cifar_hf.tuning.study as tuning_study
+from cifar_hf.commands.evaluate import main as evaluate_main
 from cifar_hf.commands.report import main as report_main
 from cifar_hf.commands.train import main as train_main
 from cifar_hf.commands.tune import main as tune_main
@@ -55,6 +57,14 @@ def test_a_study_writes_one_run_folder_per_trial_and_names_the_best(study):
     assert results["best_value"] == max(t["value"] for t in results["trials"])
     assert results["best_params"] == results["trials"][results["best_trial"]]["params"]
     assert (study / "cifar-cnn-tune" / "trials.png").stat().st_size > 0
+
+
+def test_the_best_trial_folder_is_a_normal_run_folder(study, tmp_path, capsys):
+    results = study_results(study)
+    best = study / "cifar-cnn-tune" / results["best_folder"]
+    assert evaluate_main(["--model", str(best), "--split", "validation", "--output", str(tmp_path)]) == 0
+    evaluation = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(json.loads((best / "results.json").read_text())["val_accuracy"])
 
 
 def test_the_same_command_with_more_trials_adds_only_the_missing_ones(study, tiny_dataset):
@@ -132,21 +142,45 @@ def test_a_preempted_trial_is_recorded_and_run_again_by_the_same_command(tiny_da
     assert trials[2]["params"] == trials[1]["params"]  # the same point, not a new one in its place
 
 
-def test_a_trial_left_running_by_a_killed_worker_is_run_again(tiny_dataset, tmp_path):
+def dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+@pytest.mark.parametrize("worker, reason", [
+    (lambda: {"host": socket.gethostname(), "pid": dead_pid(), "heartbeat": time.time()}, "stopped without finishing"),
+    (lambda: {"host": "another-machine", "pid": 1, "heartbeat": time.time() - 7200}, "silent for 72"),
+], ids=["this-machine", "another-machine"])
+def test_a_trial_left_running_by_a_killed_worker_is_run_again(tiny_dataset, tmp_path, worker, reason):
     import optuna
 
     folder = tmp_path / "cifar-cnn-tune"
     folder.mkdir()
     storage, _ = tuning_study.open_storage(None, folder)
     study = optuna.create_study(storage=storage, study_name=folder.name, direction="maximize")
-    killed = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     orphan = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-4, 3e-3, log=True)})
-    for key, value in {"host": socket.gethostname(), "pid": int(killed.stdout), "folder": "trial-0"}.items():
+    for key, value in {**worker(), "folder": "trial-0"}.items():
         orphan.set_user_attr(key, value)  # as a worker that was then SIGKILLed would have left it
     assert tune_main(tune_argv(tiny_dataset, tmp_path, 1, "-b", "16")) == 0
     trials = study_results(tmp_path)["trials"]
     assert [(t["number"], t["state"]) for t in trials] == [(0, "FAIL"), (1, "COMPLETE")]
-    assert "stopped without finishing it" in trials[0]["reason"] and trials[1]["resumes"] == 0
+    assert reason in trials[0]["reason"] and trials[1]["resumes"] == 0
+    assert trials[1]["params"]["learning_rate"] == trials[0]["params"]["learning_rate"]  # the same point again
+
+
+def test_a_live_worker_elsewhere_keeps_its_trial(tiny_dataset, tmp_path):
+    import optuna
+
+    folder = tmp_path / "cifar-cnn-tune"
+    folder.mkdir()
+    storage, _ = tuning_study.open_storage(None, folder)
+    study = optuna.create_study(storage=storage, study_name=folder.name, direction="maximize")
+    running = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-4, 3e-3, log=True)})
+    for key, value in {"host": "another-machine", "pid": 1, "heartbeat": time.time(), "folder": "trial-0"}.items():
+        running.set_user_attr(key, value)
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 2, "-b", "16")) == 0
+    trials = study_results(tmp_path)["trials"]
+    assert [(t["number"], t["state"]) for t in trials] == [(0, "RUNNING"), (1, "COMPLETE")]  # counted, not rerun
 
 
 @pytest.mark.parametrize("text, key", [

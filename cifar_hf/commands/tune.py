@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import CifarError, UsageError
 from ..training.arguments import parse_arguments
+from ..training.run import HUB_FLAGS
 from .train import setup_logging
 
 # Command-line flags that fix a searched field: the study then leaves it out of the space.
@@ -27,6 +28,9 @@ def tune_parser() -> argparse.ArgumentParser:
     parser.add_argument("--study-name", help="Study name inside the storage (default: the study folder's name).")
     parser.add_argument("--prune-after", type=int, default=5,
                         help="Complete trials before the median pruner may stop a trial (-1: never prune).")
+    parser.add_argument("--stale-after", type=float, default=1800,
+                        help="Seconds without a heartbeat after which another worker runs a RUNNING trial again "
+                             "(its worker died with its machine); 0: only for workers on this machine.")
     return parser
 
 
@@ -68,9 +72,18 @@ def main(argv: list[str] | None = None) -> int:
                           max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                           skip_bad_images=args.skip_bad_images)
         folder = Path(args.save_folder) / f"cifar-{args.model}-tune"
+        # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
+        hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
         study = Study(args, training_flags, data, folder, space, tune.trials, tune.storage, tune.study_name,
-                      tune.prune_after)
+                      tune.prune_after, tune.stale_after)
         summary = study.run()
+        if hub_flags.get("push_to_hub") and summary["best_folder"]:
+            from ..hub import push_run_folder
+
+            best = folder / summary["best_folder"]
+            repo = hub_flags.get("hub_model_id") or folder.name
+            url = push_run_folder(best, repo, private=hub_flags.get("hub_private_repo"))
+            print(f"pushed the best trial {best} to the Hub: {url}")
     except CifarError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -68,12 +68,22 @@ class FileLock:
         self.lock.release()
 
 
+HEARTBEAT_S = 60  # how often a running trial writes its heartbeat into the storage
+
+
 def pruning_callback(trial):
-    """A TrainerCallback: each epoch's validation accuracy goes to the pruner, which may stop the run there."""
+    """A TrainerCallback: each epoch's validation accuracy goes to the pruner, which may stop the run there;
+    meanwhile a heartbeat in the storage tells workers on other machines that the trial's worker is alive."""
     from transformers import TrainerCallback
 
     class ReportToPruner(TrainerCallback):
         pruned_at = None  # (epoch, accuracy) where the pruner stopped the run
+        last_beat = 0.0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.time() - self.last_beat > HEARTBEAT_S:
+                self.last_beat = time.time()
+                trial.set_user_attr("heartbeat", self.last_beat)
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             epoch, accuracy = round(state.epoch), metrics["eval_accuracy"]
@@ -104,10 +114,10 @@ class Study:
     """One worker of a study; `run()` takes trials until the study holds `total` of them."""
 
     def __init__(self, args, training_flags: dict, data, folder: Path, space: dict, total: int, storage_url=None,
-                 study_name=None, prune_after: int = 5):
+                 study_name=None, prune_after: int = 5, stale_after: float = 1800):
         optuna = import_optuna()
         self.optuna, self.args, self.flags, self.data, self.folder = optuna, args, training_flags, data, folder
-        self.space, self.total = space, total
+        self.space, self.total, self.stale_after = space, total, stale_after
         self.storage, self.lock = open_storage(storage_url, folder)
         self.pruning = prune_after >= 0
         pruners = optuna.pruners
@@ -129,16 +139,25 @@ class Study:
             self.storage.set_trial_user_attr(trial._trial_id, key, value)
         self.study.tell(trial.number, state=TrialState.FAIL)
 
+    def orphaned(self, trial) -> str | None:
+        """Why a RUNNING trial has no live worker: its process on this machine is gone, or its heartbeat is old."""
+        attrs = trial.user_attrs
+        if attrs.get("host") == self.host and "pid" in attrs and not pid_alive(attrs["pid"]):
+            return f"worker {attrs['pid']} on {self.host} stopped without finishing it"
+        beat = attrs.get("heartbeat")
+        if self.stale_after and beat is not None and time.time() - beat > self.stale_after:
+            return f"worker {attrs.get('pid')} on {attrs.get('host')} silent for {time.time() - beat:.0f} s"
+        return None
+
     def fail_orphans(self) -> None:
-        """RUNNING trials of a worker on this machine that no longer exists: failed, and queued again."""
+        """RUNNING trials whose worker is gone: failed with the reason, and queued again."""
         for trial in self.study.get_trials(deepcopy=False, states=(self.optuna.trial.TrialState.RUNNING,)):
-            attrs = trial.user_attrs
-            if attrs.get("host") == self.host and "pid" in attrs and not pid_alive(attrs["pid"]):
-                folder = self.folder / attrs.get("folder", f"trial-{trial.number}")
+            reason = self.orphaned(trial)
+            if reason:
+                folder = self.folder / trial.user_attrs.get("folder", f"trial-{trial.number}")
                 complete = checkpoints.complete_checkpoints(folder) if folder.is_dir() else []
-                self.retry(trial, f"worker {attrs['pid']} stopped without finishing it",
-                           complete[-1] if complete else attrs.get("resume_checkpoint"))
-                logger.warning("trial %d was left running by a stopped worker: queued again", trial.number)
+                self.retry(trial, reason, complete[-1] if complete else trial.user_attrs.get("resume_checkpoint"))
+                logger.warning("trial %d: %s; queued again", trial.number, reason)
 
     def next_trial(self):
         """The next trial to run, or None once the study holds `total` trials and none is queued."""
@@ -172,7 +191,8 @@ class Study:
             raise UsageError(f"--space does not fit the study's earlier trials ({error}); "
                              "use another --study-name or keep each field's type and log setting") from None
         folder = self.folder / f"trial-{trial.number}"
-        for key, value in {"folder": folder.name, "host": self.host, "pid": self.pid}.items():
+        owner = {"folder": folder.name, "host": self.host, "pid": self.pid, "heartbeat": time.time()}
+        for key, value in owner.items():
             trial.set_user_attr(key, value)
         resume = trial.user_attrs.get("resume_checkpoint")
         resume = resume if resume and checkpoints.is_complete(Path(resume)) else None
