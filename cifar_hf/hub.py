@@ -4,13 +4,14 @@ The token is never handled here: `HfApi` reads it from HF_TOKEN or the stored lo
 cannot leak into output, files, results or the wandb config.
 """
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import yaml
 from huggingface_hub import HfApi
+
+from .files import read_json, write_text
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
@@ -97,7 +98,7 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
 
 def write_model_card(run_folder: Path, results: dict, repo_id: str | None = None) -> Path:
     path = Path(run_folder) / "README.md"
-    path.write_text(model_card(results, repo_id))
+    write_text(path, model_card(results, repo_id))
     return path
 
 
@@ -114,7 +115,7 @@ def stage_for_hub(run_folder: Path, staging: Path) -> list[str]:
 def push_run_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:
     """Upload the final model with its card; returns the commit URL. Credentials come from the environment."""
     api = HfApi()
-    results = json.loads((Path(run_folder) / "results.json").read_text())
+    results = read_json(Path(run_folder) / "results.json")
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id  # adds the user
     write_model_card(run_folder, results, repo_id)
     with tempfile.TemporaryDirectory() as staging:

@@ -6,7 +6,6 @@ and PNG. For a local run folder the dataset, seed and validation size default to
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import numpy as np
 import torch
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, load_cifar
-from ..errors import InputError
+from ..errors import CifarError, InputError, StorageError, UsageError
+from ..files import write_json
 from ..inference import flip_tta_logits, load_classifier, run_results
 from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
 from ..plots import plot_confusion_matrix
@@ -51,6 +51,9 @@ def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: b
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
+        for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1 (got {value})")
         trained = run_results(args.model)
         hp = trained.get("hyperparameters", {})
         dataset = args.dataset or trained.get("dataset") or DEFAULT_DATASET
@@ -70,8 +73,16 @@ def main(argv=None) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    try:
+        return write_and_print(args, dataset, data, predict_logits(model, transform, arrays.pixels, args.batch_size,
+                                                                   args.tta), arrays)
+    except CifarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
 
-    logits = predict_logits(model, transform, arrays.pixels, args.batch_size, args.tta)
+
+def write_and_print(args, dataset: str, data, logits: torch.Tensor, arrays) -> int:
+
     labels = torch.from_numpy(arrays.labels)
     predictions = logits.argmax(-1).numpy()
     confusion = confusion_matrix(predictions, arrays.labels, len(data.class_names))
@@ -88,8 +99,11 @@ def main(argv=None) -> int:
         "class_names": data.class_names,
     }
     output = args.output or (Path(args.model) if Path(args.model).is_dir() else Path("."))
-    output.mkdir(parents=True, exist_ok=True)
-    (output / f"evaluation-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"--output {output}: {error.strerror}") from None
+    write_json(output / f"evaluation-{args.split}.json", report)
     plot_confusion_matrix(confusion, data.class_names, output / f"confusion_matrix-{args.split}.png",
                           f"{Path(args.model).name or args.model}, {args.split}: accuracy {report['accuracy']:.4f}")
 

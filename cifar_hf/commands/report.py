@@ -5,10 +5,13 @@ cross-validation folders are shown as mean +- standard deviation over their fold
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from ..errors import CifarError
+from ..files import read_json, write_text
+
+RECOVERY = "re-run the training with --overwrite, or move that run folder away"
 COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
 
 
@@ -30,10 +33,10 @@ def percent(value, spread=None) -> str:
 
 
 def row(folder: Path) -> tuple[float, list[str]]:
-    results = json.loads((folder / "results.json").read_text())
+    results = read_json(folder / "results.json", RECOVERY)
     hp = results.get("hyperparameters", {})
     if results.get("cross_validation"):
-        folds = [json.loads((folder / f"fold-{f['fold']}" / "results.json").read_text()) for f in results["per_fold"]]
+        folds = [read_json(folder / f"fold-{f['fold']}" / "results.json", RECOVERY) for f in results["per_fold"]]
         val, test = results["val_accuracy_mean"], results["test_accuracy_mean"]
         cells = [percent(val, results["val_accuracy_std"]), percent(test, results["test_accuracy_std"])]
         runtime = sum(f["train_runtime_s"] for f in folds)
@@ -69,8 +72,12 @@ def main(argv=None) -> int:
     if not find_runs(args.folders):
         print(f"error: no run folder (with results.json) under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 1
-    table = report(args.folders)
-    print(table)
-    if args.output:
-        args.output.write_text(table + "\n")
+    try:
+        table = report(args.folders)
+        print(table)
+        if args.output:
+            write_text(args.output, table + "\n")
+    except CifarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     return 0
