@@ -6,7 +6,6 @@ finished (a failed new run puts it back).
 """
 
 import logging
-import math
 import os
 import signal
 import sys
@@ -56,9 +55,6 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
         value = training_flags.get(flag)
         if value is not None and value < minimum:
             raise UsageError(f"--{flag} must be at least {minimum} (got {value})")
-    learning_rate = training_flags.get("learning_rate")
-    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise UsageError(f"--learning_rate must be a finite number above 0 (got {learning_rate})")
     try:
         return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:

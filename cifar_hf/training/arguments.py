@@ -6,6 +6,7 @@ must be `TrainingArguments` flags. Where the seed's flag and a TrainingArguments
 """
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -62,8 +63,8 @@ class RunArguments:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
         if self.folds < 2:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise UsageError(f"-l/--learning-rate must be above 0 (got {self.learning_rate})")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UsageError(f"-l/--learning-rate must be a finite number above 0 (got {self.learning_rate})")
         if self.ckpt_frequency < 0:
             raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
         if (self.model, self.recipe) not in RECIPES:
