@@ -30,3 +30,9 @@ class Preempted(CifarError):
 
 class StorageError(CifarError):
     """A file could not be written (a full disk, no permission): the message names it; nothing half-written stays."""
+
+
+class PushError(CifarError):
+    """The run finished and its folder is complete and kept; only the Hub upload failed."""
+
+    kept = "run"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import synthetic_images, write_hub_dataset
+from PIL import Image
 from safetensors.torch import load_file
 
 import cifar_hf.training.trainer as trainer_module
 from cifar_hf import files
-from cifar_hf.commands import evaluate, report
+from cifar_hf.commands import evaluate, predict, report
 from cifar_hf.commands.train import main
 from cifar_hf.errors import StorageError
 from cifar_hf.training import checkpoints
@@ -88,12 +89,15 @@ def error_lines(stderr: str) -> list[str]:
 def test_overwrite_with_a_bad_flag_leaves_the_old_run_intact(old_run, dataset, tmp_path, capsys):
     before = snapshot(old_run)
     bad_flags = [["--load_best_model_at_end", "true"], ["--gradient_accumulation_steps", "0"],
-                 ["--dataloader_num_workers", "-1"], ["-l", "inf"]]
+                 ["--dataloader_num_workers", "-1"], ["-l", "inf"], ["-l", "1e-3", "--learning_rate", "0.5"],
+                 ["--push_to_hub", "--hub_model_id", "bad id!"]]
     for flags in bad_flags:
         assert main(argv(dataset, tmp_path, "--overwrite", *flags)) == 2, flags
         err = capsys.readouterr().err
         assert len(error_lines(err)) == 1 and "Traceback" not in err, err
         assert snapshot(old_run) == before, flags
+    assert main(argv(dataset, tmp_path, "--overwrite", "--val-size", "48")) == 1  # checked before decoding
+    assert "--val-size 48 must be" in error_lines(capsys.readouterr().err)[0] and snapshot(old_run) == before
     a_file = tmp_path / "not-a-folder"
     a_file.write_text("x")
     assert main(argv(dataset, a_file / "runs")) == 2
@@ -118,6 +122,14 @@ def test_overwrite_failing_in_training_puts_the_old_run_back_and_a_finished_one_
     assert main(argv(dataset, tmp_path, "--overwrite", "--seed", "7", "-e", "1")) == 0
     assert json.loads((old_run / "results.json").read_text())["seed"] == 7
     assert not (old_run / ASIDE).exists() and not (old_run / "checkpoint-4").exists()  # the old run is gone now
+
+
+def test_a_failed_push_keeps_the_finished_run(old_run, dataset, tmp_path, capsys):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # the upload fails as it would offline, after training
+    assert main(argv(dataset, tmp_path, "--overwrite", "-e", "1", "--push_to_hub", "--hub_model_id", "me/x")) == 1
+    line = error_lines(capsys.readouterr().err)[-1]
+    assert f"the run folder {old_run} is complete, but pushing it to me/x failed" in line
+    assert json.loads((old_run / "results.json").read_text())["epochs"] == 1 and not (old_run / ASIDE).exists()
 
 
 def launch(dataset, save, mode: str, tmp_path: Path) -> subprocess.Popen:
@@ -155,6 +167,16 @@ def test_resume_auto_on_a_finished_run_changes_nothing_and_a_stale_lock_is_taken
     assert "finished run" in capsys.readouterr().out
     assert "taking over the stale lock of pid 4194305 on gone" in caplog.text
     assert snapshot(old_run) == before
+
+
+def test_a_resumed_run_reports_the_runtime_and_speed_of_all_its_parts(old_run, dataset, tmp_path):
+    first_part = json.loads((old_run / "checkpoint-2" / "train_progress.json").read_text())
+    assert main(argv(dataset, tmp_path, "--resume", str(old_run / "checkpoint-2"))) == 0
+    results = json.loads((old_run / "results.json").read_text())
+    last_part = json.loads((old_run / "trainer_state.json").read_text())["log_history"][-1]["train_runtime"]
+    assert results["train_runtime_s"] == pytest.approx(first_part["train_runtime_s"] + last_part, abs=1e-3)
+    images = results["train_samples_per_second"] * results["train_runtime_s"]
+    assert images == pytest.approx(2 * 32, rel=1e-2)  # both epochs of 32 images, not only the resumed one
 
 
 @pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGINT", 130)])
@@ -211,3 +233,16 @@ def test_damaged_files_and_bad_evaluate_flags_are_one_line(old_run, capsys):
         assert len(error_lines(capsys.readouterr().err)) == 1
     assert evaluate.main(["--model", str(old_run)]) == 1  # the damaged results.json, named
     assert "cannot read" in error_lines(capsys.readouterr().err)[0]
+
+
+def test_predict_refuses_a_bomb_and_a_fifo_and_still_classifies_the_good_image(old_run, tmp_path, monkeypatch, capsys):
+    good, bomb, fifo = tmp_path / "good.png", tmp_path / "bomb.png", tmp_path / "fifo.png"
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(good)
+    Image.new("RGB", (64, 64), (40, 200, 40)).save(bomb)
+    os.mkfifo(fifo)  # opening it would block for ever
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is then over twice the limit: a bomb
+    assert predict.main(["--model", str(old_run), str(bomb), str(fifo), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(good)]
+    errors = error_lines(captured.err)
+    assert len(errors) == 2 and "bomb.png" in errors[0] and "fifo.png: not a regular file" in errors[1]

@@ -55,6 +55,14 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
         value = training_flags.get(flag)
         if value is not None and value < minimum:
             raise UsageError(f"--{flag} must be at least {minimum} (got {value})")
+    if training_flags.get("push_to_hub"):
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        repo = training_flags.get("hub_model_id") or run_folder(args).name
+        try:
+            validate_repo_id(repo)
+        except HFValidationError as error:
+            raise UsageError(f"--hub_model_id: {error}") from None
     try:
         return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
@@ -145,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         run = RunFolder(run_folder(args), args.overwrite)
         run.lock_it()
         check_run_folder(args)
-        if args.resume and not args.cross_validate and finished_epochs(run.folder) == training_args.num_train_epochs:
+        finished = args.resume == "auto" and not args.cross_validate and finished_epochs(run.folder)
+        if finished == training_args.num_train_epochs:
             print(f"{run.folder} is a finished run ({training_args.num_train_epochs:g} epochs): nothing to resume, "
                   "nothing changed (pass more epochs with -e to continue it)")
             return 0
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         run.finished()
         return code
     except CifarError as error:
-        if isinstance(error, Preempted) and error.kept == "run" and not args.cross_validate:
+        if getattr(error, "kept", None) == "run" and not args.cross_validate:
             run.finished()  # the new run folder is complete: the replaced run can go
             note = ""
         else:

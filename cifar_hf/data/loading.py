@@ -126,6 +126,10 @@ def load_cifar(
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
     image_column, label_column = find_columns(raw["train"])
+    if not 1 <= val_size < len(raw["train"]):  # before decoding: a too-large split costs no wait
+        raise InputError(
+            f"--val-size {val_size} must be at least 1 and below the {len(raw['train'])} images of the training split"
+        )
 
     decoded, bad_images = {}, {}
     for split in ("train", "test"):

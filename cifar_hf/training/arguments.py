@@ -125,9 +125,22 @@ def ask_interactively(args: RunArguments) -> None:
     args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float)
 
 
+def _refuse_conflicting_spellings(argv: list[str], spellings: tuple[str, ...]) -> None:
+    """`-l 1e-3 --learning_rate 0.5` names one setting twice; argparse would silently keep the last value."""
+    values = {}
+    for index, token in enumerate(argv):
+        name, _, inline = token.partition("=")
+        if name in spellings:
+            value = inline or (argv[index + 1] if index + 1 < len(argv) else "")
+            values.setdefault(value, name)
+    if len(values) > 1:
+        raise UsageError(" conflicts with ".join(f"{name} {value}" for value, name in values.items()) + ": give one")
+
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[RunArguments, dict]:
     """(RunArguments, the TrainingArguments fields given on the command line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _refuse_conflicting_spellings(argv, ("-l", "--learning_rate", "--learning-rate"))
     parser = HfArgumentParser(
         RunArguments,
         prog="run_classification.py",

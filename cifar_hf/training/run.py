@@ -20,7 +20,7 @@ from transformers import TrainingArguments, ViTImageProcessor
 from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
-from ..errors import InputError, Preempted, StorageError
+from ..errors import InputError, Preempted, PushError, StorageError
 from ..files import atomic_path, write_json, write_text
 from ..hub import push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
@@ -308,6 +308,11 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
             finish_wandb_run(results, output_dir, shown.output, data.class_names)
         if training_flags.get("push_to_hub"):
             repo = training_flags.get("hub_model_id") or output_dir.name
-            url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
+            try:
+                url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
+            except Exception as error:  # offline, no token, no permission: the run itself is complete
+                reason = " ".join(str(error).split())[:300] or type(error).__name__
+                raise PushError(f"the run folder {output_dir} is complete, but pushing it to {repo} failed: "
+                                f"{reason}") from None
             logger.info("pushed %s to the Hub: %s", output_dir, url)
     return results
