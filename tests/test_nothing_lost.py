@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import pytest
 from conftest import synthetic_images, write_hub_dataset
 from PIL import Image
@@ -246,3 +247,23 @@ def test_predict_refuses_a_bomb_and_a_fifo_and_still_classifies_the_good_image(o
     assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(good)]
     errors = error_lines(captured.err)
     assert len(errors) == 2 and "bomb.png" in errors[0] and "fifo.png: not a regular file" in errors[1]
+
+
+def plain_label_dataset(folder: Path, labels: list[int], label_feature) -> Path:
+    images, _ = synthetic_images(len(labels), seed=4)
+    features = datasets.Features({"img": datasets.Image(), "label": label_feature})
+    folder.mkdir()
+    datasets.Dataset.from_dict({"img": images, "label": labels}, features=features).to_parquet(
+        str(folder / "train-00000-of-00001.parquet"))
+    return folder
+
+
+def test_label_gaps_and_a_single_class_are_one_line_and_write_nothing(tmp_path, capsys):
+    stray = plain_label_dataset(tmp_path / "stray", [0, 1, 2, 3] * 8 + [57], datasets.Value("int64"))
+    single = plain_label_dataset(tmp_path / "single", [0] * 32, datasets.ClassLabel(names=["cat"]))
+    expected = {stray: "integers must be the classes 0-57, but 53 never occur (4, 5, 6,",
+                single: "1 class(es) in column 'label'"}
+    for dataset, message in expected.items():
+        assert main(argv(dataset, tmp_path / "runs")) == 1
+        assert message in error_lines(capsys.readouterr().err)[-1]
+        assert not (tmp_path / "runs" / "cifar-cnn").exists()

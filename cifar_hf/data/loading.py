@@ -98,8 +98,21 @@ def find_columns(split: datasets.Dataset) -> tuple[str, str]:
 def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarray) -> list[str]:
     feature = split.features[label_column]
     if isinstance(feature, datasets.ClassLabel):
-        return list(feature.names)
-    return [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+        names = list(feature.names)
+    else:  # plain integers: classes 0..K-1, each of which must occur (a stray 57 would make a 58-class model)
+        count = int(labels.max()) + 1 if len(labels) else 0
+        missing = sorted(set(range(count)) - set(np.unique(labels).tolist()))
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise InputError(
+                f"--dataset: column '{label_column}' has no ClassLabel, so its integers must be the classes "
+                f"0-{count - 1}, but {len(missing)} never occur ({shown}); declare the classes with a ClassLabel in "
+                "the dataset card or fix the labels"
+            )
+        names = [str(i) for i in range(count)]
+    if len(names) < 2:
+        raise InputError(f"--dataset: {len(names)} class(es) in column '{label_column}'; a classifier needs two")
+    return names
 
 
 def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
