@@ -267,3 +267,12 @@ def test_label_gaps_and_a_single_class_are_one_line_and_write_nothing(tmp_path, 
         assert main(argv(dataset, tmp_path / "runs")) == 1
         assert message in error_lines(capsys.readouterr().err)[-1]
         assert not (tmp_path / "runs" / "cifar-cnn").exists()
+
+
+def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copytree(old_run / "checkpoint-2", other / "cifar-resnet" / "checkpoint-2")  # a cnn checkpoint
+    assert main(argv(dataset, other, "-m", "resnet", "--resume", "auto")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "does not fit this model (size mismatch" in error_lines(err)[-1]

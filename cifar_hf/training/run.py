@@ -247,6 +247,10 @@ def train_checkpointed(trainer: CifarTrainer, resume: str | None, output_dir: Pa
         raise StorageError(f"cannot write a checkpoint in {output_dir}: {error.strerror or error}") from None
     except RuntimeError as error:  # torch.save reports a failed write (a full disk) as a RuntimeError
         message = str(error)
+        if resume and ("size mismatch" in message or "loading state_dict" in message):  # another model's checkpoint
+            lines = message.splitlines()
+            detail = next((line.strip() for line in lines if "size mismatch" in line), lines[0])
+            raise InputError(f"--resume: {resume} does not fit this model ({detail})") from None
         if "unexpected pos" not in message and "write failed" not in message:
             raise
         raise StorageError(f"cannot write a checkpoint in {output_dir} (is the disk full?): "
