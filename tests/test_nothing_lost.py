@@ -20,6 +20,7 @@ import cifar_hf.training.trainer as trainer_module
 from cifar_hf import files
 from cifar_hf.commands import evaluate, predict, report
 from cifar_hf.commands.train import main
+from cifar_hf.data import load_cifar
 from cifar_hf.errors import StorageError
 from cifar_hf.training import checkpoints
 from cifar_hf.training.folder_lock import LOCK_NAME
@@ -33,6 +34,7 @@ import os, signal, sys, time
 from pathlib import Path
 from cifar_hf.training import run
 from cifar_hf.commands.train import main
+from cifar_hf.data import load_cifar
 
 mode, original = os.environ["LAUNCH_MODE"], run.evaluate_split
 
@@ -276,3 +278,13 @@ def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp
     assert main(argv(dataset, other, "-m", "resnet", "--resume", "auto")) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "does not fit this model (size mismatch" in error_lines(err)[-1]
+
+
+def test_string_labels_without_a_class_label_become_sorted_classes(tmp_path, caplog):
+    labels = ["zebra", "ant", "moth", "ant"] * 8
+    folder = plain_label_dataset(tmp_path / "strings", labels, datasets.Value("string"))
+    data = load_cifar(str(folder), val_size=8, seed=0)
+    assert data.class_names == ["ant", "moth", "zebra"]
+    assert "holds strings without a ClassLabel" in caplog.text
+    decoded = [data.class_names[i] for i in data.full_train.labels]
+    assert decoded == labels  # every row keeps its own label

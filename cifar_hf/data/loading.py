@@ -115,6 +115,23 @@ def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarra
     return names
 
 
+def encode_string_labels(raw: datasets.DatasetDict, label_column: str) -> datasets.DatasetDict:
+    """String labels without a ClassLabel: the classes are the training split's sorted values (as the HF examples)."""
+    feature = raw["train"].features[label_column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        return raw
+    names = sorted({str(label) for label in raw["train"][label_column]})
+    logger.warning("column '%s' holds strings without a ClassLabel: classes are their sorted values %s",
+                   label_column, names)
+    encoded = {}
+    for split, data in raw.items():
+        try:
+            encoded[split] = data.cast_column(label_column, datasets.ClassLabel(names=names))
+        except ValueError as error:  # a label of another split that the training split does not have
+            raise InputError(f"--dataset: split '{split}': {error} (the training split's classes: {names})") from None
+    return datasets.DatasetDict(encoded)
+
+
 def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if len(bad):
@@ -139,6 +156,7 @@ def load_cifar(
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
     image_column, label_column = find_columns(raw["train"])
+    raw = encode_string_labels(raw, label_column)
     if not 1 <= val_size < len(raw["train"]):  # before decoding: a too-large split costs no wait
         raise InputError(
             f"--val-size {val_size} must be at least 1 and below the {len(raw['train'])} images of the training split"
