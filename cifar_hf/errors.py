@@ -20,8 +20,19 @@ class TrainingError(CifarError):
 
 
 class Preempted(CifarError):
-    """SIGTERM or SIGINT: a complete checkpoint was written and the run can continue with `--resume auto`."""
+    """SIGTERM or SIGINT: the run stopped; `kept` says what it left (a checkpoint to resume, a complete run folder)."""
 
-    def __init__(self, message: str, signal_number: int):
+    def __init__(self, message: str, signal_number: int, kept: str | None = None):
         super().__init__(message)
         self.exit_code = 128 + signal_number  # 143 for SIGTERM, 130 for SIGINT, as a shell reports them
+        self.kept = kept  # "checkpoint": resumable; "run": the run folder is complete; None: nothing new was kept
+
+
+class StorageError(CifarError):
+    """A file could not be written (a full disk, no permission): the message names it; nothing half-written stays."""
+
+
+class PushError(CifarError):
+    """The run finished and its folder is complete and kept; only the Hub upload failed."""
+
+    kept = "run"

@@ -4,12 +4,11 @@ The token is never handled here: `HfApi` reads it from HF_TOKEN or the stored lo
 cannot leak into output, files, results or the wandb config.
 """
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_update
+
+from .files import read_json, write_text
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
@@ -56,7 +55,7 @@ def evaluation_results(evaluation: dict, trained_dataset=None) -> list[EvalResul
 
 def run_evaluations(run_folder: Path) -> list[dict]:
     """The reports `cifar-hf evaluate` wrote into a run folder, in a stable order."""
-    return [json.loads(p.read_text()) for p in sorted(Path(run_folder).glob("evaluation-*.json"))]
+    return [read_json(p) for p in sorted(Path(run_folder).glob("evaluation-*.json"))]
 
 
 def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict] = ()) -> ModelCardData:
@@ -156,20 +155,18 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
 def write_model_card(run_folder: Path, results: dict | None = None, repo_id: str | None = None) -> Path:
     """Write the run folder's README.md (with every evaluation in it) atomically: a reader never sees half a card."""
     run_folder = Path(run_folder)
-    results = results or json.loads((run_folder / "results.json").read_text())
+    results = results or read_json(run_folder / "results.json")
     path = run_folder / "README.md"
     if repo_id is None and path.exists():  # keep the Hub name a push gave the card
         repo_id = ModelCard.load(path).data.model_name
-    with tempfile.NamedTemporaryFile("w", dir=run_folder, prefix=".README.", suffix=".tmp", delete=False) as tmp:
-        tmp.write(model_card(results, repo_id, run_evaluations(run_folder)))
-    os.replace(tmp.name, path)
+    write_text(path, model_card(results, repo_id, run_evaluations(run_folder)))
     return path
 
 
 def push_run_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:
     """Upload the final model with its card; returns the commit URL. Credentials come from the environment."""
     api = HfApi()
-    results = json.loads((Path(run_folder) / "results.json").read_text())
+    results = read_json(Path(run_folder) / "results.json")
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id  # adds the user
     write_model_card(run_folder, results, repo_id)
     # allow_patterns: exactly the final model, never checkpoints, logs or wandb files of the run folder

@@ -1,6 +1,5 @@
 """Loading a trained classifier (run folder or Hub id) for evaluation and prediction, and flip test-time augmentation."""
 
-import json
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 from .data import BatchTransform
 from .data.augment import PIL_RESAMPLE
 from .errors import InputError
+from .files import read_json
 from .models.pretrained import processor_preprocessing
 
 
@@ -29,7 +29,8 @@ def flip_tta_logits(model, pixels: torch.Tensor) -> torch.Tensor:
 def run_results(name_or_path: str) -> dict:
     """The training run's results.json when `name_or_path` is a local run folder, else {}."""
     path = Path(name_or_path) / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    recovery = "restore it, or give --dataset explicitly after moving it away"
+    return read_json(path, recovery) if path.is_file() else {}
 
 
 def load_classifier(name_or_path: str, trust_remote_code: bool = False):

@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .files import atomic_path  # noqa: E402
+
 
 def epoch_curves(log_history: list[dict]) -> dict[str, list]:
     """Per-epoch series from the Trainer's `log_history` (the same entries as trainer_state.json)."""
@@ -39,7 +41,8 @@ def plot_training_curves(log_history: list[dict], path: Path, title: str) -> dic
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return curves
 
@@ -62,7 +65,8 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: P
                           color="white" if value > 0.5 else "black")
     figure.colorbar(image, ax=axis, fraction=0.046)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
 
 

@@ -114,6 +114,7 @@ def test_truncated_newest_checkpoint_resumes_from_the_previous_one(uninterrupted
     save.mkdir()
     run = save / "cifar-cnn"
     subprocess.run(["cp", "-r", str(uninterrupted), str(run)], check=True)
+    (run / "results.json").unlink()  # a run that crashed never wrote it (a finished run is not resumed)
     newest = run / "checkpoint-12"
     (newest / "model.safetensors").write_bytes((newest / "model.safetensors").read_bytes()[:100])
     (newest / checkpoints.MARKER).unlink()
@@ -156,8 +157,12 @@ def test_pickled_object_in_a_checkpoint_is_refused(uninterrupted, tiny_dataset, 
     save.mkdir()
     run = save / "cifar-cnn"
     subprocess.run(["cp", "-r", str(uninterrupted), str(run)], check=True)
+    marker = run / "checkpoint-12" / checkpoints.MARKER
+    recorded = json.loads(marker.read_text())
     for name in ("optimizer.pt", "rng_state.pth"):
         (run / "checkpoint-12" / name).write_bytes(pickle.dumps(Exploit()))
+        recorded["file_sizes"][name] = len(pickle.dumps(Exploit()))  # a planted file that passes the size check
+    marker.write_text(json.dumps(recorded))
     result = run_process(argv(tiny_dataset, save, "--resume", "auto", "-e", "3"))
     assert result.returncode != 0
     assert not EXPLOIT_FLAG.exists()  # the payload never ran

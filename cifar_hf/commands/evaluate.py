@@ -8,7 +8,6 @@ to the training run's own, so `--split validation` evaluates exactly the images 
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import numpy as np
 import torch
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, load_cifar
-from ..errors import InputError
+from ..errors import CifarError, InputError, StorageError, UsageError
+from ..files import write_json
 from ..hub import push_evaluation, write_model_card
 from ..inference import flip_tta_logits, load_classifier, run_results
 from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
@@ -64,6 +64,9 @@ def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: b
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
+        for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1 (got {value})")
         corruptions = parse_corruptions(args.corruptions) if args.corruptions else []
         severities = parse_severities(args.severities)
         trained = run_results(args.model)
@@ -85,7 +88,14 @@ def main(argv=None) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    try:
+        return write_and_print(args, trained, dataset, data, arrays, model, transform, corruptions, severities)
+    except CifarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
 
+
+def write_and_print(args, trained: dict, dataset: str, data, arrays, model, transform, corruptions, severities) -> int:
     def score(pixels: np.ndarray) -> torch.Tensor:
         return predict_logits(model, transform, pixels, args.batch_size, args.tta)
 
@@ -119,9 +129,12 @@ def main(argv=None) -> int:
         report.update(corruption_report(score, arrays.pixels, arrays.labels, report["accuracy"], corruptions,
                                         severities, args.corruption_seed))
     output = args.output or (Path(args.model) if Path(args.model).is_dir() else Path("."))
-    output.mkdir(parents=True, exist_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"--output {output}: {error.strerror}") from None
     title = f"{Path(args.model).name or args.model}, {args.split}"
-    (output / f"evaluation-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output / f"evaluation-{args.split}.json", report)
     plot_confusion_matrix(confusion, data.class_names, output / f"confusion_matrix-{args.split}.png",
                           f"{title}: accuracy {report['accuracy']:.4f}")
     figures = write_figures(report, bins, output, title)

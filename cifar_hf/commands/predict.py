@@ -1,11 +1,13 @@
 """`cifar-hf predict --model RUN_FOLDER_OR_HUB_ID IMAGE [IMAGE ...] [--top-k 3]`: classify image files.
 
 One line per image with its top classes and probabilities. Any size or mode works (resized and normalised as in
-training). A file that is not an image gets a one-line error; the others are still classified and the exit status
-is 1.
+training). A file that is not an image (missing, not a regular file, unreadable, a decompression bomb) gets a
+one-line error; the others are still classified, in batches, and the exit status is 1.
 """
 
 import argparse
+import os
+import stat
 import sys
 
 import torch
@@ -27,11 +29,16 @@ def parse(argv):
     return args
 
 
+BATCH_SIZE = 64
+
+
 def read_image(path: str) -> Image.Image:
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
+            raise InputError(f"cannot read image {path}: not a regular file")
         with Image.open(path) as image:
             return image.convert("RGB")
-    except (OSError, ValueError) as error:  # missing, unreadable or not an image
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, not an image, bomb
         raise InputError(f"cannot read image {path}: {error}") from None
 
 
@@ -46,16 +53,22 @@ def main(argv=None) -> int:
     device = next(model.parameters()).device
     top_k = min(args.top_k, model.config.num_labels)
     failed = 0
-    for path in args.images:
-        try:
-            image = read_image(path)
-        except InputError as error:
-            print(f"error: {error}", file=sys.stderr)
-            failed += 1
+    for start in range(0, len(args.images), BATCH_SIZE):
+        paths, images = [], []
+        for path in args.images[start: start + BATCH_SIZE]:
+            try:
+                images.append(read_image(path))
+                paths.append(path)
+            except InputError as error:
+                print(f"error: {error}", file=sys.stderr)
+                failed += 1
+        if not images:
             continue
-        pixels = processor(image, return_tensors="pt")["pixel_values"].to(device)
-        probabilities = model(pixel_values=pixels).logits.float().softmax(-1)[0]
+        pixels = processor(images, return_tensors="pt")["pixel_values"].to(device)
+        probabilities = model(pixel_values=pixels).logits.float().softmax(-1)
         top = probabilities.topk(top_k)
-        labels = ", ".join(f"{model.config.id2label[int(i)]} {float(p):.3f}" for p, i in zip(top.values, top.indices))
-        print(f"{path}: {labels}")
+        names = model.config.id2label
+        for path, values, indices in zip(paths, top.values, top.indices, strict=True):
+            best = zip(values.tolist(), indices.tolist(), strict=True)
+            print(f"{path}: " + ", ".join(f"{names[i]} {p:.3f}" for p, i in best))
     return 1 if failed else 0

@@ -6,10 +6,13 @@ study as its best trial with the number of trials.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from ..errors import CifarError
+from ..files import read_json, write_text
+
+RECOVERY = "re-run the training with --overwrite, or move that run folder away"
 COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
 
 
@@ -39,7 +42,7 @@ def study_row(folder: Path, study: dict) -> tuple[float, list[str]]:
     name = f"{folder.name} ({len(counted)} trials, best #{study['best_trial']})"
     if study["best_folder"] is None:
         return None, [name, study.get("model") or "-", "tuned", *["-"] * 6]
-    best = json.loads((folder / study["best_folder"] / "results.json").read_text())
+    best = read_json(folder / study["best_folder"] / "results.json", RECOVERY)
     runtime = sum(t["wall_s"] or 0 for t in study["trials"])  # the study's cost: every trial's wall time
     test = best.get("test_accuracy")
     return (test if test is not None else best["val_accuracy"]), [
@@ -48,14 +51,14 @@ def study_row(folder: Path, study: dict) -> tuple[float, list[str]]:
 
 
 def row(folder: Path) -> tuple[float, list[str]]:
-    results = json.loads((folder / "results.json").read_text())
+    results = read_json(folder / "results.json", RECOVERY)
     hp = results.get("hyperparameters", {})
     if results.get("tune"):
         return study_row(folder, results)
     if results.get("cross_validation") or "per_seed" in results:
         members = [f"fold-{f['fold']}" for f in results["per_fold"]] if "per_fold" in results else [
             s["folder"] for s in results["per_seed"]]
-        folds = [json.loads((folder / member / "results.json").read_text()) for member in members]
+        folds = [read_json(folder / member / "results.json", RECOVERY) for member in members]
         val, test = results["val_accuracy_mean"], results["test_accuracy_mean"]
         cells = [percent(val, results["val_accuracy_std"]), percent(test, results["test_accuracy_std"])]
         runtime = sum(f["train_runtime_s"] for f in folds)
@@ -92,8 +95,12 @@ def main(argv=None) -> int:
     if not find_runs(args.folders):
         print(f"error: no run folder (with results.json) under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 1
-    table = report(args.folders)
-    print(table)
-    if args.output:
-        args.output.write_text(table + "\n")
+    try:
+        table = report(args.folders)
+        print(table)
+        if args.output:
+            write_text(args.output, table + "\n")
+    except CifarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
     return 0

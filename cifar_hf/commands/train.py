@@ -1,15 +1,26 @@
-"""`run_classification.py` / `cifar-hf train`: parse flags, load and check the data, train, report."""
+"""`run_classification.py` / `cifar-hf train`: parse flags, load and check the data, train, report.
+
+Order matters for "nothing lost": every check that can fail (flags, TrainingArguments, the save folder, the lock)
+runs before the old run is touched; `--overwrite` only moves the old run aside, and removes it once the new run has
+finished (a failed new run puts it back).
+"""
 
 import logging
-import shutil
+import os
+import signal
 import sys
+from pathlib import Path
 
 from ..data import load_cifar
-from ..errors import CifarError, InputError, UsageError
+from ..errors import CifarError, Preempted, UsageError
+from ..files import read_json
 from ..models.pretrained import check_checkpoint
+from ..training import replaced_run
 from ..training.arguments import RunArguments, parse_arguments
 from ..training.distributed import is_main_process
-from ..training.run import run_folder, train_once
+from ..training.folder_lock import LOCK_NAME, FolderLock
+from ..training.recipes import get_recipe
+from ..training.run import build_training_arguments, run_folder, train_once
 
 logger = logging.getLogger("cifar_hf")
 
@@ -17,13 +28,54 @@ logger = logging.getLogger("cifar_hf")
 def check_run_folder(args: RunArguments) -> None:
     """Refuse to reuse a run folder unless asked to; nothing is deleted here."""
     folder = run_folder(args)
-    if folder.exists() and any(folder.iterdir()) and not (args.overwrite or args.resume):
+    in_use = folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
+    if in_use and not (args.overwrite or args.resume):
         raise UsageError(
             f"run folder {folder} already exists: pass --overwrite to replace it, --resume auto to continue it, "
             "or -s/--save-folder to write elsewhere"
         )
-    if args.resume and not folder.exists():
+    if args.resume and not in_use:
         raise UsageError(f"--resume: there is no run folder {folder} to resume")
+
+
+def check_save_folder(save_folder: str) -> None:
+    """-s must be a writable folder (or creatable); checked before any data is decoded."""
+    path = Path(save_folder)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UsageError(f"-s/--save-folder {save_folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"-s/--save-folder {save_folder}: {existing} is not writable")
+
+
+def check_training_arguments(args: RunArguments, training_flags: dict):
+    """Build the run's TrainingArguments now, so that a flag they refuse stops the run before anything is written."""
+    minimums = {"gradient_accumulation_steps": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1}
+    for flag, minimum in minimums.items():
+        value = training_flags.get(flag)
+        if value is not None and value < minimum:
+            raise UsageError(f"--{flag} must be at least {minimum} (got {value})")
+    if training_flags.get("push_to_hub"):
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+        repo = training_flags.get("hub_model_id") or run_folder(args).name
+        try:
+            validate_repo_id(repo)
+        except HFValidationError as error:
+            raise UsageError(f"--hub_model_id: {error}") from None
+    try:
+        return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
+    except (ValueError, TypeError, ImportError) as error:
+        raise UsageError(f"invalid training arguments: {' '.join(str(error).split())}") from None
+
+
+def finished_epochs(folder: Path) -> float | None:
+    """The epochs of the finished run in `folder` (None: not finished)."""
+    results = folder / "results.json"
+    if not results.is_file():
+        return None
+    recovery = "move it away to resume from the last checkpoint"
+    return read_json(results, recovery).get("epochs")
 
 
 def setup_logging() -> None:
@@ -35,11 +87,77 @@ def setup_logging() -> None:
     datasets.logging.set_verbosity_warning()
 
 
+def raise_on_stop_signal(number, frame):
+    """Outside the training loop a stop signal unwinds like an error: the old run is restored, one line is printed."""
+    raise Preempted(f"stopped by {signal.Signals(number).name}", number)
+
+
+class RunFolder:
+    """The run folder's life in one command: locked, the old run moved aside, then kept or restored."""
+
+    def __init__(self, folder: Path, overwrite: bool):
+        self.folder, self.overwrite = folder, overwrite
+        self.lock = None
+        self.created = False
+        self.replaced = False
+
+    def lock_it(self) -> None:
+        if not is_main_process():  # rank 0 owns the folder; other ranks only write what the Trainer asks
+            return
+        self.created = not self.folder.exists()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"-s/--save-folder: cannot create {self.folder}: {error.strerror}") from None
+        self.lock = FolderLock(self.folder).acquire()
+
+    def clear_for_new_run(self) -> None:
+        if self.overwrite and self.lock is not None:
+            self.replaced = replaced_run.move_aside(self.folder) is not None
+
+    def finished(self) -> None:
+        if self.lock is not None:
+            replaced_run.discard(self.folder)  # also the one an interrupted --overwrite left, once resumed to the end
+
+    def failed(self, error: BaseException) -> str:
+        """Undo what this run did to the folder; returns what the user should know."""
+        if self.lock is None:
+            return ""
+        kept = getattr(error, "kept", None)
+        if kept:  # a checkpoint or a complete run: the new run is worth keeping, and so is the old one
+            if self.replaced:
+                return f"; the replaced run stays in {self.folder / replaced_run.ASIDE} until this run finishes"
+            return ""
+        if self.replaced:
+            replaced_run.put_back(self.folder)
+            return f"; the previous run in {self.folder} is back in place"
+        if self.created and not replaced_run.run_entries(self.folder):
+            (self.folder / LOCK_NAME).unlink(missing_ok=True)
+            self.folder.rmdir()
+        return ""
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+
+
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    previous_handlers = {number: signal.signal(number, raise_on_stop_signal) for number in stop_signals}
+    run = None
     try:
         args, training_flags = parse_arguments(argv)
+        training_args = check_training_arguments(args, training_flags)
+        check_save_folder(args.save_folder)
+        run = RunFolder(run_folder(args), args.overwrite)
+        run.lock_it()
         check_run_folder(args)
+        finished = args.resume == "auto" and not args.cross_validate and finished_epochs(run.folder)
+        if finished == training_args.num_train_epochs:
+            print(f"{run.folder} is a finished run ({training_args.num_train_epochs:g} epochs): nothing to resume, "
+                  "nothing changed (pass more epochs with -e to continue it)")
+            return 0
         if training_flags.get("disable_tqdm"):  # quiet means quiet: the decoding bars too
             import datasets
 
@@ -54,21 +172,27 @@ def main(argv: list[str] | None = None) -> int:
             max_eval_samples=args.max_eval_samples,
             skip_bad_images=args.skip_bad_images,
         )
-        folder = run_folder(args)
-        # Only now, and only once (rank 0 of a distributed launch): a run that failed on its input keeps the old folder.
-        if args.overwrite and folder.exists() and is_main_process():
-            shutil.rmtree(folder)
-        created = not folder.exists()
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            return train_and_report(args, training_flags, data, folder)
-        except InputError:
-            if created and not any(folder.iterdir()):  # e.g. an unreachable checkpoint: leave no empty folder
-                folder.rmdir()
-            raise
+        run.clear_for_new_run()  # only now: a run that failed on its input keeps the old folder untouched
+        code = train_and_report(args, training_flags, data, run.folder)
+        run.finished()
+        return code
     except CifarError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if getattr(error, "kept", None) == "run" and not args.cross_validate:
+            run.finished()  # the new run folder is complete: the replaced run can go
+            note = ""
+        else:
+            note = run.failed(error) if run is not None else ""
+        print(f"error: {error}{note}", file=sys.stderr)
         return error.exit_code
+    except BaseException as error:  # a bug: still put the old run back before the traceback
+        if run is not None:
+            run.failed(error)
+        raise
+    finally:
+        if run is not None:
+            run.release()
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
 
 
 def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> int:

@@ -98,8 +98,38 @@ def find_columns(split: datasets.Dataset) -> tuple[str, str]:
 def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarray) -> list[str]:
     feature = split.features[label_column]
     if isinstance(feature, datasets.ClassLabel):
-        return list(feature.names)
-    return [str(i) for i in range(int(labels.max()) + 1 if len(labels) else 0)]
+        names = list(feature.names)
+    else:  # plain integers: classes 0..K-1, each of which must occur (a stray 57 would make a 58-class model)
+        count = int(labels.max()) + 1 if len(labels) else 0
+        missing = sorted(set(range(count)) - set(np.unique(labels).tolist()))
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            raise InputError(
+                f"--dataset: column '{label_column}' has no ClassLabel, so its integers must be the classes "
+                f"0-{count - 1}, but {len(missing)} never occur ({shown}); declare the classes with a ClassLabel in "
+                "the dataset card or fix the labels"
+            )
+        names = [str(i) for i in range(count)]
+    if len(names) < 2:
+        raise InputError(f"--dataset: {len(names)} class(es) in column '{label_column}'; a classifier needs two")
+    return names
+
+
+def encode_string_labels(raw: datasets.DatasetDict, label_column: str) -> datasets.DatasetDict:
+    """String labels without a ClassLabel: the classes are the training split's sorted values (as the HF examples)."""
+    feature = raw["train"].features[label_column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+        return raw
+    names = sorted({str(label) for label in raw["train"][label_column]})
+    logger.warning("column '%s' holds strings without a ClassLabel: classes are their sorted values %s",
+                   label_column, names)
+    encoded = {}
+    for split, data in raw.items():
+        try:
+            encoded[split] = data.cast_column(label_column, datasets.ClassLabel(names=names))
+        except ValueError as error:  # a label of another split that the training split does not have
+            raise InputError(f"--dataset: split '{split}': {error} (the training split's classes: {names})") from None
+    return datasets.DatasetDict(encoded)
 
 
 def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
@@ -126,6 +156,11 @@ def load_cifar(
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
     image_column, label_column = find_columns(raw["train"])
+    raw = encode_string_labels(raw, label_column)
+    if not 1 <= val_size < len(raw["train"]):  # before decoding: a too-large split costs no wait
+        raise InputError(
+            f"--val-size {val_size} must be at least 1 and below the {len(raw['train'])} images of the training split"
+        )
 
     decoded, bad_images = {}, {}
     for split in ("train", "test"):

@@ -6,6 +6,7 @@ must be `TrainingArguments` flags. Where the seed's flag and a TrainingArguments
 """
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass, field
 
@@ -65,8 +66,8 @@ class RunArguments:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
         if self.repeat > 1 and self.cross_validate:
             raise UsageError("--repeat and -c/--cross-validate do not combine: each already trains several seeds")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise UsageError(f"-l/--learning-rate must be above 0 (got {self.learning_rate})")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise UsageError(f"-l/--learning-rate must be a finite number above 0 (got {self.learning_rate})")
         if self.ckpt_frequency < 0:
             raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
         if (self.model, self.recipe) not in RECIPES:
@@ -127,9 +128,22 @@ def ask_interactively(args: RunArguments) -> None:
     args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float)
 
 
+def _refuse_conflicting_spellings(argv: list[str], spellings: tuple[str, ...]) -> None:
+    """`-l 1e-3 --learning_rate 0.5` names one setting twice; argparse would silently keep the last value."""
+    values = {}
+    for index, token in enumerate(argv):
+        name, _, inline = token.partition("=")
+        if name in spellings:
+            value = inline or (argv[index + 1] if index + 1 < len(argv) else "")
+            values.setdefault(value, name)
+    if len(values) > 1:
+        raise UsageError(" conflicts with ".join(f"{name} {value}" for value, name in values.items()) + ": give one")
+
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[RunArguments, dict]:
     """(RunArguments, the TrainingArguments fields given on the command line)."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    _refuse_conflicting_spellings(argv, ("-l", "--learning_rate", "--learning-rate"))
     parser = HfArgumentParser(
         RunArguments,
         prog="run_classification.py",

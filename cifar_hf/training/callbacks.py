@@ -22,6 +22,9 @@ class SaveEveryNEpochs(TrainerCallback):
 class StopOnSignal(TrainerCallback):
     """SIGTERM / SIGINT: finish the current step, write a complete checkpoint, stop; `signal_number` says which.
 
+    The handlers stay until `restore()`: a signal during the final evaluation or while the run folder is written
+    lets the run finish that folder first.
+
     A second signal of the same kind is not caught again, so a second Ctrl-C still stops at once.
     """
 
@@ -49,9 +52,11 @@ class StopOnSignal(TrainerCallback):
         elif self.signal_number is not None:  # a finished epoch is evaluated as usual, then checkpointed again
             control.should_save = True
 
-    def on_train_end(self, args, state, control, **kwargs):
+    def restore(self) -> None:
+        """Called by the run once its folder is written: signals after training still wait for that."""
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+        self._previous = {}
 
 
 def start_wandb_run(output_dir, run_name: str, hyperparameters: dict) -> None:

@@ -1,9 +1,11 @@
 """Crash-safe checkpoints.
 
 The Trainer writes a checkpoint into `<run>/.staging/checkpoint-N`; then every file is flushed to disk, a
-completion marker is written last, and the folder is renamed into the run folder (an atomic step on one file
-system). A `checkpoint-*` folder without the marker is torn (a crash of some other writer, a copy cut short): it
-is never resumed from, never counted for rotation, and is removed (and reported) when a run resumes.
+completion marker (which records every file's size) is written last, and the folder is renamed into the run folder
+(an atomic step on one file system). A `checkpoint-*` folder without the marker is torn (a crash of some other
+writer, a copy cut short): it is never resumed from, never counted for rotation, and is removed (and reported) when
+a run resumes. A marked checkpoint whose files no longer match the recorded sizes (a file truncated later) is
+skipped by `--resume auto` for the previous one.
 """
 
 import json
@@ -43,8 +45,9 @@ def _fsync_tree(folder: Path) -> None:
 def publish(staged: Path, final: Path, step: int) -> None:
     """Flush `staged`, mark it complete, and move it to `final` in one rename."""
     _fsync_tree(staged)
+    sizes = {str(p.relative_to(staged)): p.stat().st_size for p in sorted(staged.rglob("*")) if p.is_file()}
     marker = staged / MARKER
-    marker.write_text(json.dumps({"global_step": step, "written_at": time.time()}) + "\n")
+    marker.write_text(json.dumps({"global_step": step, "written_at": time.time(), "file_sizes": sizes}) + "\n")
     with open(marker, "rb") as handle:
         os.fsync(handle.fileno())
     if final.exists():  # a torn leftover with the same step
@@ -55,6 +58,21 @@ def publish(staged: Path, final: Path, step: int) -> None:
 
 def is_complete(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file()
+
+
+def damage(folder: Path) -> str | None:
+    """Why a marked checkpoint cannot be trusted (a file missing or of another size than recorded), else None."""
+    try:
+        recorded = json.loads((Path(folder) / MARKER).read_text()).get("file_sizes", {})
+    except (OSError, ValueError) as error:
+        return f"unreadable {MARKER} ({error})"
+    for name, size in recorded.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} were written"
+    return None
 
 
 def checkpoints(run_folder: Path) -> list[Path]:
@@ -94,8 +112,16 @@ def resolve_resume(run_folder: Path, resume: str) -> str:
         complete = complete_checkpoints(run_folder)
         if not complete:
             raise UsageError(f"--resume auto: no complete checkpoint in {run_folder} (save them with -f N)")
-        return str(complete[-1])
+        for candidate in reversed(complete):
+            problem = damage(candidate)
+            if problem is None:
+                return str(candidate)
+            logger.warning("skipping damaged checkpoint %s: %s", candidate, problem)
+        raise UsageError(f"--resume auto: every checkpoint in {run_folder} is damaged; start again with --overwrite")
     path = Path(resume)
     if not path.is_dir() or not is_complete(path):
         raise UsageError(f"--resume {resume}: not a complete checkpoint folder (no {MARKER})")
+    problem = damage(path)
+    if problem is not None:
+        raise UsageError(f"--resume {resume}: damaged checkpoint: {problem}")
     return str(path)

@@ -6,7 +6,6 @@ with checkpoints resumes from the last one; any other partial fold starts again.
 """
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import CifarData, stratified_folds
+from ..errors import InputError
+from ..files import read_json, write_json
 from .arguments import RunArguments
 from .distributed import is_main_process
 from .run import scrub_secrets, train_once
@@ -47,6 +48,21 @@ def prepare_fold_folder(folder: Path) -> str | None:
     return None
 
 
+def read_fold_results(folder: Path, number: int, count: int) -> dict | None:
+    """A complete fold's results; None when the fold must be trained (again: an unreadable results.json)."""
+    path = folder / "results.json"
+    if not path.exists():
+        return None
+    try:
+        results = read_json(path)
+    except InputError as error:
+        logger.warning("fold %d/%d: %s; training this fold again", number, count, error)
+        path.unlink()  # without it the fold is a partial one, resumed from its last checkpoint or started again
+        return None
+    logger.info("fold %d/%d is complete: reading its results, not retraining", number, count)
+    return results
+
+
 def format_table(folds: list[dict], summary: dict) -> str:
     def cell(value):
         return "-" if value is None else f"{value:.4f}"
@@ -66,10 +82,8 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
     for index in range(args.folds):
         number = index + 1
         folder = cv_folder / f"fold-{number}"
-        if (folder / "results.json").exists():
-            logger.info("fold %d/%d is complete: reading its results, not retraining", number, args.folds)
-            results = json.loads((folder / "results.json").read_text())
-        else:
+        results = read_fold_results(folder, number, args.folds)
+        if results is None:
             fold_args = dataclasses.replace(
                 args, cross_validate=False, resume=prepare_fold_folder(folder), seed=args.seed + index
             )
@@ -103,5 +117,5 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
         "hyperparameters": scrub_secrets({**dataclasses.asdict(args), "training_arguments": scrub_secrets(training_flags)}),
     }
     if is_main_process():  # one writer under a distributed launch
-        (cv_folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(cv_folder / "results.json", report)
     return {**report, "table": format_table(fold_results, summary)}

@@ -5,7 +5,6 @@ processor that preprocesses PIL images exactly as training did, `results.json`, 
 """
 
 import dataclasses
-import json
 import logging
 import os
 import pickle
@@ -21,7 +20,8 @@ from transformers import TrainingArguments, ViTImageProcessor
 from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
-from ..errors import InputError, Preempted
+from ..errors import InputError, Preempted, PushError, StorageError
+from ..files import atomic_path, write_json, write_text
 from ..hub import push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
@@ -202,13 +202,15 @@ def write_run_folder(
     output_dir: Path, trainer, transform, results: dict, class_names: list[str], split: str, shown: SplitEvaluation
 ) -> None:
     """Everything beside the model: logs, figures, image processor, results.json and the model card."""
-    trainer.state.save_to_json(str(output_dir / "trainer_state.json"))  # the per-epoch curves
+    with atomic_path(output_dir / "trainer_state.json") as path:  # the per-epoch curves
+        trainer.state.save_to_json(str(path))
     plot_training_curves(trainer.state.log_history, output_dir / "training_curves.png",
                          f"{results['model']}: validation accuracy {results['val_accuracy']:.4f}")
     plot_confusion_matrix(shown.confusion, class_names, output_dir / "confusion_matrix.png",
                           f"{results['model']}, {split} split: accuracy {shown.accuracy:.4f}")
-    ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    processor = ViTImageProcessor(**transform.image_processor_kwargs())
+    write_text(output_dir / "preprocessor_config.json", processor.to_json_string())
+    write_json(output_dir / "results.json", results, default=str)
     write_model_card(output_dir, results)
 
 
@@ -229,22 +231,59 @@ def train_once(
     stop_on_signal = StopOnSignal()
     trainer.add_callback(stop_on_signal)
     try:
-        train_output = trainer.train(resume_from_checkpoint=resume)
+        results = train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags,
+                                  data, output_dir, save_test_probabilities)
+    finally:
+        stop_on_signal.restore()
+    if stop_on_signal.signal_number is not None:  # it came during the final evaluation or the writing: both finished
+        name = signal.Signals(stop_on_signal.signal_number).name
+        raise Preempted(f"stopped by {name} after training: the run folder {output_dir} is complete",
+                        stop_on_signal.signal_number, kept="run")
+    return results
+
+
+def train_checkpointed(trainer: CifarTrainer, resume: str | None, output_dir: Path):
+    """trainer.train with its failures as one line: an unsafe checkpoint file, a disk that fills up."""
+    try:
+        return trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickled object
         raise InputError(f"--resume: {resume} holds a file that is not plain tensors, refusing to load it "
                          f"({str(error).splitlines()[0]})") from None
+    except OSError as error:
+        raise StorageError(f"cannot write a checkpoint in {output_dir}: {error.strerror or error}") from None
+    except RuntimeError as error:  # torch.save reports a failed write (a full disk) as a RuntimeError
+        message = str(error)
+        if resume and ("size mismatch" in message or "loading state_dict" in message):  # another model's checkpoint
+            lines = message.splitlines()
+            detail = next((line.strip() for line in lines if "size mismatch" in line), lines[0])
+            raise InputError(f"--resume: {resume} does not fit this model ({detail})") from None
+        if "unexpected pos" not in message and "write failed" not in message:
+            raise
+        raise StorageError(f"cannot write a checkpoint in {output_dir} (is the disk full?): "
+                           f"{message.splitlines()[0]}") from None
+
+
+def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags, data,
+                    output_dir, save_test_probabilities):
+    training_args = trainer.args
+    train_output = train_checkpointed(trainer, resume, output_dir)
     if stop_on_signal.signal_number is not None:
         name = signal.Signals(stop_on_signal.signal_number).name
         raise Preempted(f"stopped by {name} at step {trainer.state.global_step}: checkpoint saved in {output_dir}; "
-                        "continue with --resume auto", stop_on_signal.signal_number)
-    peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
+                        "continue with --resume auto", stop_on_signal.signal_number, kept="checkpoint")
+    staging = output_dir / checkpoints.STAGING
+    if staging.is_dir() and not any(staging.iterdir()):  # left empty by the last publish; not a torn checkpoint
+        staging.rmdir()
+    cuda = training_args.device.type == "cuda"
+    peak_memory = torch.cuda.max_memory_allocated(training_args.device) if cuda else None
 
     trainer.save_model(str(output_dir))
     val = evaluate_split(trainer, data.validation, data.class_names, "val")
     test = evaluate_split(trainer, data.test, data.class_names, "test")
     if save_test_probabilities and test.output is not None and trainer.is_world_process_zero():
         probabilities = torch.softmax(torch.from_numpy(np.asarray(test.output.predictions, dtype=np.float32)), -1)
-        np.save(output_dir / "test_probabilities.npy", probabilities.numpy(), allow_pickle=False)
+        with atomic_path(output_dir / "test_probabilities.npy") as path:
+            np.save(path, probabilities.numpy(), allow_pickle=False)
 
     results = {
         "model": args.model,
@@ -279,6 +318,11 @@ def train_once(
             finish_wandb_run(results, output_dir, shown.output, data.class_names)
         if training_flags.get("push_to_hub"):
             repo = training_flags.get("hub_model_id") or output_dir.name
-            url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
+            try:
+                url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
+            except Exception as error:  # offline, no token, no permission: the run itself is complete
+                reason = " ".join(str(error).split())[:300] or type(error).__name__
+                raise PushError(f"the run folder {output_dir} is complete, but pushing it to {repo} failed: "
+                                f"{reason}") from None
             logger.info("pushed %s to the Hub: %s", output_dir, url)
     return results

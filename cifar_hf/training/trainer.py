@@ -1,6 +1,7 @@
 """`CifarTrainer`: the Transformers Trainer, fed uint8 batches that it augments and normalises on the device."""
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from ..data.augment import BatchTransform
 from ..errors import TrainingError
 from ..inference import flip_tta_logits
 from . import checkpoints
+
+PROGRESS = "train_progress.json"  # in every checkpoint: runtime and images of the run so far
 
 
 class CifarTrainer(Trainer):
@@ -185,14 +188,38 @@ class CifarTrainer(Trainer):
         super().log(logs, start_time)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
+        self._earlier_parts = {"train_runtime_s": 0.0, "train_samples": 0}  # of a run resumed after a stop
         if isinstance(resume_from_checkpoint, str):
             saved = Path(resume_from_checkpoint) / f"running_loss_{self.args.process_index}.json"
             if saved.is_file():
                 state = json.loads(saved.read_text())
                 self._restored_sums = (state["sum"], state["run_sum"])
                 self._loss_micro_steps = state["micro_steps"]
+            progress = Path(resume_from_checkpoint) / PROGRESS
+            if progress.is_file():
+                self._earlier_parts = json.loads(progress.read_text())
+        self._part_started = time.time()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._stop_if_loss_was_not_finite()  # a last step that no log, evaluation or save looked at
+        return self._whole_run_speed(output)
+
+    def _progress(self) -> dict:
+        """Runtime and images of the whole run up to now: the earlier parts plus this one."""
+        args = self.args
+        steps = self.state.global_step - self._initial_global_step  # the Trainer's first step of this part
+        images = steps * args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+        return {"train_runtime_s": self._earlier_parts["train_runtime_s"] + time.time() - self._part_started,
+                "train_samples": self._earlier_parts["train_samples"] + images}
+
+    def _whole_run_speed(self, output):
+        """A resumed run reports the runtime and images/s of all its parts, not of its last part alone."""
+        earlier = self._earlier_parts
+        if not earlier["train_runtime_s"]:
+            return output
+        metrics = output.metrics
+        runtime = earlier["train_runtime_s"] + metrics["train_runtime"]
+        images = earlier["train_samples"] + metrics["train_samples_per_second"] * metrics["train_runtime"]
+        metrics["train_runtime"], metrics["train_samples_per_second"] = round(runtime, 4), round(images / runtime, 3)
         return output
 
     def _get_output_dir(self, trial) -> str:
@@ -206,6 +233,7 @@ class CifarTrainer(Trainer):
             super()._save_checkpoint(model, trial)
             staged = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
             self._running_sums(self.args.device)
+            (staged / PROGRESS).write_text(json.dumps(self._progress()))
             (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps({
                 "sum": float(self._loss_sum), "micro_steps": self._loss_micro_steps, "run_sum": float(self._run_loss_sum)
             }))

@@ -1,0 +1,66 @@
+"""Atomic file writes: a reader sees the previous file or the complete new one, never a truncated one.
+
+Each write goes to a temporary file in the same folder, is flushed to disk, then renamed over the target (one
+atomic step on one file system). An OS error (ENOSPC, EACCES, ...) removes the temporary file and becomes a
+`StorageError` naming the path.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import InputError, StorageError
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make the folder's entries (new files, a rename into it) durable."""
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """A temporary path to write `path` through (for writers that take a path: savefig, np.save, ...)."""
+    path = Path(path)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+        os.close(handle)
+    except OSError as error:
+        raise StorageError(f"cannot write {path}: {error.strerror or error}") from None
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; results are ordinary files
+        os.replace(temporary, path)
+        fsync_directory(path.parent)
+    except OSError as error:
+        raise StorageError(f"cannot write {path}: {error.strerror or error}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text(path: Path | str, text: str) -> Path:
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)
+
+
+def write_json(path: Path | str, value, **kwargs) -> Path:
+    return write_text(path, json.dumps(value, indent=2, **kwargs) + "\n")
+
+
+def read_json(path: Path | str, recovery: str = "") -> dict:
+    """A JSON file another run wrote; a damaged one is one line naming it (and how to recover, when given)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise InputError(f"cannot read {path}: {reason}" + (f"; {recovery}" if recovery else "")) from None

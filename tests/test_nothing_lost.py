@@ -1,0 +1,290 @@
+"""Nothing lost (issue 15): --overwrite checks first and keeps the old run until the new one finished, one live run
+per folder, stop signals after training, atomic result files, verified checkpoints, damaged files as one line."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import pytest
+from conftest import synthetic_images, write_hub_dataset
+from PIL import Image
+from safetensors.torch import load_file
+
+import cifar_hf.training.trainer as trainer_module
+from cifar_hf import files
+from cifar_hf.commands import evaluate, predict, report
+from cifar_hf.commands.train import main
+from cifar_hf.data import load_cifar
+from cifar_hf.errors import StorageError
+from cifar_hf.training import checkpoints
+from cifar_hf.training.folder_lock import LOCK_NAME
+from cifar_hf.training.replaced_run import ASIDE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The run pauses (HOLD) or signals itself (SIGTERM / SIGINT) as its final evaluation starts, i.e. after training.
+LAUNCHER = """
+import os, signal, sys, time
+from pathlib import Path
+from cifar_hf.training import run
+from cifar_hf.commands.train import main
+from cifar_hf.data import load_cifar
+
+mode, original = os.environ["LAUNCH_MODE"], run.evaluate_split
+
+def evaluate_split(trainer, arrays, class_names, name):
+    if name == "val" and mode == "HOLD":
+        Path(os.environ["READY"]).touch()
+        while not Path(os.environ["GO"]).exists():
+            time.sleep(0.05)
+    elif name == "val":
+        os.kill(os.getpid(), getattr(signal, mode))
+    return original(trainer, arrays, class_names, name)
+
+run.evaluate_split = evaluate_split
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """48 training images (16 held out for validation: 2 steps of 16 per epoch) and 16 test images."""
+    folder = tmp_path_factory.mktemp("small-cifar")
+    return write_hub_dataset(folder, {"train": synthetic_images(48, seed=1), "test": synthetic_images(16, seed=2)})
+
+
+def argv(dataset, save, *extra):
+    return ["-m", "cnn", "-d", "cpu", "--dataset", str(dataset), "--val-size", "16", "-e", "2", "-b", "16",
+            "-f", "1", "-s", str(save), "--disable_tqdm", "true", *extra]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file of a run (the lock aside) and its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != LOCK_NAME}
+
+
+@pytest.fixture(scope="module")
+def finished(dataset, tmp_path_factory):
+    """A finished 2-epoch run with checkpoint-2 and checkpoint-4."""
+    save = tmp_path_factory.mktemp("finished")
+    assert main(argv(dataset, save)) == 0
+    return save / "cifar-cnn"
+
+
+@pytest.fixture
+def old_run(finished, tmp_path):
+    """A private copy of the finished run, as `-s tmp_path` sees it."""
+    shutil.copytree(finished, tmp_path / "cifar-cnn")
+    return tmp_path / "cifar-cnn"
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_overwrite_with_a_bad_flag_leaves_the_old_run_intact(old_run, dataset, tmp_path, capsys):
+    before = snapshot(old_run)
+    bad_flags = [["--load_best_model_at_end", "true"], ["--gradient_accumulation_steps", "0"],
+                 ["--dataloader_num_workers", "-1"], ["-l", "inf"], ["-l", "1e-3", "--learning_rate", "0.5"],
+                 ["--push_to_hub", "--hub_model_id", "bad id!"]]
+    for flags in bad_flags:
+        assert main(argv(dataset, tmp_path, "--overwrite", *flags)) == 2, flags
+        err = capsys.readouterr().err
+        assert len(error_lines(err)) == 1 and "Traceback" not in err, err
+        assert snapshot(old_run) == before, flags
+    assert main(argv(dataset, tmp_path, "--overwrite", "--val-size", "48")) == 1  # checked before decoding
+    assert "--val-size 48 must be" in error_lines(capsys.readouterr().err)[0] and snapshot(old_run) == before
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    assert main(argv(dataset, a_file / "runs")) == 2
+    assert "is not a folder" in capsys.readouterr().err and a_file.read_text() == "x"
+
+
+def test_overwrite_failing_in_training_puts_the_old_run_back_and_a_finished_one_replaces_it(
+    old_run, dataset, tmp_path, monkeypatch, capsys
+):
+    before = snapshot(old_run)
+    original = trainer_module.CifarTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *args, **kwargs):  # a NaN loss at the first step: TrainingError
+        return original(self, model, inputs, *args, **kwargs) * float("nan")
+
+    monkeypatch.setattr(trainer_module.CifarTrainer, "compute_loss", poisoned)
+    assert main(argv(dataset, tmp_path, "--overwrite", "--seed", "7")) == 1
+    assert "back in place" in error_lines(capsys.readouterr().err)[-1]
+    assert snapshot(old_run) == before and not (old_run / ASIDE).exists()
+
+    monkeypatch.undo()
+    assert main(argv(dataset, tmp_path, "--overwrite", "--seed", "7", "-e", "1")) == 0
+    assert json.loads((old_run / "results.json").read_text())["seed"] == 7
+    assert not (old_run / ASIDE).exists() and not (old_run / "checkpoint-4").exists()  # the old run is gone now
+
+
+def test_a_failed_push_keeps_the_finished_run(old_run, dataset, tmp_path, capsys):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # the upload fails as it would offline, after training
+    assert main(argv(dataset, tmp_path, "--overwrite", "-e", "1", "--push_to_hub", "--hub_model_id", "me/x")) == 1
+    line = error_lines(capsys.readouterr().err)[-1]
+    assert f"the run folder {old_run} is complete, but pushing it to me/x failed" in line
+    assert json.loads((old_run / "results.json").read_text())["epochs"] == 1 and not (old_run / ASIDE).exists()
+
+
+def launch(dataset, save, mode: str, tmp_path: Path) -> subprocess.Popen:
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(LAUNCHER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LAUNCH_MODE": mode,
+           "READY": str(tmp_path / "ready"), "GO": str(tmp_path / "go")}
+    return subprocess.Popen([sys.executable, str(launcher), *argv(dataset, save, "-e", "1")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_second_run_cannot_take_over_a_live_run_folder(dataset, tmp_path, capsys):
+    save = tmp_path / "runs"
+    live = launch(dataset, save, "HOLD", tmp_path)
+    while not (tmp_path / "ready").exists():  # the live run has trained and is about to evaluate
+        assert live.poll() is None, live.communicate()[1][-3000:]
+        time.sleep(0.1)
+    for extra in (["--overwrite"], ["--resume", "auto"], []):
+        assert main(argv(dataset, save, *extra)) == 2, extra
+        line = error_lines(capsys.readouterr().err)[-1]
+        assert f"in use by a live run (pid {live.pid} on" in line, line
+    (tmp_path / "go").touch()
+    out, err = live.communicate(timeout=600)
+    assert live.returncode == 0, err[-3000:]
+    run = save / "cifar-cnn"
+    assert json.loads((run / "results.json").read_text())["epochs"] == 1
+    assert load_file(run / "model.safetensors")  # the live run's files are whole
+
+
+def test_resume_auto_on_a_finished_run_changes_nothing_and_a_stale_lock_is_taken_over(old_run, dataset, tmp_path,
+                                                                                      caplog, capsys):
+    before = snapshot(old_run)
+    (old_run / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 1, "host": "gone", "started": 0}))  # its holder died
+    assert main(argv(dataset, tmp_path, "--resume", "auto")) == 0
+    assert "finished run" in capsys.readouterr().out
+    assert "taking over the stale lock of pid 4194305 on gone" in caplog.text
+    assert snapshot(old_run) == before
+
+
+def test_a_resumed_run_reports_the_runtime_and_speed_of_all_its_parts(old_run, dataset, tmp_path):
+    first_part = json.loads((old_run / "checkpoint-2" / "train_progress.json").read_text())
+    assert main(argv(dataset, tmp_path, "--resume", str(old_run / "checkpoint-2"))) == 0
+    results = json.loads((old_run / "results.json").read_text())
+    last_part = json.loads((old_run / "trainer_state.json").read_text())["log_history"][-1]["train_runtime"]
+    assert results["train_runtime_s"] == pytest.approx(first_part["train_runtime_s"] + last_part, abs=1e-3)
+    images = results["train_samples_per_second"] * results["train_runtime_s"]
+    assert images == pytest.approx(2 * 32, rel=1e-2)  # both epochs of 32 images, not only the resumed one
+
+
+@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_stop_signal_during_the_final_evaluation_completes_the_run_folder(dataset, tmp_path, name, status):
+    stopped = launch(dataset, tmp_path, name, tmp_path)
+    out, err = stopped.communicate(timeout=600)
+    assert stopped.returncode == status, err[-3000:]
+    assert "Traceback" not in err
+    assert error_lines(err) == [f"error: stopped by {name} after training: the run folder {tmp_path / 'cifar-cnn'} "
+                                "is complete"]
+    run = tmp_path / "cifar-cnn"
+    results = json.loads((run / "results.json").read_text())
+    assert results["test_accuracy"] is not None
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "README.md", "trainer_state.json"):
+        assert (run / name).is_file(), name
+    assert not (run / checkpoints.STAGING).exists()  # a finished run leaves no empty staging folder
+
+
+def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "results.json"
+    files.write_json(target, {"accuracy": 0.5})
+    real_write_text = Path.write_text
+
+    def disk_full(self, text, *args, **kwargs):  # half the bytes land, then the disk is full
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(StorageError, match=f"cannot write {target}: No space left on device"):
+        files.write_json(target, {"accuracy": 0.9})
+    with pytest.raises(StorageError):
+        files.write_json(tmp_path / "new.json", {"accuracy": 0.9})
+    monkeypatch.undo()
+    assert json.loads(target.read_text()) == {"accuracy": 0.5}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_a_marked_checkpoint_with_a_truncated_file_is_skipped_for_the_previous_one(old_run, caplog):
+    weights = old_run / "checkpoint-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert checkpoints.is_complete(weights.parent)
+    assert checkpoints.resolve_resume(old_run, "auto") == str(old_run / "checkpoint-2")
+    assert "skipping damaged checkpoint" in caplog.text and "model.safetensors has 100 bytes" in caplog.text
+
+
+def test_damaged_files_and_bad_evaluate_flags_are_one_line(old_run, capsys):
+    (old_run / "results.json").write_text('{"model": "cnn", "val_acc')  # what a full disk used to leave
+    assert report.main([str(old_run.parent)]) == 1
+    err = capsys.readouterr().err
+    assert error_lines(err) == [line for line in err.splitlines() if line] and "results.json" in err
+    assert "--overwrite" in err
+    for flags in (["--batch-size", "0"], ["--max-eval-samples", "-3"]):
+        assert evaluate.main(["--model", str(old_run), *flags]) == 2
+        assert len(error_lines(capsys.readouterr().err)) == 1
+    assert evaluate.main(["--model", str(old_run)]) == 1  # the damaged results.json, named
+    assert "cannot read" in error_lines(capsys.readouterr().err)[0]
+
+
+def test_predict_refuses_a_bomb_and_a_fifo_and_still_classifies_the_good_image(old_run, tmp_path, monkeypatch, capsys):
+    good, bomb, fifo = tmp_path / "good.png", tmp_path / "bomb.png", tmp_path / "fifo.png"
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(good)
+    Image.new("RGB", (64, 64), (40, 200, 40)).save(bomb)
+    os.mkfifo(fifo)  # opening it would block for ever
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is then over twice the limit: a bomb
+    assert predict.main(["--model", str(old_run), str(bomb), str(fifo), str(good)]) == 1
+    captured = capsys.readouterr()
+    assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(good)]
+    errors = error_lines(captured.err)
+    assert len(errors) == 2 and "bomb.png" in errors[0] and "fifo.png: not a regular file" in errors[1]
+
+
+def plain_label_dataset(folder: Path, labels: list[int], label_feature) -> Path:
+    images, _ = synthetic_images(len(labels), seed=4)
+    features = datasets.Features({"img": datasets.Image(), "label": label_feature})
+    folder.mkdir()
+    datasets.Dataset.from_dict({"img": images, "label": labels}, features=features).to_parquet(
+        str(folder / "train-00000-of-00001.parquet"))
+    return folder
+
+
+def test_label_gaps_and_a_single_class_are_one_line_and_write_nothing(tmp_path, capsys):
+    stray = plain_label_dataset(tmp_path / "stray", [0, 1, 2, 3] * 8 + [57], datasets.Value("int64"))
+    single = plain_label_dataset(tmp_path / "single", [0] * 32, datasets.ClassLabel(names=["cat"]))
+    expected = {stray: "integers must be the classes 0-57, but 53 never occur (4, 5, 6,",
+                single: "1 class(es) in column 'label'"}
+    for dataset, message in expected.items():
+        assert main(argv(dataset, tmp_path / "runs")) == 1
+        assert message in error_lines(capsys.readouterr().err)[-1]
+        assert not (tmp_path / "runs" / "cifar-cnn").exists()
+
+
+def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copytree(old_run / "checkpoint-2", other / "cifar-resnet" / "checkpoint-2")  # a cnn checkpoint
+    assert main(argv(dataset, other, "-m", "resnet", "--resume", "auto")) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "does not fit this model (size mismatch" in error_lines(err)[-1]
+
+
+def test_string_labels_without_a_class_label_become_sorted_classes(tmp_path, caplog):
+    labels = ["zebra", "ant", "moth", "ant"] * 8
+    folder = plain_label_dataset(tmp_path / "strings", labels, datasets.Value("string"))
+    data = load_cifar(str(folder), val_size=8, seed=0)
+    assert data.class_names == ["ant", "moth", "zebra"]
+    assert "holds strings without a ClassLabel" in caplog.text
+    decoded = [data.class_names[i] for i in data.full_train.labels]
+    assert decoded == labels  # every row keeps its own label
