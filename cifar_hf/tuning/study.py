@@ -209,7 +209,7 @@ class Study:
             results = train_once(args, flags, self.data, folder, recipe=recipe, callbacks=(pruner,))
         except Preempted as stop:
             complete = checkpoints.complete_checkpoints(folder)
-            self.retry(trial, f"preempted: {stop}", complete[-1] if complete else resume)
+            self.retry(trial, f"preempted: {str(stop).split(';')[0]}", complete[-1] if complete else resume)
             raise Preempted(f"trial {trial.number} {str(stop).split(';')[0]}; it is queued again: the same command "
                             "continues the study from that checkpoint", stop.exit_code - 128) from None
         except CifarError as error:  # a diverged run (non-finite loss) is a result of its parameters
