@@ -111,12 +111,14 @@ def pid_alive(pid: int) -> bool:
 
 
 class Study:
-    """One worker of a study; `run()` takes trials until the study holds `total` of them."""
+    """One worker of a study; `run()` takes trials until the study holds `total` of them, training on `data`."""
 
-    def __init__(self, args, training_flags: dict, data, folder: Path, space: dict, total: int, storage_url=None,
+    data = None  # the CifarData every trial trains on, set once the storage has opened
+
+    def __init__(self, args, training_flags: dict, folder: Path, space: dict, total: int, storage_url=None,
                  study_name=None, prune_after: int = 5, stale_after: float = 1800):
         optuna = import_optuna()
-        self.optuna, self.args, self.flags, self.data, self.folder = optuna, args, training_flags, data, folder
+        self.optuna, self.args, self.flags, self.folder = optuna, args, training_flags, folder
         self.space, self.total, self.stale_after = space, total, stale_after
         self.storage, self.lock = open_storage(storage_url, folder)
         self.pruning = prune_after >= 0
