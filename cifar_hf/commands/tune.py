@@ -66,16 +66,17 @@ def main(argv: list[str] | None = None) -> int:
 
         import_optuna()  # before loading any data: a missing extra is one line at once
         space = searched_space(load_space(tune.space, args.model), args, training_flags)
-        from ..data import load_cifar
-
-        data = load_cifar(args.dataset, val_size=args.val_size, seed=args.seed,
-                          max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                          skip_bad_images=args.skip_bad_images)
         folder = Path(args.save_folder) / f"cifar-{args.model}-tune"
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
-        study = Study(args, training_flags, data, folder, space, tune.trials, tune.storage, tune.study_name,
+        # The storage opens first: a bad --storage is reported before minutes of loading images.
+        study = Study(args, training_flags, folder, space, tune.trials, tune.storage, tune.study_name,
                       tune.prune_after, tune.stale_after)
+        from ..data import load_cifar
+
+        study.data = load_cifar(args.dataset, val_size=args.val_size, seed=args.seed,
+                                max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                                skip_bad_images=args.skip_bad_images)
         summary = study.run()
         if hub_flags.get("push_to_hub") and summary["best_folder"]:
             from ..hub import push_run_folder

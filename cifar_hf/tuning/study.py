@@ -111,12 +111,14 @@ def pid_alive(pid: int) -> bool:
 
 
 class Study:
-    """One worker of a study; `run()` takes trials until the study holds `total` of them."""
+    """One worker of a study; `run()` takes trials until the study holds `total` of them, training on `data`."""
 
-    def __init__(self, args, training_flags: dict, data, folder: Path, space: dict, total: int, storage_url=None,
+    data = None  # the CifarData every trial trains on, set once the storage has opened
+
+    def __init__(self, args, training_flags: dict, folder: Path, space: dict, total: int, storage_url=None,
                  study_name=None, prune_after: int = 5, stale_after: float = 1800):
         optuna = import_optuna()
-        self.optuna, self.args, self.flags, self.data, self.folder = optuna, args, training_flags, data, folder
+        self.optuna, self.args, self.flags, self.folder = optuna, args, training_flags, folder
         self.space, self.total, self.stale_after = space, total, stale_after
         self.storage, self.lock = open_storage(storage_url, folder)
         self.pruning = prune_after >= 0
@@ -139,6 +141,12 @@ class Study:
             self.storage.set_trial_user_attr(trial._trial_id, key, value)
         self.study.tell(trial.number, state=TrialState.FAIL)
 
+    @staticmethod
+    def last_checkpoint(folder: Path, fallback: str | None) -> Path | str | None:
+        """Where a retry of the trial in `folder` continues: its last complete checkpoint, else where it started."""
+        complete = checkpoints.complete_checkpoints(folder) if folder.is_dir() else []
+        return complete[-1] if complete else fallback
+
     def orphaned(self, trial) -> str | None:
         """Why a RUNNING trial has no live worker: its process on this machine is gone, or its heartbeat is old."""
         attrs = trial.user_attrs
@@ -155,8 +163,7 @@ class Study:
             reason = self.orphaned(trial)
             if reason:
                 folder = self.folder / trial.user_attrs.get("folder", f"trial-{trial.number}")
-                complete = checkpoints.complete_checkpoints(folder) if folder.is_dir() else []
-                self.retry(trial, reason, complete[-1] if complete else trial.user_attrs.get("resume_checkpoint"))
+                self.retry(trial, reason, self.last_checkpoint(folder, trial.user_attrs.get("resume_checkpoint")))
                 logger.warning("trial %d: %s; queued again", trial.number, reason)
 
     def next_trial(self):
@@ -208,19 +215,19 @@ class Study:
         try:
             results = train_once(args, flags, self.data, folder, recipe=recipe, callbacks=(pruner,))
         except Preempted as stop:
-            complete = checkpoints.complete_checkpoints(folder)
-            self.retry(trial, f"preempted: {stop}", complete[-1] if complete else resume)
+            self.retry(trial, f"preempted: {str(stop).split(';')[0]}", self.last_checkpoint(folder, resume))
             raise Preempted(f"trial {trial.number} {str(stop).split(';')[0]}; it is queued again: the same command "
                             "continues the study from that checkpoint", stop.exit_code - 128) from None
+        except InputError as error:  # not the parameters' fault: the same point runs again once the input is fixed
+            self.retry(trial, str(error), self.last_checkpoint(folder, resume))
+            raise
         except CifarError as error:  # a diverged run (non-finite loss) is a result of its parameters
             trial.set_user_attr("reason", str(error))
             trial.set_user_attr("wall_s", time.time() - start)
             self.study.tell(trial, state=TrialState.FAIL)
-            if isinstance(error, InputError):
-                raise
             return
         except BaseException:
-            self.retry(trial, "interrupted", resume)
+            self.retry(trial, "interrupted", self.last_checkpoint(folder, resume))
             raise
         trial.set_user_attr("wall_s", time.time() - start)
         trial.set_user_attr("test_accuracy", results["test_accuracy"])
