@@ -15,8 +15,14 @@ logger = logging.getLogger("cifar_hf")
 
 
 def check_run_folder(args: RunArguments) -> None:
-    """Refuse to reuse a run folder unless asked to; nothing is deleted here."""
+    """Refuse to reuse a run folder unless asked to; nothing is deleted here.
+
+    Rank 0 alone decides (a process stopping here alone would leave the others waiting for it); the other processes'
+    view of the folder is checked once training starts (`check_shared_run_folder`).
+    """
     folder = run_folder(args)
+    if not is_main_process():
+        return
     if folder.exists() and any(folder.iterdir()) and not (args.overwrite or args.resume):
         raise UsageError(
             f"run folder {folder} already exists: pass --overwrite to replace it, --resume auto to continue it, "

@@ -52,11 +52,15 @@ class RunArguments:
     resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
     skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
     tta: bool = _arg(False, "Flip test-time augmentation in the run's evaluations (image and mirror image averaged).")
+    stop_check_steps: int = _arg(
+        10, "Several processes: agree on a stop signal (SIGTERM/SIGINT) every N steps and at each epoch's end."
+    )
 
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
                         "--val-size": self.val_size, "--max-train-samples": self.max_train_samples,
-                        "--max-eval-samples": self.max_eval_samples}
+                        "--max-eval-samples": self.max_eval_samples,
+                        "--stop-check-steps": self.stop_check_steps}
         for flag, value in positive_int.items():
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")

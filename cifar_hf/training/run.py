@@ -30,6 +30,7 @@ from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
+from .distributed import check_shared_run_folder, main_process_result
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -219,18 +220,21 @@ def train_once(
     training_args = trainer.args
     if training_args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(training_args.device)
-    resume = checkpoints.resolve_resume(output_dir, args.resume) if args.resume else None
-    stop_on_signal = StopOnSignal()
+    check_shared_run_folder(output_dir, trainer.accelerator)
+    resume = None
+    if args.resume:  # decided once (it removes torn checkpoints), for every process
+        resume = main_process_result(trainer.accelerator, lambda: checkpoints.resolve_resume(output_dir, args.resume))
+    stop_on_signal = StopOnSignal(args.stop_check_steps)
     trainer.add_callback(stop_on_signal)
     try:
         train_output = trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickled object
         raise InputError(f"--resume: {resume} holds a file that is not plain tensors, refusing to load it "
                          f"({str(error).splitlines()[0]})") from None
-    if stop_on_signal.signal_number is not None:
-        name = signal.Signals(stop_on_signal.signal_number).name
+    if stop_on_signal.stopped_by is not None:  # the same on every process, whichever got the signal
+        name = signal.Signals(stop_on_signal.stopped_by).name
         raise Preempted(f"stopped by {name} at step {trainer.state.global_step}: checkpoint saved in {output_dir}; "
-                        "continue with --resume auto", stop_on_signal.signal_number)
+                        "continue with --resume auto", stop_on_signal.stopped_by)
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
 
     trainer.save_model(str(output_dir))
