@@ -9,7 +9,8 @@ from pathlib import Path
 from ..errors import CifarError, UsageError
 
 SHARED_CHECK = ".shared-folder-check"
-SHARED_CHECK_WAIT_S = 10  # a network file system may show another machine's new file a few seconds late
+# A network file system may show another machine's new file a few seconds late; the wait can be set from outside.
+SHARED_CHECK_WAIT_S = float(os.environ.get("CIFAR_HF_SHARED_FOLDER_WAIT_S", "10"))
 
 
 def is_main_process() -> bool:
@@ -66,11 +67,12 @@ def check_shared_run_folder(folder: Path, accelerator) -> None:
     if accelerator.is_main_process:
         mark.write_text(token[0])
     accelerator.wait_for_everyone()
-    seen = gather_object([(accelerator.process_index, socket.gethostname(), _sees(mark, token[0]))])
+    seen = gather_object([(accelerator.process_index, socket.gethostname(), str(folder), _sees(mark, token[0]))])
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         mark.unlink()
-    blind = [f"process {rank} on {host}" for rank, host, ok in seen if not ok]
+    blind = [f"process {rank} on {host} ({path})" for rank, host, path, ok in seen if not ok]
     if blind:
-        raise UsageError(f"{', '.join(blind)} cannot see the run folder {folder} that process 0 "
-                         f"({seen[0][1]}) writes: -s/--save-folder must be on storage shared by every machine")
+        _, host, path, _ = seen[0]
+        raise UsageError(f"{', '.join(blind)} cannot see the run folder {path} that process 0 on {host} writes: "
+                         "-s/--save-folder must be on storage shared by every machine")
