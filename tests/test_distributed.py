@@ -1,6 +1,6 @@
 """Two real gloo processes on the CPU: sharding, evaluation gathering and single-writer outputs (torchrun, one
-machine); a stop signal on one rank of two "machines" (accelerate launch --num_machines 2 on localhost), the exact resume
-across both, and a save folder that one machine cannot see."""
+machine); a stop signal on one rank of two "machines" (accelerate launch --num_machines 2 on localhost), the exact
+resume across both, and a save folder that one machine cannot see."""
 
 import json
 import os

@@ -23,6 +23,8 @@ def check_run_folder(args: RunArguments) -> None:
     folder = run_folder(args)
     if not is_main_process():
         return
+    if args.fold:  # fold jobs share the CV folder by design; each finds its own fold complete, resumable or new
+        return
     if folder.exists() and any(folder.iterdir()) and not (args.overwrite or args.resume):
         raise UsageError(
             f"run folder {folder} already exists: pass --overwrite to replace it, --resume auto to continue it, "
@@ -63,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = run_folder(args)
         # Only now, and only once (rank 0 of a distributed launch): a run that failed on its input keeps the old folder.
         if args.overwrite and folder.exists() and is_main_process():
-            shutil.rmtree(folder)
+            # A fold job replaces its own fold only: the other folds belong to other jobs.
+            shutil.rmtree(folder / f"fold-{args.fold}" if args.fold else folder, ignore_errors=bool(args.fold))
         created = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         try:

@@ -35,6 +35,8 @@ class RunArguments:
     device: str = _arg("auto", "auto: cuda, then mps, then cpu.", ["-d"], choices=DEVICES)
     cross_validate: bool = _arg(False, "Run k-fold cross-validation over the training split.", ["-c"])
     folds: int = _arg(5, "Number of cross-validation folds.")
+    fold: int | None = _arg(None, "With -c: train fold K (1 to --folds) alone, as one job of several; "
+                                  "the report is rebuilt from the folds complete so far.")
     wandb: bool = _arg(False, "Report to Weights & Biases (project 'cifar' unless WANDB_PROJECT is set).", ["-w"])
     save_folder: str = _arg(".", "Parent folder of the run folder cifar-<model>/.", ["-s"])
     ckpt_frequency: int = _arg(0, "Save a resumable checkpoint every N epochs (0: final model only).", ["-f"])
@@ -66,6 +68,8 @@ class RunArguments:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
         if self.folds < 2:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
+        if self.fold is not None and not (self.cross_validate and 1 <= self.fold <= self.folds):
+            raise UsageError(f"--fold {self.fold}: give it with -c/--cross-validate, from 1 to --folds ({self.folds})")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError(f"-l/--learning-rate must be above 0 (got {self.learning_rate})")
         if self.ckpt_frequency < 0:

@@ -205,7 +205,10 @@ def write_run_folder(
     plot_confusion_matrix(shown.confusion, class_names, output_dir / "confusion_matrix.png",
                           f"{results['model']}, {split} split: accuracy {shown.accuracy:.4f}")
     ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    # Whole or absent, never half-written: fold jobs read each other's results.json while they run.
+    staged = output_dir / ".results.json.partial"
+    staged.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    os.replace(staged, output_dir / "results.json")
     write_model_card(output_dir, results)
 
 
