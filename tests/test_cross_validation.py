@@ -4,7 +4,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -100,10 +99,11 @@ def test_wandb_gets_one_run_per_fold_in_one_group(tiny_dataset, tmp_path, monkey
 
 
 def comparable(report: dict) -> dict:
-    """A CV report without what differs between two equal runs: wall times and the save folder."""
+    """A CV report without what differs between two equal runs: wall times, the save folder and -f (checkpoints)."""
     per_fold = [{k: v for k, v in fold.items() if k != "train_runtime_s"} for fold in report["per_fold"]]
     report = {**report, "per_fold": per_fold}
-    report["hyperparameters"] = {k: v for k, v in report["hyperparameters"].items() if k != "save_folder"}
+    report["hyperparameters"] = {k: v for k, v in report["hyperparameters"].items()
+                                 if k not in ("save_folder", "ckpt_frequency")}
     return report
 
 
@@ -114,10 +114,13 @@ def test_fold_jobs_running_at_once_build_the_sequential_report(cv_run, tiny_data
     assert partial["folds_complete"] == [2] and [f["fold"] for f in partial["per_fold"]] == [2]
     assert partial["ensemble_test_accuracy"] is None  # needs every fold
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    jobs = [subprocess.Popen([sys.executable, str(ROOT / "run_classification.py"),
-                              *cv_argv(tiny_dataset, tmp_path, "--fold", str(k))],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) for k in (1, 3)]
+    # Folds 1 and 3 at once, as two tasks of the Slurm job array script (its CPU form)
+    extra = f"-d cpu --dataset {tiny_dataset} --val-size 40 -e 1 -b 32 -l 3e-3 --disable_tqdm true"  # as cv_argv
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "MODEL": "cnn", "FOLDS": "3",
+           "SAVE": str(tmp_path), "EXTRA": extra}
+    jobs = [subprocess.Popen(["bash", str(ROOT / "examples" / "slurm" / "cv_folds_array.sbatch")], cwd=ROOT,
+                             env={**env, "SLURM_ARRAY_TASK_ID": str(k)},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (1, 3)]
     for job in jobs:
         output = job.communicate(timeout=600)[0]
         assert job.returncode == 0, output[-3000:]

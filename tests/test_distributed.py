@@ -124,18 +124,19 @@ def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run,
 
 # --- two "machines" on localhost, one process each: preemption, resume, shared storage -------------------------------
 
+MULTI_NODE_CONFIG = ROOT / "accelerate_configs" / "multi_node.yaml"  # num_machines: 2
 STOP_CHECK = 4  # the processes agree on stop signals every 4 steps (and at each epoch's end)
 
 
 def launch_two_machines(work: Path, records: Path, extra: list[str], signal_at: str = "", env_extra=None):
-    """`accelerate launch --num_machines 2` twice, as on two machines; returns each machine's output."""
+    """The repository's multi-node launch file on two "machines", one gloo process each; returns their output."""
     records.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
            "SIGNAL_AT": signal_at, **(env_extra or {})}
     port = str(free_port())
     machines = [
         subprocess.Popen(
-            [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+            [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(MULTI_NODE_CONFIG),
              "--machine_rank", str(rank), "--num_processes", "2", "--main_process_ip", "127.0.0.1",
              "--main_process_port", port, str(work / "launcher.py"), str(records), *extra(rank)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=work,
