@@ -213,16 +213,24 @@ def test_resumed_machines_share_out_every_image_of_an_epoch(preempted):
 
 
 def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_process_run, tiny_dataset):
-    work = two_process_run
-    outputs = launch_two_machines(work, work / "unshared",
-                                  lambda rank: train_args(tiny_dataset, work / f"machine-{rank}"),
-                                  env_extra={"CIFAR_HF_SHARED_FOLDER_WAIT_S": "1"})
-    for rank in (0, 1):
-        assert exit_status(work / "unshared", rank) == 2, outputs[rank][-3000:]
-        errors = [line for line in outputs[rank].splitlines() if line.startswith("error:")]
-        host = socket.gethostname()
-        assert errors == [f"error: process 1 on {host} ({work / 'machine-1' / 'cifar-cnn'}) cannot see the run folder "
-                          f"{work / 'machine-0' / 'cifar-cnn'} that process 0 on {host} writes: "
-                          "-s/--save-folder must be on storage shared by every machine"]
+    """Two processes started as srun starts one task per GPU (RANK, WORLD_SIZE, ... set, no launcher), each "machine"
+    with its own -s folder."""
+    work, records, port = two_process_run, two_process_run / "unshared", str(free_port())
+    records.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
+           "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": port, "CIFAR_HF_SHARED_FOLDER_WAIT_S": "1"}
+    tasks = [subprocess.Popen([sys.executable, str(work / "launcher.py"), str(records),
+                               *train_args(tiny_dataset, work / f"machine-{rank}")],
+                              env={**env, "RANK": str(rank)}, cwd=work, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in (0, 1)]
+    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    host = socket.gethostname()
+    for rank, task in enumerate(tasks):
+        assert task.returncode == 2, outputs[rank][-3000:]
+        assert outputs[rank].splitlines()[-1] == (
+            f"error: process 1 on {host} ({work / 'machine-1' / 'cifar-cnn'}) cannot see the run folder "
+            f"{work / 'machine-0' / 'cifar-cnn'} that process 0 on {host} writes: "
+            "-s/--save-folder must be on storage shared by every machine")
         assert "Traceback" not in outputs[rank]
         assert list((work / f"machine-{rank}").iterdir()) == []  # no run folder left behind on either machine
