@@ -7,6 +7,9 @@ COMMANDS = {
     "evaluate": "cifar_hf.commands.evaluate",
     "predict": "cifar_hf.commands.predict",
     "report": "cifar_hf.commands.report",
+    "tune": "cifar_hf.commands.tune",
+    "demo": "cifar_hf.commands.demo",
+    "export": "cifar_hf.commands.export",
 }
 
 

@@ -5,55 +5,110 @@ cannot leak into output, files, results or the wandb config.
 """
 
 import json
-import shutil
+import os
 import tempfile
 from pathlib import Path
 
-import yaml
-from huggingface_hub import HfApi
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_update
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
 HUB_GLOBS = ("configuration_*.py", "modeling_*.py")
+HUB_PATTERNS = [*HUB_FILES, *HUB_GLOBS, "evaluation-*.json"]
 DATASET_NAMES = {"uoft-cs/cifar10": "CIFAR-10"}
+REMOTE_CODE_NOTE = ": trust_remote_code runs this repo's modeling code"
+CORRUPTED_CONFIG = "cifar-hf-corruptions"  # CIFAR-10-C style corruptions made by cifar_hf.robustness
+TASK = {"task_type": "image-classification", "task_name": "Image Classification"}
 
 
 def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def model_card(results: dict, repo_id: str | None = None) -> str:
+def _is_hub_dataset(dataset) -> bool:
+    return "/" in str(dataset) and not str(dataset).startswith((".", "/"))
+
+
+def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, config: str | None = None):
+    name = DATASET_NAMES.get(dataset, dataset)
+    # model-index groups results by dataset type, config and split: the corrupted images get a config of their own
+    return EvalResult(**TASK, dataset_type=str(dataset), dataset_name=f"{name} ({config})" if config else name,
+                      dataset_config=config, dataset_split=split, metric_type=metric_type,
+                      metric_value=round(float(value), 4), metric_name=metric_name)
+
+
+def evaluation_results(evaluation: dict, trained_dataset=None) -> list[EvalResult]:
+    """Model-index entries for one `cifar-hf evaluate` report: what it measured beyond the training run's own."""
+    dataset, split = evaluation["dataset"], evaluation["split"]
+    tta = " (flip TTA)" if evaluation.get("tta") else ""
+    entries = []
+    if dataset != trained_dataset or tta:  # another test set, or another way of scoring: new information
+        entries.append(_result(dataset, split, "accuracy", evaluation["accuracy"], f"{split} accuracy{tta}"))
+    for metric, value in (evaluation.get("calibration") or {}).items():
+        entries.append(_result(dataset, split, metric, value, f"{split} {metric}{tta}"))
+    if "mean_corruption_accuracy" in evaluation:
+        severities = ",".join(str(s) for s in evaluation["severities"])
+        entries.append(_result(dataset, split, "accuracy", evaluation["mean_corruption_accuracy"],
+                               f"mean corruption accuracy{tta} ({len(evaluation['corruptions'])} corruptions, "
+                               f"severities {severities})", config=CORRUPTED_CONFIG))
+    return entries
+
+
+def run_evaluations(run_folder: Path) -> list[dict]:
+    """The reports `cifar-hf evaluate` wrote into a run folder, in a stable order."""
+    return [json.loads(p.read_text()) for p in sorted(Path(run_folder).glob("evaluation-*.json"))]
+
+
+def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict] = ()) -> ModelCardData:
+    """Hub metadata: the training run's validation and test accuracy plus every later evaluation, as model-index."""
+    hp = results["hyperparameters"]
+    dataset = results.get("dataset", hp.get("dataset"))
+    metrics = [("validation", results["val_accuracy"])]
+    if results.get("test_accuracy") is not None:
+        metrics.append(("test", results["test_accuracy"]))
+    eval_results = [_result(dataset, split, "accuracy", value, f"{split} accuracy") for split, value in metrics]
+    for evaluation in evaluations:
+        eval_results += evaluation_results(evaluation, dataset)
+    return ModelCardData(
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        license="apache-2.0",
+        tags=["image-classification", "cifar10", "cifar-hf", results["model"]],
+        datasets=[dataset] if _is_hub_dataset(dataset) else [],
+        metrics=["accuracy"],
+        model_name=repo_id or f"cifar-{results['model']}",
+        eval_results=eval_results,
+    )
+
+
+def _evaluation_lines(evaluations: list[dict]) -> list[str]:
+    if not evaluations:
+        return []
+    lines = ["", "## Evaluations", "", "`cifar-hf evaluate` reports in this repository (`evaluation-*.json`):", "",
+             "| dataset | split | images | accuracy | ECE | NLL | mean corruption accuracy |",
+             "|---|---|---|---|---|---|---|"]
+    for e in evaluations:
+        calibration = e.get("calibration") or {}
+        ece, nll = calibration.get("ece"), calibration.get("nll")
+        name = DATASET_NAMES.get(e["dataset"], e["dataset"])
+        lines.append(f"| {name} | {e['split']}{' (TTA)' if e.get('tta') else ''} "
+                     f"| {e['num_images']} | {_percent(e['accuracy'])} | {'n/a' if ece is None else f'{ece:.4f}'} "
+                     f"| {'n/a' if nll is None else f'{nll:.4f}'} | {_percent(e.get('mean_corruption_accuracy'))} |")
+    return lines
+
+
+def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict] = ()) -> str:
     """README.md with Hub metadata (model-index) and what a user needs to trust and load the model."""
     hp = results["hyperparameters"]
     dataset = results.get("dataset", hp.get("dataset"))
     dataset_name = DATASET_NAMES.get(dataset, dataset)
     custom_code = results["model"] != "previt"
-    metrics = [("validation", results["val_accuracy"])]
-    if results.get("test_accuracy") is not None:
-        metrics.append(("test", results["test_accuracy"]))
-    metadata = {
-        "library_name": "transformers",
-        "pipeline_tag": "image-classification",
-        "license": "apache-2.0",
-        "tags": ["image-classification", "cifar10", "cifar-hf", results["model"]],
-        "datasets": [dataset] if "/" in str(dataset) and not str(dataset).startswith((".", "/")) else [],
-        "metrics": ["accuracy"],
-        "model-index": [{
-            "name": repo_id or f"cifar-{results['model']}",
-            "results": [{
-                "task": {"type": "image-classification", "name": "Image Classification"},
-                "dataset": {"name": dataset_name, "type": str(dataset), "split": split},
-                "metrics": [{"type": "accuracy", "value": round(float(value), 4), "name": f"{split} accuracy"}],
-            } for split, value in metrics],
-        }],
-    }
     per_class = results.get("test_per_class_accuracy") or results.get("val_per_class_accuracy") or {}
     per_class_split = "test" if results.get("test_per_class_accuracy") else "validation"
     recipe = hp.get("recipe_settings", {})
     load_id = repo_id or "<run folder or repo id>"
     trust = ", trust_remote_code=True" if custom_code else ""
     lines = [
-        "---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "",
         f"# cifar-hf `{results['model']}` on {dataset_name}", "",
         f"Trained with cifar-hf (`run_classification.py -m {results['model']}`), "
         f"recipe `{results.get('recipe', 'default')}`: {recipe.get('description', '')}", "",
@@ -67,6 +122,7 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
         lines.append("| test | n/a (the dataset has no test split) | |")
     lines += ["", f"Per-class accuracy ({per_class_split}):", "", "| class | accuracy |", "|---|---|"]
     lines += [f"| {name} | {_percent(value)} |" for name, value in per_class.items()]
+    lines += _evaluation_lines(evaluations)
     lines += [
         "", "## Training", "",
         f"- data: `{dataset}`, {hp.get('train_size')} training / {hp.get('validation_size')} validation images "
@@ -77,7 +133,8 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
         f"- optimizer: {recipe.get('optimizer')}, learning rate {hp.get('learning_rate')}, weight decay "
         f"{recipe.get('weight_decay')}, scheduler {recipe.get('scheduler')}",
         f"- augmentation: crop padding {recipe.get('crop_padding')}, horizontal flip {recipe.get('horizontal_flip')}, "
-        f"label smoothing {recipe.get('label_smoothing')}, mixup {recipe.get('mixup_alpha')} / cutmix {recipe.get('cutmix_alpha')}",
+        f"label smoothing {recipe.get('label_smoothing')}, mixup {recipe.get('mixup_alpha')} / "
+        f"cutmix {recipe.get('cutmix_alpha')}",
         f"- hardware: {results.get('hardware')}; training wall time {results['train_runtime_s']:.1f} s "
         f"({results['train_samples_per_second']:.0f} images/s)",
         f"- software: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}",
@@ -85,30 +142,28 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
         "```python",
         "from transformers import AutoModelForImageClassification, pipeline",
         "",
-        f'REVISION = "main"  # pin the commit you reviewed{": trust_remote_code runs this repo" + chr(39) + "s modeling code" if custom_code else ""}',
+            f'REVISION = "main"  # pin the commit you reviewed{REMOTE_CODE_NOTE if custom_code else ""}',
         f'model = AutoModelForImageClassification.from_pretrained("{load_id}", revision=REVISION{trust})',
         f'classifier = pipeline("image-classification", model="{load_id}", revision=REVISION{trust})',
         'classifier("my_image.png")  # any size or mode: resized and normalised as in training',
         "```", "",
         "`results.json` in this repository holds every hyperparameter and measurement of the run.", "",
     ]
-    return "\n".join(lines)
+    return str(ModelCard(
+        f"---\n{card_data(results, repo_id, evaluations).to_yaml()}\n---\n\n" + "\n".join(lines)))
 
 
-def write_model_card(run_folder: Path, results: dict, repo_id: str | None = None) -> Path:
-    path = Path(run_folder) / "README.md"
-    path.write_text(model_card(results, repo_id))
-    return path
-
-
-def stage_for_hub(run_folder: Path, staging: Path) -> list[str]:
-    """Copy exactly the files a pushed repo holds into `staging`; returns their names."""
+def write_model_card(run_folder: Path, results: dict | None = None, repo_id: str | None = None) -> Path:
+    """Write the run folder's README.md (with every evaluation in it) atomically: a reader never sees half a card."""
     run_folder = Path(run_folder)
-    names = [n for n in HUB_FILES if (run_folder / n).exists()]
-    names += sorted(p.name for pattern in HUB_GLOBS for p in run_folder.glob(pattern))
-    for name in names:
-        shutil.copy2(run_folder / name, staging / name)
-    return names
+    results = results or json.loads((run_folder / "results.json").read_text())
+    path = run_folder / "README.md"
+    if repo_id is None and path.exists():  # keep the Hub name a push gave the card
+        repo_id = ModelCard.load(path).data.model_name
+    with tempfile.NamedTemporaryFile("w", dir=run_folder, prefix=".README.", suffix=".tmp", delete=False) as tmp:
+        tmp.write(model_card(results, repo_id, run_evaluations(run_folder)))
+    os.replace(tmp.name, path)
+    return path
 
 
 def push_run_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:
@@ -117,10 +172,17 @@ def push_run_folder(run_folder: Path, repo_id: str, private: bool | None = None)
     results = json.loads((Path(run_folder) / "results.json").read_text())
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id  # adds the user
     write_model_card(run_folder, results, repo_id)
-    with tempfile.TemporaryDirectory() as staging:
-        stage_for_hub(run_folder, Path(staging))
-        commit = api.upload_folder(
-            repo_id=repo_id, folder_path=staging, repo_type="model",
-            commit_message=f"cifar-hf: {results['model']} ({_percent(results['val_accuracy'])} validation accuracy)",
-        )
+    # allow_patterns: exactly the final model, never checkpoints, logs or wandb files of the run folder
+    commit = api.upload_folder(
+        repo_id=repo_id, folder_path=str(run_folder), repo_type="model", allow_patterns=HUB_PATTERNS,
+        commit_message=f"cifar-hf: {results['model']} ({_percent(results['val_accuracy'])} validation accuracy)",
+    )
     return str(getattr(commit, "commit_url", commit))
+
+
+def push_evaluation(repo_id: str, results: dict, evaluation: dict) -> str:
+    """Add one evaluation's results to the model-index of a model already on the Hub; returns the commit URL."""
+    dataset = results.get("dataset") or results.get("hyperparameters", {}).get("dataset")
+    data = ModelCardData(model_name=repo_id, eval_results=evaluation_results(evaluation, dataset))
+    return metadata_update(repo_id, {"model-index": data.to_dict()["model-index"]}, overwrite=True,
+                           commit_message=f"cifar-hf evaluate: {evaluation['dataset']} {evaluation['split']}")

@@ -1,5 +1,6 @@
 """Figures written into every run folder: training curves and the confusion matrix (matplotlib, no display needed)."""
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -63,3 +64,28 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: P
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def plot_trials(trials: list[dict], path: Path, title: str) -> None:
+    """A study's value per trial (complete and pruned ones) and the best complete value so far."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for state, marker, colour in (("COMPLETE", "o", "tab:blue"), ("PRUNED", "x", "tab:grey")):
+        shown = [t for t in trials if t["state"] == state and t["value"] is not None]
+        axis.scatter([t["number"] for t in shown], [t["value"] for t in shown], marker=marker, color=colour,
+                     label=state.lower())
+    best, steps = None, []
+    for trial in sorted(trials, key=lambda t: t["number"]):
+        if trial["state"] == "COMPLETE":
+            best = trial["value"] if best is None else max(best, trial["value"])
+        if best is not None:
+            steps.append((trial["number"], best))
+    if steps:
+        axis.step(*zip(*steps, strict=True), where="post", color="tab:green", label="best so far")
+    axis.set(xlabel="trial", ylabel="validation accuracy", title=title)
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    staged = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")  # several workers may draw it at once
+    figure.savefig(staged, dpi=100)
+    plt.close(figure)
+    staged.replace(path)

@@ -6,11 +6,13 @@ import statistics
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from wandb_records import read_records
 
 import cifar_hf.training.cross_validation as cross_validation
 from cifar_hf.commands.train import main
+from cifar_hf.data import load_cifar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +39,7 @@ def test_every_fold_is_a_complete_run_folder(cv_run):
         assert results["hyperparameters"]["train_size"] == 160 and results["hyperparameters"]["validation_size"] == 80
 
 
-def test_aggregated_report_is_computed_from_the_folds(cv_run):
+def test_aggregated_report_is_computed_from_the_folds(cv_run, tiny_dataset):
     report = json.loads((cv_run / "results.json").read_text())
     assert report["folds"] == 3 and report["fold_sizes"] == [80, 80, 80]
     accuracies = [f["val_accuracy"] for f in report["per_fold"]]
@@ -45,7 +47,11 @@ def test_aggregated_report_is_computed_from_the_folds(cv_run):
     assert report["val_accuracy_std"] == pytest.approx(statistics.stdev(accuracies))
     tests = [f["test_accuracy"] for f in report["per_fold"]]
     assert report["test_accuracy_mean"] == pytest.approx(statistics.mean(tests))
-    assert 0 <= report["ensemble_test_accuracy"] <= 1
+    # The soft vote, recomputed from the probabilities each fold saved over the test split.
+    labels = load_cifar(str(tiny_dataset), val_size=40).test.labels
+    votes = sum(np.load(cv_run / f"fold-{k}" / "test_probabilities.npy") for k in (1, 2, 3))
+    assert votes.shape == (len(labels), 4)
+    assert report["ensemble_test_accuracy"] == pytest.approx(float((votes.argmax(1) == labels).mean()))
 
 
 def test_no_test_split_means_no_ensemble(tiny_dataset_no_test, tmp_path):

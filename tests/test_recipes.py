@@ -92,3 +92,27 @@ def test_unknown_recipe_is_one_line_naming_the_known_ones(tmp_path):
     known = sorted(name for model, name in RECIPES if model == "resnet")
     assert "bset" in lines[0] and all(name in lines[0] for name in known)
     assert not any(tmp_path.iterdir())
+
+
+def test_previt_fast_recipe_trains_transformers_models_with_soft_target_cross_entropy(tmp_path):
+    from transformers import ViTConfig, ViTForImageClassification
+
+    checkpoint = tmp_path / "vit"
+    ViTForImageClassification(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                        intermediate_size=64, image_size=32, patch_size=8)).save_pretrained(checkpoint)
+    recipe = get_recipe("previt", "fast")
+    args = RunArguments(model="previt", recipe="fast", device="cpu", batch_size=8, model_name_or_path=str(checkpoint))
+    trainer, transform, _ = build_trainer(args, {"max_steps": 2, "eval_strategy": "no", "report_to": "none"},
+                                          random_data(), tmp_path / "run")
+    assert trainer.label_smoothing == recipe.label_smoothing > 0 and transform.horizontal_flip
+    assert trainer.args.learning_rate == recipe.learning_rate and trainer.args.warmup_steps == recipe.warmup_ratio
+
+    batch = {"pixel_values": torch.from_numpy(random_data().train.pixels[:8]).permute(0, 3, 1, 2).contiguous(),
+             "labels": torch.arange(8) % 4}
+    inputs = trainer._model_inputs(batch, train=True)
+    assert inputs["labels"].shape == (8, 4), "label smoothing gives soft targets"
+    trainer.model.eval()  # no dropout: the two forward passes below must match
+    loss = trainer.compute_loss(trainer.model, inputs)
+    logits = trainer.model(pixel_values=inputs["pixel_values"]).logits
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, inputs["labels"]).item(), rel=1e-5)
+    assert trainer.model.config.problem_type != "multi_label_classification", "soft targets are not multi-label"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
 from transformers import pipeline
 
@@ -36,7 +37,12 @@ class FakeHfApi:
 
     def upload_folder(self, **kwargs):
         FakeHfApi.calls.append(("upload_folder", kwargs))
-        shutil.copytree(kwargs["folder_path"], FakeHfApi.uploaded)
+        folder = Path(kwargs["folder_path"])
+        FakeHfApi.uploaded.mkdir(parents=True)
+        # the same filter huggingface_hub applies to allow_patterns before uploading
+        for name in filter_repo_objects([p.name for p in folder.iterdir() if p.is_file()],
+                                        allow_patterns=kwargs.get("allow_patterns")):
+            shutil.copy2(folder / name, FakeHfApi.uploaded / name)
         return SimpleNamespace(commit_url=f"https://hub.invalid/{kwargs['repo_id']}/commit/abc")
 
 

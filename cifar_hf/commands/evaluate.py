@@ -1,8 +1,10 @@
 """`cifar-hf evaluate --model RUN_FOLDER_OR_HUB_ID [--split test|validation|train]`.
 
 Accuracy, loss, per-class accuracy and the confusion matrix of a trained classifier, printed and written as JSON
-and PNG. For a local run folder the dataset, seed and validation size default to the training run's own, so
-`--split validation` evaluates exactly the images the run validated on.
+and PNG, with the calibration of its confidence (ECE, NLL, Brier, reliability diagram) and, on request, its accuracy
+under the CIFAR-10-C corruptions (`--corruptions`) and after temperature scaling (`--temperature-scale`). For a local
+run folder the evaluation also goes into the folder's model card, and the dataset, seed and validation size default
+to the training run's own, so `--split validation` evaluates exactly the images the run validated on.
 """
 
 import argparse
@@ -15,9 +17,12 @@ import torch
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, load_cifar
 from ..errors import InputError
+from ..hub import push_evaluation, write_model_card
 from ..inference import flip_tta_logits, load_classifier, run_results
 from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
 from ..plots import plot_confusion_matrix
+from ..robustness.corruptions import parse_corruptions, parse_severities
+from ..robustness.report import calibration_section, corruption_report, write_figures
 
 
 def parse(argv):
@@ -31,7 +36,15 @@ def parse(argv):
     parser.add_argument("--max-eval-samples", type=int, help="evaluate a seeded, stratified subset")
     parser.add_argument("--output", type=Path, help="folder for the JSON and PNG (default: the run folder, else .)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
-    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation: mean logits of image and mirror")
+    parser.add_argument("--tta", action="store_true",
+                        help="flip test-time augmentation: mean logits of image and mirror")
+    parser.add_argument("--corruptions", help="CIFAR-10-C corruptions to score: 'all' or NAME,NAME,... (see docs)")
+    parser.add_argument("--severities", default="1,2,3,4,5", help="corruption severities, comma-separated 1..5")
+    parser.add_argument("--corruption-seed", type=int, default=0, help="seed of the corruptions' randomness")
+    parser.add_argument("--temperature-scale", action="store_true",
+                        help="fit one softmax temperature on the validation split and report calibration with it")
+    parser.add_argument("--push", metavar="REPO_ID",
+                        help="add this evaluation to the model-index of a model on the Hub (token from HF_TOKEN)")
     return parser.parse_args(argv)
 
 
@@ -51,6 +64,8 @@ def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: b
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
+        corruptions = parse_corruptions(args.corruptions) if args.corruptions else []
+        severities = parse_severities(args.severities)
         trained = run_results(args.model)
         hp = trained.get("hyperparameters", {})
         dataset = args.dataset or trained.get("dataset") or DEFAULT_DATASET
@@ -71,7 +86,10 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
 
-    logits = predict_logits(model, transform, arrays.pixels, args.batch_size, args.tta)
+    def score(pixels: np.ndarray) -> torch.Tensor:
+        return predict_logits(model, transform, pixels, args.batch_size, args.tta)
+
+    logits = score(arrays.pixels)
     labels = torch.from_numpy(arrays.labels)
     predictions = logits.argmax(-1).numpy()
     confusion = confusion_matrix(predictions, arrays.labels, len(data.class_names))
@@ -87,18 +105,62 @@ def main(argv=None) -> int:
         "confusion_matrix": confusion.tolist(),
         "class_names": data.class_names,
     }
+    if trained and dataset != trained.get("dataset"):  # distribution shift: the gap to the run's own held-out score
+        own_split = "test" if trained.get("test_accuracy") is not None else "validation"
+        own = trained["test_accuracy"] if own_split == "test" else trained["val_accuracy"]
+        report["shift"] = {"run_dataset": trained.get("dataset"), "run_split": own_split, "run_accuracy": own,
+                           "accuracy_gap": own - report["accuracy"]}
+    validation = None
+    if args.temperature_scale and args.split != "validation":
+        validation = (score(data.validation.pixels), torch.from_numpy(data.validation.labels))
+    calibration, bins = calibration_section(logits, labels, args.temperature_scale, validation)
+    report.update(calibration)
+    if corruptions:
+        report.update(corruption_report(score, arrays.pixels, arrays.labels, report["accuracy"], corruptions,
+                                        severities, args.corruption_seed))
     output = args.output or (Path(args.model) if Path(args.model).is_dir() else Path("."))
     output.mkdir(parents=True, exist_ok=True)
+    title = f"{Path(args.model).name or args.model}, {args.split}"
     (output / f"evaluation-{args.split}.json").write_text(json.dumps(report, indent=2) + "\n")
     plot_confusion_matrix(confusion, data.class_names, output / f"confusion_matrix-{args.split}.png",
-                          f"{Path(args.model).name or args.model}, {args.split}: accuracy {report['accuracy']:.4f}")
+                          f"{title}: accuracy {report['accuracy']:.4f}")
+    figures = write_figures(report, bins, output, title)
+    card = None
+    if trained and output.resolve() == Path(args.model).resolve():  # the run folder's card lists its evaluations
+        card = write_model_card(output)
 
     print(f"{args.split}: {len(labels)} images, accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f}")
     width = max(len(n) for n in data.class_names)
     for name, value in report["per_class_accuracy"].items():
         print(f"  {name:<{width}}  {'n/a' if value is None else f'{value:.4f}'}")
     print("confusion matrix (rows: true, columns: predicted):")
-    for name, row in zip(data.class_names, confusion):
+    for name, row in zip(data.class_names, confusion, strict=True):
         print(f"  {name:<{width}}  " + " ".join(f"{count:5d}" for count in row))
-    print(f"written: {output / f'evaluation-{args.split}.json'}, {output / f'confusion_matrix-{args.split}.png'}")
+    if "shift" in report:
+        shift = report["shift"]
+        print(f"shift: {shift['accuracy_gap']:+.4f} below the run's own {shift['run_split']} accuracy "
+              f"{shift['run_accuracy']:.4f} on {shift['run_dataset']}")
+    calibration = report["calibration"]
+    print(f"calibration: ECE {calibration['ece']:.4f}, NLL {calibration['nll']:.4f}, Brier {calibration['brier']:.4f}")
+    if "temperature_scaling" in report:
+        scaled = report["temperature_scaling"]
+        print(f"temperature {scaled['temperature']:.3f} (fitted on {scaled['fitted_on']}): "
+              f"ECE {scaled['ece']:.4f}, NLL {scaled['nll']:.4f}, Brier {scaled['brier']:.4f}")
+    if corruptions:
+        for name, by_severity in report["corruptions"].items():
+            print(f"  {name:<17}  " + " ".join(f"{by_severity[str(s)]:.4f}" for s in severities))
+        print(f"corruptions: mean accuracy {report['mean_corruption_accuracy']:.4f} "
+              f"(relative drop {report['relative_corruption_drop']:.1%}), "
+              f"{report['corruption_eval_seconds']:.1f} s, "
+              f"{report['corrupted_splits_from_cache']} split(s) from cache")
+    written = [output / f"evaluation-{args.split}.json", output / f"confusion_matrix-{args.split}.png", *figures]
+    print("written: " + ", ".join(str(p) for p in written + ([card] if card else [])))
+    if args.push:
+        try:
+            url = push_evaluation(args.push, trained, report)
+        except Exception as error:  # huggingface_hub raises many types (HTTP, auth, missing repo); the files are kept
+            print(f"error: --push {args.push}: {str(error).splitlines()[0] if str(error) else type(error).__name__} "
+                  f"(the evaluation is saved in {output})", file=sys.stderr)
+            return 1
+        print(f"pushed the evaluation to the model card of {args.push}: {url}")
     return 0

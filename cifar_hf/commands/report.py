@@ -1,7 +1,8 @@
 """`cifar-hf report FOLDER [...] [--output FILE]`: one Markdown table comparing every run folder found.
 
 Rows are sorted by test accuracy (validation accuracy where there is no test split), best first;
-cross-validation folders are shown as mean +- standard deviation over their folds.
+cross-validation and repeat folders are shown as mean +- standard deviation over their folds or seeds, a tuning
+study as its best trial with the number of trials.
 """
 
 import argparse
@@ -12,12 +13,16 @@ from pathlib import Path
 COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
 
 
+# Run folders inside a cross-validation, repeat or tuning folder are shown through that folder's row.
+MEMBER_PREFIXES = ("fold-", "seed-", "trial-")
+
+
 def find_runs(folders: list[Path]) -> list[Path]:
-    """Every folder holding a results.json, except the folds inside a cross-validation folder."""
+    """Every folder holding a results.json, except the folds, seeds and trials inside an aggregated folder."""
     found = set()
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
-            if results.is_file() and not (results.parent.name.startswith("fold-")
+            if results.is_file() and not (results.parent.name.startswith(MEMBER_PREFIXES)
                                           and (results.parent.parent / "results.json").is_file()):
                 found.add(results.parent)
     return sorted(found)
@@ -29,17 +34,35 @@ def percent(value, spread=None) -> str:
     return f"{100 * value:.2f}%" + (f" ± {100 * spread:.2f}" if spread is not None else "")
 
 
+def study_row(folder: Path, study: dict) -> tuple[float, list[str]]:
+    counted = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+    name = f"{folder.name} ({len(counted)} trials, best #{study['best_trial']})"
+    if study["best_folder"] is None:
+        return None, [name, study.get("model") or "-", "tuned", *["-"] * 6]
+    best = json.loads((folder / study["best_folder"] / "results.json").read_text())
+    runtime = sum(t["wall_s"] or 0 for t in study["trials"])  # the study's cost: every trial's wall time
+    test = best.get("test_accuracy")
+    return (test if test is not None else best["val_accuracy"]), [
+        name, best["model"], "tuned", str(best["epochs"]), percent(best["val_accuracy"]), percent(test),
+        f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
+
+
 def row(folder: Path) -> tuple[float, list[str]]:
     results = json.loads((folder / "results.json").read_text())
     hp = results.get("hyperparameters", {})
-    if results.get("cross_validation"):
-        folds = [json.loads((folder / f"fold-{f['fold']}" / "results.json").read_text()) for f in results["per_fold"]]
+    if results.get("tune"):
+        return study_row(folder, results)
+    if results.get("cross_validation") or "per_seed" in results:
+        members = [f"fold-{f['fold']}" for f in results["per_fold"]] if "per_fold" in results else [
+            s["folder"] for s in results["per_seed"]]
+        folds = [json.loads((folder / member / "results.json").read_text()) for member in members]
         val, test = results["val_accuracy_mean"], results["test_accuracy_mean"]
         cells = [percent(val, results["val_accuracy_std"]), percent(test, results["test_accuracy_std"])]
         runtime = sum(f["train_runtime_s"] for f in folds)
         speed = sum(f["train_samples_per_second"] for f in folds) / len(folds)
         epochs, hardware = folds[0]["epochs"], folds[0].get("hardware", "-")
-        name = f"{folder.name} ({results['folds']}-fold CV)"
+        name = (f"{folder.name} ({results['folds']}-fold CV)" if "folds" in results
+                else f"{folder.name} ({results['repeat']} seeds)")
     else:
         val, test = results["val_accuracy"], results.get("test_accuracy")
         cells = [percent(val), percent(test)]

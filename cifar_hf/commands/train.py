@@ -86,6 +86,11 @@ def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> 
 
         print(cross_validate(args, training_flags, data, folder)["table"])
         return 0
+    if args.repeat > 1:
+        from ..training.repeat import repeat_runs
+
+        print(repeat_runs(args, training_flags, data, folder)["table"])
+        return 0
     results = train_once(args, training_flags, data, folder)
     test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
     print(

@@ -37,6 +37,7 @@ class RunArguments:
     folds: int = _arg(5, "Number of cross-validation folds.")
     fold: int | None = _arg(None, "With -c: train fold K (1 to --folds) alone, as one job of several; "
                                   "the report is rebuilt from the folds complete so far.")
+    repeat: int = _arg(1, "Train N times (seeds seed..seed+N-1, one split): mean and std in cifar-<model>-repeat/.")
     wandb: bool = _arg(False, "Report to Weights & Biases (project 'cifar' unless WANDB_PROJECT is set).", ["-w"])
     save_folder: str = _arg(".", "Parent folder of the run folder cifar-<model>/.", ["-s"])
     ckpt_frequency: int = _arg(0, "Save a resumable checkpoint every N epochs (0: final model only).", ["-f"])
@@ -61,7 +62,7 @@ class RunArguments:
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
                         "--val-size": self.val_size, "--max-train-samples": self.max_train_samples,
-                        "--max-eval-samples": self.max_eval_samples,
+                        "--max-eval-samples": self.max_eval_samples, "--repeat": self.repeat,
                         "--stop-check-steps": self.stop_check_steps}
         for flag, value in positive_int.items():
             if value is not None and value < 1:
@@ -70,6 +71,8 @@ class RunArguments:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
         if self.fold is not None and not (self.cross_validate and 1 <= self.fold <= self.folds):
             raise UsageError(f"--fold {self.fold}: give it with -c/--cross-validate, from 1 to --folds ({self.folds})")
+        if self.repeat > 1 and self.cross_validate:
+            raise UsageError("--repeat and -c/--cross-validate do not combine: each already trains several seeds")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError(f"-l/--learning-rate must be above 0 (got {self.learning_rate})")
         if self.ckpt_frequency < 0:

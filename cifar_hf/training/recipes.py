@@ -95,6 +95,15 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         optimizer_kwargs={"betas": (0.9, 0.999)}, scheduler="cosine", horizontal_flip=True,
         description="The seed's fine-tune: Adam, cosine annealing over the run, images resized to the checkpoint's size.",
     ),
+    ("previt", "fast"): Recipe(
+        epochs=5, batch_size=256, learning_rate=3e-4, optimizer="adamw", weight_decay=0.05,
+        optimizer_kwargs={"betas": (0.9, 0.999)}, scheduler="cosine", warmup_ratio=0.1, horizontal_flip=True,
+        label_smoothing=0.1,
+        description="Half the seed's epochs at batch 256 (the regime where the GPU, not the host, bounds the step): "
+                    "AdamW at a square-root-scaled lr 3e-4, 10% warm-up + cosine, label smoothing 0.1.",
+        source="Batch-size scaling for Adam (Malladi et al. 2022, square-root rule); ViT fine-tuning with warm-up + "
+               "cosine (Dosovitskiy et al. 2021)",
+    ),
 }
 
 

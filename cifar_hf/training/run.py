@@ -43,7 +43,7 @@ SECRET_MARKERS = ("token", "api_key", "password", "secret")
 
 
 def run_folder(args: RunArguments) -> Path:
-    suffix = "-cv" if args.cross_validate else ""
+    suffix = "-cv" if args.cross_validate else "-repeat" if args.repeat > 1 else ""
     return Path(args.save_folder) / f"cifar-{args.model}{suffix}"
 
 
@@ -149,10 +149,14 @@ def hardware_description(args: TrainingArguments) -> str:
 
 
 def build_trainer(
-    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, recipe: Recipe | None = None,
+    callbacks: tuple = (),
 ) -> tuple[CifarTrainer, BatchTransform, dict]:
-    """The configured CifarTrainer for this run, its batch transform, and the run's hyperparameters."""
-    recipe = get_recipe(args.model, args.recipe)
+    """The configured CifarTrainer for this run, its batch transform, and the run's hyperparameters.
+
+    `recipe` replaces the named recipe (a tuning trial's sampled values); `callbacks` are added to the Trainer's.
+    """
+    recipe = recipe or get_recipe(args.model, args.recipe)
     if on_gpu(args):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -183,7 +187,7 @@ def build_trainer(
         data_collator=collate_batch,
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=(OPTIMIZERS[recipe.optimizer], optimizer_kwargs),
-        callbacks=[SaveEveryNEpochs(args.ckpt_frequency)],
+        callbacks=[SaveEveryNEpochs(args.ckpt_frequency), *callbacks],
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
@@ -213,13 +217,15 @@ def write_run_folder(
 
 
 def train_once(
-    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, save_test_probabilities: bool = False
+    args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, save_test_probabilities: bool = False,
+    recipe: Recipe | None = None, callbacks: tuple = (),
 ) -> dict:
     """Train one model on `data`, save it into `output_dir`, and return (and write) its results.
 
-    `save_test_probabilities` also writes the softmax over the test split as `test_probabilities.npy` (ensembles).
+    `save_test_probabilities` also writes the softmax over the test split as `test_probabilities.npy` (ensembles);
+    `recipe` and `callbacks` as in `build_trainer`.
     """
-    trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir)
+    trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir, recipe, callbacks)
     training_args = trainer.args
     if training_args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(training_args.device)

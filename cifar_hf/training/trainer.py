@@ -90,6 +90,21 @@ class CifarTrainer(Trainer):
             self._parameter_count = self.model.num_parameters(exclude_embeddings=True)
         return 6 * inputs["pixel_values"].numel() * self._parameter_count
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """Cross-entropy against soft targets (label smoothing, mixup) for every model.
+
+        Transformers' classification heads read float labels as multi-label targets: they would train with
+        binary cross-entropy and keep `problem_type = "multi_label_classification"` in the saved config.
+        """
+        labels = inputs.get("labels")
+        if labels is None or not labels.is_floating_point():
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        loss = F.cross_entropy(outputs.logits.float(), labels)
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            loss = loss / self.current_gradient_accumulation_steps  # the Trainer then leaves this division to the loss
+        return (loss, outputs) if return_outputs else loss
+
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         self._seed_step()
         loss = super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)

@@ -1,0 +1,67 @@
+"""`cifar-hf demo --model RUN_FOLDER_OR_HUB_ID [--port P] [--host 127.0.0.1] [--share]`: try a model in a browser.
+
+`cifar-hf demo --model HUB_ID --write-space DIR [--push_to_hub [--hub-space-id OWNER/NAME]]` writes (and uploads)
+a Gradio Space serving the pushed model instead.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+from ..serving.space import default_space_id, push_space, write_space
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="cifar-hf demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="run folder or Hub id (for --write-space: the Hub id)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
+    parser.add_argument("--write-space", metavar="DIR", help="write a Space folder serving --model instead")
+    parser.add_argument("--push_to_hub", "--push-to-hub", action="store_true", help="upload the Space folder")
+    parser.add_argument("--hub-space-id", "--hub_space_id", help="Space to create (default: MODEL_ID-demo)")
+    parser.add_argument("--hub_private_repo", "--hub-private-repo", type=lambda v: v.lower() in {"1", "true", "yes"},
+                        default=None, help="make the Space private (true/false)")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error(f"--top-k must be at least 1 (got {args.top_k})")
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be between 1 and 65535 (got {args.port})")
+    if (args.push_to_hub or args.hub_space_id) and not args.write_space:
+        parser.error("--push_to_hub and --hub-space-id go with --write-space DIR")
+    if args.write_space and Path(args.model).expanduser().exists():
+        parser.error(f"--write-space serves a pushed model: --model takes its Hub id, not the folder {args.model} "
+                     "(push it with run_classification.py --push_to_hub first)")
+    return args
+
+
+def space(args) -> int:
+    files = write_space(Path(args.write_space), args.model, args.top_k)
+    print(f"wrote {', '.join(str(f) for f in files)}")
+    if args.push_to_hub:
+        space_id = args.hub_space_id or default_space_id(args.model)
+        print(f"pushed the Space to {space_id}: {push_space(Path(args.write_space), space_id, args.hub_private_repo)}")
+    return 0
+
+
+def serve(args) -> int:
+    from ..serving.demo_app import build_demo
+
+    demo = build_demo(args.model, args.top_k, args.trust_remote_code)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        return space(args) if args.write_space else serve(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:  # a port in use or a folder that cannot be written
+        print(f"error: {error}", file=sys.stderr)
+        return 1

@@ -1,0 +1,87 @@
+"""`cifar-hf export --model RUN_FOLDER_OR_HUB_ID --format onnx [--dynamic-batch] [--opset N] [--output DIR]`.
+
+Writes model.onnx and preprocessing.json (image size, resample, mean, std, labels), then runs the ONNX model with
+onnxruntime on real images from the run's dataset (or --check-images) and compares its logits with PyTorch's.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from ..inference import load_classifier, run_results
+from ..serving.onnx_export import DEFAULT_OPSET, export_onnx, max_logit_difference, onnx_session, parity_ok
+from ..serving.samples import run_samples
+from .predict import read_image
+
+CHECK_IMAGES = 8
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="cifar-hf export", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="run folder or Hub id")
+    parser.add_argument("--format", choices=["onnx"], default="onnx")
+    parser.add_argument("--output",
+                        help="folder for model.onnx (default: RUN_FOLDER/onnx, or ./onnx-NAME for a Hub id)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest allowed |onnxruntime - PyTorch| logit difference (times the largest |logit| "
+                             "when that exceeds 1)")
+    parser.add_argument("--check-images", nargs="+", metavar="IMAGE", help="images for the check (default: the "
+                        "run's dataset, one per class)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
+    args = parser.parse_args(argv)
+    if args.opset < 7:
+        parser.error(f"--opset must be at least 7 (got {args.opset})")
+    if args.tolerance <= 0:
+        parser.error(f"--tolerance must be positive (got {args.tolerance})")
+    return args
+
+
+def default_output(model: str) -> Path:
+    local = Path(model).expanduser()
+    return local / "onnx" if local.is_dir() else Path(f"onnx-{model.replace('/', '-')}")
+
+
+def check_images(args) -> tuple[list, str]:
+    if args.check_images:
+        return [read_image(path) for path in args.check_images], f"{len(args.check_images)} given images"
+    samples = run_samples(run_results(args.model), per_class=1, limit=CHECK_IMAGES)
+    if samples:
+        return [image for image, _ in samples], f"{len(samples)} images of the run's dataset"
+    generator = torch.Generator().manual_seed(0)  # no dataset reachable: still check, and say on what
+    from PIL import Image
+
+    noise = torch.randint(0, 256, (4, 32, 32, 3), generator=generator, dtype=torch.uint8).numpy()
+    return [Image.fromarray(n) for n in noise], "4 random-pixel images (the run's dataset was not found)"
+
+
+def main(argv=None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        model, transform, processor = load_classifier(args.model, args.trust_remote_code)
+        model = model.to("cpu")
+        images, described = check_images(args)
+        output = Path(args.output).expanduser() if args.output else default_output(args.model)
+        path = export_onnx(model, transform, processor, output, args.opset, args.dynamic_batch)
+        session = onnx_session(path)
+        pixels = processor(images, return_tensors="pt")["pixel_values"].float()
+        # A fixed-batch model is checked image by image; a dynamic one on the whole batch at once.
+        batches = [pixels] if args.dynamic_batch else list(pixels.split(1))
+        measured = [max_logit_difference(session, model, batch) for batch in batches]
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    difference, scale = max(d for d, _ in measured), max(s for _, s in measured)
+    print(f"wrote {path} and {path.parent / 'preprocessing.json'} (opset {args.opset}, "
+          f"{'dynamic' if args.dynamic_batch else 'fixed'} batch)")
+    print(f"onnxruntime vs PyTorch on {described}: max abs logit difference {difference:.3g} "
+          f"(largest |logit| {scale:.3g}, tolerance {args.tolerance:g})")
+    if not parity_ok(difference, scale, args.tolerance):
+        print(f"error: the ONNX model's logits differ from PyTorch's by {difference:.3g}, above the tolerance; "
+              f"{path} is kept for inspection", file=sys.stderr)
+        return 1
+    return 0

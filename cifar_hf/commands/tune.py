@@ -1,0 +1,103 @@
+"""`cifar-hf tune -m MODEL --trials N [--space FILE.yaml] [--storage URL] [--study-name NAME] [training flags]`.
+
+An Optuna study (TPE sampler seeded by --seed, median pruner on each epoch's validation accuracy) whose trials are
+ordinary training runs in `<save-folder>/cifar-<model>-tune/trial-<n>/`. The same command continues a stopped study;
+several workers given one `--storage` share one study.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import CifarError, UsageError
+from ..training.arguments import parse_arguments
+from ..training.run import HUB_FLAGS
+from .train import setup_logging
+
+# Command-line flags that fix a searched field: the study then leaves it out of the space.
+FIXED_BY_FLAG = {"epochs": "epoch", "batch_size": "batch_size", "learning_rate": "learning_rate"}
+
+
+def tune_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cifar-hf tune", description=__doc__.splitlines()[0], add_help=False,
+                                     epilog="Every flag of `cifar-hf train` is accepted too (-m, -e, --dataset, ...).")
+    parser.add_argument("--trials", type=int, required=True, help="Trials the study holds in total when done.")
+    parser.add_argument("--space", help="YAML search space replacing the model's built-in one.")
+    parser.add_argument("--storage", help="Optuna RDB URL (postgresql://..., sqlite:///...) or journal file path "
+                                          "(default: study.journal in the study folder).")
+    parser.add_argument("--study-name", help="Study name inside the storage (default: the study folder's name).")
+    parser.add_argument("--prune-after", type=int, default=5,
+                        help="Complete trials before the median pruner may stop a trial (-1: never prune).")
+    parser.add_argument("--stale-after", type=float, default=1800,
+                        help="Seconds without a heartbeat after which another worker runs a RUNNING trial again "
+                             "(its worker died with its machine); 0: only for workers on this machine.")
+    return parser
+
+
+def searched_space(space: dict, args, training_flags: dict) -> dict:
+    fixed = {name for name, flag in FIXED_BY_FLAG.items() if getattr(args, flag) is not None}
+    fixed |= {"weight_decay"} & set(training_flags)
+    remaining = {name: spec for name, spec in space.items() if name not in fixed}
+    if not remaining:
+        raise UsageError(f"nothing to search: the flags fix every field of the space ({', '.join(space)})")
+    return remaining
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if {"-h", "--help"} & set(argv):
+        tune_parser().print_help()
+        return 0
+    setup_logging()
+    try:
+        try:
+            tune, rest = tune_parser().parse_known_args(argv)
+        except SystemExit as exit:  # argparse already printed its one-line error
+            return exit.code or 2
+        args, training_flags = parse_arguments(rest)
+        if tune.trials < 1:
+            raise UsageError(f"--trials must be at least 1 (got {tune.trials})")
+        for flag, given in (("-c/--cross-validate", args.cross_validate), ("--repeat", args.repeat > 1),
+                            ("--overwrite", args.overwrite), ("--resume", args.resume)):
+            if given:
+                raise UsageError(f"{flag} does not apply to tune: a study always continues where it stopped")
+        from ..tuning.space import load_space
+        from ..tuning.study import Study, import_optuna
+
+        import_optuna()  # before loading any data: a missing extra is one line at once
+        space = searched_space(load_space(tune.space, args.model), args, training_flags)
+        from ..data import load_cifar
+
+        data = load_cifar(args.dataset, val_size=args.val_size, seed=args.seed,
+                          max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
+                          skip_bad_images=args.skip_bad_images)
+        folder = Path(args.save_folder) / f"cifar-{args.model}-tune"
+        # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
+        hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
+        study = Study(args, training_flags, data, folder, space, tune.trials, tune.storage, tune.study_name,
+                      tune.prune_after, tune.stale_after)
+        summary = study.run()
+        if hub_flags.get("push_to_hub") and summary["best_folder"]:
+            from ..hub import push_run_folder
+
+            best = folder / summary["best_folder"]
+            repo = hub_flags.get("hub_model_id") or folder.name
+            url = push_run_folder(best, repo, private=hub_flags.get("hub_private_repo"))
+            print(f"pushed the best trial {best} to the Hub: {url}")
+    except CifarError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(format_summary(summary, folder))
+    return 0
+
+
+def format_summary(summary: dict, folder: Path) -> str:
+    states = {}
+    for trial in summary["trials"]:
+        states[trial["state"].lower()] = states.get(trial["state"].lower(), 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    if summary["best_trial"] is None:
+        return f"{summary['study_name']}: {counts}; no complete trial yet ({folder})"
+    return (f"{summary['study_name']}: {counts}; best trial {summary['best_trial']} "
+            f"validation accuracy {summary['best_value']:.4f} with {summary['best_params']}; "
+            f"its run folder: {folder / summary['best_folder']}")

@@ -1,0 +1,65 @@
+"""How far a classifier's confidence can be trusted: ECE, NLL, Brier, reliability bins and temperature scaling."""
+
+import torch
+import torch.nn.functional as F
+
+ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. (ICML 2017)
+
+
+def reliability_bins(probabilities: torch.Tensor, labels: torch.Tensor, num_bins: int = ECE_BINS) -> list[dict]:
+    """Per equal-width confidence bin: its range, image count, mean confidence and accuracy (None when empty)."""
+    confidence, predicted = probabilities.max(-1)
+    correct = (predicted == labels).float()
+    index = (confidence * num_bins).ceil().long().clamp(1, num_bins) - 1  # (lo, hi] bins; confidence 0 goes first
+    bins = []
+    for b in range(num_bins):
+        members = index == b
+        count = int(members.sum())
+        bins.append({
+            "lower": b / num_bins, "upper": (b + 1) / num_bins, "count": count,
+            "confidence": float(confidence[members].mean()) if count else None,
+            "accuracy": float(correct[members].mean()) if count else None,
+        })
+    return bins
+
+
+def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor, num_bins: int = ECE_BINS) -> float:
+    """Count-weighted mean |accuracy - confidence| over the bins."""
+    total = len(labels)
+    return sum(b["count"] / total * abs(b["accuracy"] - b["confidence"])
+               for b in reliability_bins(probabilities, labels, num_bins) if b["count"])
+
+
+def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return float(F.cross_entropy(logits.float(), labels))
+
+
+def brier_score(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean over images of the squared distance between the probabilities and the one-hot label (0 is perfect)."""
+    one_hot = F.one_hot(labels, probabilities.shape[-1]).float()
+    return float(((probabilities - one_hot) ** 2).sum(-1).mean())
+
+
+def calibration_report(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0) -> dict:
+    probabilities = (logits.float() / temperature).softmax(-1)
+    return {
+        "ece": expected_calibration_error(probabilities, labels),
+        "nll": negative_log_likelihood(logits.float() / temperature, labels),
+        "brier": brier_score(probabilities, labels),
+    }
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 200) -> float:
+    """The one temperature T minimising the NLL of softmax(logits / T) (fitted in log space, so T stays positive)."""
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    logits = logits.detach().float()
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.detach().exp())

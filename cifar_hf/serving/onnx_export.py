@@ -1,0 +1,140 @@
+"""ONNX export of a classifier, its preprocessing contract, and the onnxruntime check against PyTorch.
+
+The contract (preprocessing.json beside model.onnx) is everything a runtime without Python's Transformers needs:
+resize to `image_size` with `resample`, scale by `rescale_factor`, normalise with `mean` / `std`, channels first.
+"""
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.augment import PIL_RESAMPLE
+from ..errors import InputError
+from .extras import require
+
+CONTRACT_FILE = "preprocessing.json"
+DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime 1.17+ runs it
+OPERATOR_PATTERN = re.compile(r"target=(torch\.ops\.[\w.]+)|(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+)")
+SUMMARY_PATTERN = re.compile(r"## Exception summary\s+<class '[\w.]+'>: ([^\n]+)")  # the dynamo exporter's root cause
+ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class LogitsOnly(torch.nn.Module):
+    """pixel_values -> logits: the exported graph has one input and one output, whatever the model returns."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+
+def preprocessing_contract(transform, processor, model_config, opset: int, dynamic_batch: bool) -> dict:
+    """What model.onnx expects, from the BatchTransform that `load_classifier` built from the saved processor."""
+    contract = {
+        "input_name": "pixel_values",
+        "output_name": "logits",
+        "layout": "NCHW float32",
+        "image_size": int(transform.image_size),
+        "resample": transform.resample,
+        "rescale_factor": 1 / 255,
+        "mean": [float(v) for v in transform.mean],
+        "std": [float(v) for v in transform.std],
+        "id2label": {str(k): v for k, v in model_config.id2label.items()},
+        "model_type": model_config.model_type,
+        "dynamic_batch": dynamic_batch,
+        "opset": opset,
+    }
+    data_config = getattr(processor, "data_config", None)  # timm checkpoints: resize larger, then centre-crop
+    if data_config:
+        contract["crop_pct"] = float(data_config.get("crop_pct") or 1.0)
+        contract["resample"] = data_config.get("interpolation", "bicubic")
+    return contract
+
+
+def export_failure(error: Exception, opset: int) -> str:
+    """One line: the operator the exporter failed on (when it names one) and its root cause."""
+    text = ANSI_PATTERN.sub("", f"{error}\n{error.__cause__ or ''}")
+    operator = OPERATOR_PATTERN.search(text)
+    summary = SUMMARY_PATTERN.search(text)
+    detail = summary.group(1) if summary else (text.strip().splitlines() or [type(error).__name__])[0]
+    where = f"operator {operator.group(1) or operator.group(2)}" if operator else type(error).__name__
+    return f"ONNX export (opset {opset}) failed at {where}: {detail.strip()[:300]}"
+
+
+def export_onnx(
+    model, transform, processor, output_dir: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False
+) -> Path:
+    """Write model.onnx and preprocessing.json into `output_dir`; returns the model path."""
+    require("onnx", "export")
+    require("onnxscript", "export")  # the dynamo exporter translates through onnxscript
+    output_dir.mkdir(parents=True, exist_ok=True)
+    path = output_dir / "model.onnx"
+    side = int(transform.image_size)
+    example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)
+    shapes = {"pixel_values": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
+    model = model.to("cpu").eval()
+    try:
+        # The exporter narrates its steps on stdout; the command prints its own summary instead.
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            torch.onnx.export(
+                LogitsOnly(model).eval(), (example,), str(path), input_names=["pixel_values"],
+                output_names=["logits"], opset_version=opset, dynamic_shapes=shapes, dynamo=True,
+                external_data=False, verbose=False,
+            )
+    except Exception as error:  # the exporter raises many types; all mean the same to the user
+        raise InputError(export_failure(error, opset)) from None
+    contract = preprocessing_contract(transform, processor, model.config, opset, dynamic_batch)
+    (output_dir / CONTRACT_FILE).write_text(json.dumps(contract, indent=2) + "\n")
+    return path
+
+
+def load_contract(onnx_path: Path) -> dict:
+    return json.loads((Path(onnx_path).parent / CONTRACT_FILE).read_text())
+
+
+def onnx_session(onnx_path: Path):
+    ort = require("onnxruntime", "export")
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+
+def contract_pixels(images: list[Image.Image], contract: dict) -> np.ndarray:
+    """Preprocess PIL images with nothing but the contract, PIL and NumPy (as a deployment would)."""
+    side = contract["image_size"]
+    mean = np.asarray(contract["mean"], dtype=np.float32)
+    std = np.asarray(contract["std"], dtype=np.float32)
+    resample = PIL_RESAMPLE[contract["resample"]]
+    batch = []
+    for image in images:
+        image = image.convert("RGB")
+        crop_pct = contract.get("crop_pct", 1.0)
+        if crop_pct < 1.0:  # timm's evaluation transform: shorter side to side / crop_pct, then the centre square
+            scale = int(side / crop_pct) / min(image.size)
+            image = image.resize((round(image.width * scale), round(image.height * scale)), resample)
+            left, top = (image.width - side) // 2, (image.height - side) // 2
+            image = image.crop((left, top, left + side, top + side))
+        elif image.size != (side, side):
+            image = image.resize((side, side), resample)
+        scaled = np.asarray(image, dtype=np.float32) * np.float32(contract["rescale_factor"])
+        batch.append(((scaled - mean) / std).transpose(2, 0, 1))
+    return np.stack(batch).astype(np.float32)
+
+
+def max_logit_difference(session, model, pixels: torch.Tensor) -> tuple[float, float]:
+    """(max |onnxruntime - PyTorch| over the logits, max |PyTorch logit|) on the same preprocessed batch."""
+    with torch.no_grad():
+        reference = model.to("cpu")(pixel_values=pixels).logits.float().numpy()
+    exported = session.run(["logits"], {"pixel_values": pixels.numpy()})[0]
+    return float(np.abs(exported - reference).max()), float(np.abs(reference).max())
+
+
+def parity_ok(difference: float, scale: float, tolerance: float) -> bool:
+    """fp32 parity: the absolute tolerance, scaled up for models whose logits exceed 1 in magnitude."""
+    return difference <= tolerance * max(1.0, scale)

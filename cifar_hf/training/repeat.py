@@ -1,0 +1,77 @@
+"""`--repeat N`: the same run with seeds seed..seed+N-1 on one fixed split, and mean +/- std over them.
+
+Layout: `<save-folder>/cifar-<model>-repeat/seed-<s>/` (each a complete single-run folder) and the aggregated
+`results.json` beside them. Resumable like cross-validation (`--resume auto`): a seed whose `results.json` exists
+is read back, one with checkpoints continues from the last, any other partial one starts again.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+from ..data import CifarData
+from .arguments import RunArguments
+from .cross_validation import METRICS, mean_and_std, prepare_fold_folder
+from .distributed import is_main_process
+from .run import scrub_secrets, train_once
+
+logger = logging.getLogger(__name__)
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    """Mean, sample std (ddof=1), min and max of every metric over the seeds (Nones where a metric is missing)."""
+    summary = {}
+    for metric in METRICS:
+        values = [run[metric] for run in per_seed]
+        mean, std = mean_and_std(values)
+        low, high = (min(values), max(values)) if mean is not None else (None, None)
+        summary |= {f"{metric}_mean": mean, f"{metric}_std": std, f"{metric}_min": low, f"{metric}_max": high}
+    return summary
+
+
+def format_table(per_seed: list[dict], summary: dict) -> str:
+    def cell(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = ["seed    val_acc  test_acc"]
+    lines += [f"{run['seed']:<6} {cell(run['val_accuracy']):>8}  {cell(run['test_accuracy']):>8}" for run in per_seed]
+    for name in ("mean", "std", "min", "max"):
+        val, test = summary[f"val_accuracy_{name}"], summary[f"test_accuracy_{name}"]
+        lines.append(f"{name:<6} {cell(val):>8}  {cell(test):>8}")
+    return "\n".join(lines)
+
+
+def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repeat_folder: Path) -> dict:
+    per_seed = []
+    for seed in range(args.seed, args.seed + args.repeat):
+        folder = repeat_folder / f"seed-{seed}"
+        if (folder / "results.json").exists():
+            logger.info("seed %d is complete: reading its results, not retraining", seed)
+            results = json.loads((folder / "results.json").read_text())
+        else:
+            # The split was drawn once with --seed (in `data`); only the initialisation and data order change.
+            run_args = dataclasses.replace(args, repeat=1, resume=prepare_fold_folder(folder), seed=seed)
+            flags = {"run_name": f"{repeat_folder.name}-seed-{seed}", **training_flags}
+            if args.wandb:
+                os.environ["WANDB_RUN_GROUP"] = repeat_folder.name  # one group, one run per seed
+            logger.info("repeat %d/%d: seed %d", seed - args.seed + 1, args.repeat, seed)
+            results = train_once(run_args, flags, data, folder)
+        per_seed.append({"seed": seed, "folder": folder.name, **{m: results[m] for m in METRICS},
+                         "train_runtime_s": results["train_runtime_s"]})
+
+    summary = summarise(per_seed)
+    report = {
+        "model": args.model,
+        "repeat": args.repeat,
+        "split_seed": args.seed,
+        "seeds": [run["seed"] for run in per_seed],
+        "per_seed": per_seed,
+        **summary,
+        "hyperparameters": scrub_secrets({**dataclasses.asdict(args),
+                                          "training_arguments": scrub_secrets(training_flags)}),
+    }
+    if is_main_process():  # one writer under a distributed launch
+        (repeat_folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    return {**report, "table": format_table(per_seed, summary)}

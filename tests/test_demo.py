@@ -1,0 +1,166 @@
+"""`cifar-hf demo`: the Gradio page in a real headless Chromium, the /predict endpoint, and the Space folder."""
+
+import importlib.util
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pytest
+import yaml
+from PIL import Image
+
+import cifar_hf.serving.space as space
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+from cifar_hf.serving.demo_app import Classifier, build_demo
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
+PAGE_TIMEOUT_S = 180  # a generous ceiling for a busy CI machine, not a performance limit
+
+
+@pytest.fixture(scope="module")
+def demo_run(tiny_dataset, tmp_path_factory):
+    save = tmp_path_factory.mktemp("demo-run")
+    assert train(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "2", "-b", "16",
+                  "--max-train-samples", "96", "-l", "3e-3", "-s", str(save), "--disable_tqdm", "true"]) == 0
+    return save / "cifar-cnn"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMEDRIVER and Path(CHROMIUM).exists(), "install the browser: apt-get install -y chromium chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # Root in a container has no sandbox; /dev/shm is small there.
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--window-size=1280,820"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_the_page_in_chromium_shows_the_label_predict_gives(demo_run, browser, tmp_path, capsys):
+    from gradio_client import Client, handle_file
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    upload = tmp_path / "upload.png"
+    Image.new("RGB", (48, 40), (40, 40, 205)).save(upload)
+    assert cli(["predict", "--model", str(demo_run), str(upload), "--top-k", "1"]) == 0
+    predicted = capsys.readouterr().out.strip().split(": ")[1].split(" ")[0]
+
+    demo = build_demo(str(demo_run))
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        assert demo.share_url is None and demo.local_url.startswith("http://127.0.0.1:")
+        browser.get(demo.local_url)
+        wait = WebDriverWait(browser, PAGE_TIMEOUT_S)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "input[type=file]"))[0].send_keys(str(upload))
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "[data-testid=image] img, .image-frame img"))
+        submit = [b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Submit"]
+        submit[0].click()
+        label = (By.CSS_SELECTOR, "[data-testid=label-output-value]")
+        shown = wait.until(lambda d: [e.text for e in d.find_elements(*label) if e.text.strip()])
+        assert shown[0].strip() == predicted
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "validation accuracy" in page and "cnn" in page
+        browser.save_screenshot(str(tmp_path / "demo.png"))  # the test artifact
+        if os.environ.get("CIFAR_HF_DEMO_SCREENSHOT"):
+            shutil.copy(tmp_path / "demo.png", os.environ["CIFAR_HF_DEMO_SCREENSHOT"])
+        with Image.open(tmp_path / "demo.png") as screenshot:
+            assert screenshot.size[0] >= 1000
+
+        # The same endpoint for programs: /predict returns the gr.Label value.
+        answer = Client(demo.local_url, verbose=False).predict(handle_file(str(upload)), api_name="/predict")
+        assert answer["label"] == predicted
+    finally:
+        demo.close()
+
+
+def test_examples_come_from_the_runs_dataset_one_per_class(demo_run):
+    demo = build_demo(str(demo_run))
+    examples = demo.examples_handler.examples
+    assert sorted(Path(e[0]).stem.split("-", 1)[1] for e in examples) == ["blue", "dark", "green", "red"]
+
+
+def test_command_binds_to_localhost_without_share_by_default(demo_run, monkeypatch):
+    launched = {}
+    monkeypatch.setattr(gr.Interface, "launch", lambda self, **kwargs: launched.update(kwargs))
+    assert cli(["demo", "--model", str(demo_run), "--port", "7999"]) == 0
+    assert launched == {"server_name": "127.0.0.1", "server_port": 7999, "share": False}
+
+
+class FakeHfApi:
+    """Stands in for the network; keeps a copy of what would be uploaded."""
+
+    calls: list = []
+    uploaded: Path | None = None
+
+    def create_repo(self, repo_id, **kwargs):
+        FakeHfApi.calls.append(("create_repo", repo_id, kwargs))
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, **kwargs):
+        FakeHfApi.calls.append(("upload_folder", kwargs))
+        shutil.copytree(kwargs["folder_path"], FakeHfApi.uploaded)
+        return SimpleNamespace(commit_url=f"https://hub.invalid/spaces/{kwargs['repo_id']}/commit/abc")
+
+
+def test_space_folder_is_written_pushed_and_its_app_serves_a_local_model(demo_run, tmp_path, monkeypatch, capsys):
+    FakeHfApi.uploaded = tmp_path / "uploaded"
+    monkeypatch.setattr(space, "HfApi", FakeHfApi)
+    folder = tmp_path / "space"
+    assert cli(["demo", "--model", "me/tiny-cnn", "--write-space", str(folder), "--push_to_hub"]) == 0
+    assert "me/tiny-cnn-demo" in capsys.readouterr().out
+    (_, space_id, create_kwargs), (_, upload_kwargs) = FakeHfApi.calls
+    assert space_id == "me/tiny-cnn-demo" and create_kwargs["repo_type"] == "space"
+    assert create_kwargs["space_sdk"] == "gradio" and upload_kwargs["repo_type"] == "space"
+    assert {p.name for p in FakeHfApi.uploaded.iterdir()} == {"app.py", "requirements.txt", "README.md"}
+    front = yaml.safe_load((folder / "README.md").read_text().split("---\n")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["me/tiny-cnn"]
+    assert "gradio" in (folder / "requirements.txt").read_text()
+
+    # app.py builds its interface against a local model folder in place of the Hub id.
+    monkeypatch.setenv("CIFAR_HF_MODEL", str(demo_run))
+    spec = importlib.util.spec_from_file_location("space_app", folder / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert isinstance(app.demo, gr.Interface) and "accuracy" in app.demo.description
+    image = Image.new("RGB", (32, 32), (200, 40, 40))
+    served, direct = app.predict(image), Classifier(str(demo_run)).probabilities(image)
+    assert max(served, key=served.get) == max(direct, key=direct.get)
+    assert served == pytest.approx(direct, abs=1e-5)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--write-space", "out"], "takes its Hub id"),
+    (["--push_to_hub"], "go with --write-space"),
+    (["--top-k", "0"], "--top-k must be at least 1"),
+])
+def test_bad_flags_exit_2_with_one_line(argv, message, demo_run, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli(["demo", "--model", str(demo_run), *argv])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_missing_model_or_gradio_is_one_line(demo_run, tmp_path, monkeypatch, capsys):
+    assert cli(["demo", "--model", str(tmp_path / "missing")]) == 1
+    assert capsys.readouterr().err.startswith("error: --model: cannot load")
+    monkeypatch.setitem(sys.modules, "gradio", None)  # as if the extra were not installed
+    assert cli(["demo", "--model", str(demo_run)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install -e ".[demo]"' in err

@@ -1,0 +1,120 @@
+"""`cifar-hf export --format onnx`: round trip for every model kind, the preprocessing contract, failures."""
+
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+from cifar_hf.errors import InputError
+from cifar_hf.serving.onnx_export import contract_pixels, export_onnx, load_contract, onnx_session
+
+VIT_TINY = Path("/work/shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k")
+KINDS = ["cnn", "resnet", "vit", "previt"]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tiny_dataset, tiny_imagenet_vit, tmp_path_factory):
+    """One briefly trained run folder per model kind (previt: the tiny 64px Transformers ViT checkpoint)."""
+    save = tmp_path_factory.mktemp("export-runs")
+    for kind in KINDS:
+        extra = ["--model-name-or-path", str(tiny_imagenet_vit)] if kind == "previt" else []
+        assert train(["-m", kind, *extra, "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1",
+                      "--max-train-samples", "64", "-b", "16", "-s", str(save), "--disable_tqdm", "true"]) == 0
+    return {kind: save / f"cifar-{kind}" for kind in KINDS}
+
+
+def upload_like_images(tiny_dataset, count=7):
+    """Real test-split images, some of them resized and in other modes, as a user would upload them."""
+    split = datasets.load_dataset(str(tiny_dataset), split="test")
+    images = [split[i]["img"] for i in range(count)]
+    images[1] = images[1].resize((50, 70))
+    images[2] = images[2].convert("L")
+    images[3] = images[3].resize((96, 96))
+    return images
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_dynamic_batch_export_matches_pytorch_and_pipeline(kind, tiny_runs, tiny_dataset, tmp_path, capsys):
+    run = tiny_runs[kind]
+    assert cli(["export", "--model", str(run), "--dynamic-batch", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "max abs logit difference" in out and "images of the run's dataset" in out
+    contract = load_contract(tmp_path / "model.onnx")
+    processor = json.loads((run / "preprocessor_config.json").read_text())
+    assert contract["image_size"] == processor["size"]["height"]
+    assert contract["mean"] == pytest.approx(processor["image_mean"])
+    assert contract["std"] == pytest.approx(processor["image_std"])
+    assert contract["id2label"] == {"0": "red", "1": "green", "2": "blue", "3": "dark"}
+
+    # A batch of 7 through the dynamic-batch model, preprocessed with nothing but the recorded contract.
+    images = upload_like_images(tiny_dataset)
+    pixels = contract_pixels(images, contract)
+    assert pixels.shape == (7, 3, contract["image_size"], contract["image_size"])
+    logits = onnx_session(tmp_path / "model.onnx").run(["logits"], {"pixel_values": pixels})[0]
+    model = AutoModelForImageClassification.from_pretrained(run).eval()
+    with torch.no_grad():
+        reference = model(pixel_values=torch.from_numpy(pixels)).logits.numpy()
+    assert np.abs(logits - reference).max() <= 1e-4 * max(1.0, np.abs(reference).max())
+    classifier = pipeline("image-classification", model=str(run), device="cpu")
+    expected = [classifier(image.convert("RGB"))[0]["label"] for image in images]
+    assert [contract["id2label"][str(i)] for i in logits.argmax(-1)] == expected
+
+
+def test_fixed_batch_export_is_the_default(tiny_runs, tmp_path, capsys):
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(tmp_path), "--opset", "17"]) == 0
+    session = onnx_session(tmp_path / "model.onnx")
+    assert session.get_inputs()[0].shape == [1, 3, 32, 32]
+    assert load_contract(tmp_path / "model.onnx")["opset"] == 17
+    assert "fixed batch" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not VIT_TINY.is_dir(), reason=f"the local timm checkpoint {VIT_TINY} is not on this machine")
+def test_timm_vit_tiny_export_and_its_centre_crop_contract(tmp_path, capsys):
+    assert cli(["export", "--model", str(VIT_TINY), "--output", str(tmp_path)]) == 0
+    difference = float(capsys.readouterr().out.split("max abs logit difference ")[1].split()[0])
+    assert difference <= 1e-4
+    contract = load_contract(tmp_path / "model.onnx")
+    assert contract["image_size"] == 224 and contract["crop_pct"] < 1 and contract["resample"] == "bicubic"
+    # The contract alone reproduces timm's evaluation preprocessing (resize, centre crop) on a non-square image.
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (180, 260, 3), dtype=np.uint8))
+    expected = AutoImageProcessor.from_pretrained(VIT_TINY)(image, return_tensors="pt")["pixel_values"].numpy()
+    assert np.abs(contract_pixels([image], contract) - expected).max() < 0.05
+
+
+def test_unsupported_operator_is_one_line_naming_it(tmp_path):
+    class Histogram(torch.nn.Module):
+        config = SimpleNamespace(id2label={0: "a"}, model_type="histogram")
+
+        def forward(self, pixel_values):
+            return SimpleNamespace(logits=torch.histc(pixel_values, 4).sum() + pixel_values.flatten(1))
+
+    transform = SimpleNamespace(image_size=4, resample="bilinear", mean=(0, 0, 0), std=(1, 1, 1))
+    with pytest.raises(InputError) as raised:
+        export_onnx(Histogram(), transform, None, tmp_path)
+    message = str(raised.value)
+    assert "histc" in message and "\n" not in message and "\x1b" not in message
+    assert not (tmp_path / "preprocessing.json").exists()
+
+
+def test_missing_extra_names_the_pip_command(tiny_runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and 'pip install -e ".[export]"' in err
+
+
+def test_bad_model_and_bad_flags(tmp_path, capsys):
+    assert cli(["export", "--model", str(tmp_path / "missing"), "--output", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("error: --model: cannot load")
+    with pytest.raises(SystemExit) as exited:
+        cli(["export", "--model", str(tmp_path), "--opset", "3"])
+    assert exited.value.code == 2
