@@ -17,8 +17,11 @@
 #   8. "previtfast": previt `--recipe fast` and the seed recipe on the local ViT-Tiny (accuracy, time), then the
 #      fast recipe on ViT-B/16 with random weights (time of the whole run);
 #   9. "graphs": previt batch 32 and resnet batch 128 under torch.compile(mode="reduce-overhead") (CUDA graphs).
+#  10. "fsdp": previt through accelerate_configs/fsdp.yaml on the GPUs present (FSDP2, one shard unit per ViTLayer),
+#      one epoch on 2,000 images, then `cifar-hf evaluate` of the safetensors model it saved (the CPU runs FSDP
+#      configs as DDP, so only a GPU machine tests the sharded path).
 # JOBS picks some of them (default "vit resnet fast bench compile"; "previt", "previtfast", "seedbatch", "best",
-# "vitbest" and "graphs" only when named).
+# "vitbest", "graphs" and "fsdp" only when named).
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
 # job that would not fit is skipped. DATA points at the local copy (../shared/data/cifar10-jpeg).
 # SUITE_SCALE=tiny shrinks everything for a CPU dry run.
@@ -36,12 +39,13 @@ if [ "${SUITE_SCALE:-full}" = tiny ]; then
   VIT="-e 1 -b 64"; RESNET="-e 1 -b 64"; FAST="-e 1 -b 64"; PREVIT_SIZE="hidden_size=32, num_hidden_layers=1, \
 num_attention_heads=2, intermediate_size=64, image_size=64"; PREVIT_ARGS="-e 1"
   BENCH="--device cpu --steps 4 --warmup 2 --windows 2"; BF16=""; B512="--batch-size 16"; B256="--batch-size 8"
-  B128="--batch-size 16"; PREVIT_ARGS_FAST="-e 1 -b 8"; PREVIT_ARGS_SEED="-e 1"
+  B128="--batch-size 16"; PREVIT_ARGS_FAST="-e 1 -b 8"; PREVIT_ARGS_SEED="-e 1"; FSDP_ARGS=""
 else
   # FAST_ARGS: flags to try on `fast` (e.g. "-e 24")
   VIT=""; RESNET=""; FAST=${FAST_ARGS:-}; PREVIT_SIZE=""; PREVIT_ARGS="-e 1"; SPLIT=""
   BENCH="--device cuda --steps 40 --warmup 10 --windows 4 --count-syncs"; BF16="--bf16"; B512="--batch-size 512"
   B256="--batch-size 256"; B128="--batch-size 128"; PREVIT_ARGS_FAST=""; PREVIT_ARGS_SEED=""
+  FSDP_ARGS="--max-train-samples 2000"
 fi
 
 limit() {  # seconds for the next job: at most $1, leaving $2 for the jobs after it (0 when it cannot get 10)
@@ -76,7 +80,7 @@ if wants fast; then
   job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
     --split validation --tta --output "$OUT/runs/tta"
 fi
-if { wants previt || wants previtfast || wants seedbatch || wants graphs; } && [ -z "${PREVIT:-}" ]; then
+if { wants previt || wants previtfast || wants seedbatch || wants graphs || wants fsdp; } && [ -z "${PREVIT:-}" ]; then
     PREVIT=/tmp/vit-base-random
     job previt-checkpoint 60 python3 -c "from transformers import ViTConfig, ViTForImageClassification as M
 M(ViTConfig($PREVIT_SIZE)).save_pretrained('$PREVIT')"
@@ -114,6 +118,14 @@ if wants previt; then
   bench previt "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 $B256
   bench previt-b32 "$(limit 45 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32  # seed's batch
   bench cnn "$(limit 45 0)" --model cnn $B128  # fp32, the seed's setting
+fi
+if wants fsdp; then
+  GPUS=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
+  job fsdp "$(limit 150 60)" accelerate launch --config_file accelerate_configs/fsdp.yaml --num_processes "$GPUS" \
+    run_classification.py $COMMON -s "$OUT/runs/fsdp" -m previt --model-name-or-path "$PREVIT" -e 1 \
+    $FSDP_ARGS
+  job fsdp-evaluate "$(limit 60 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/fsdp/cifar-previt" \
+    --split validation --output "$OUT/runs/fsdp-evaluation"
 fi
 wants bench && bench resnet "$(limit 45 0)" --model resnet $BF16 $B512
 wants bench && bench vit "$(limit 45 0)" --model vit $BF16 $B512

@@ -1,15 +1,20 @@
 """`-c`: k-fold cross-validation with an aggregated, resumable report."""
 
 import json
+import os
 import statistics
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
+from wandb_records import read_records
 
 import cifar_hf.training.cross_validation as cross_validation
 from cifar_hf.commands.train import main
 from cifar_hf.data import load_cifar
-from wandb_records import read_records
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cv_argv(dataset, save, *extra):
@@ -97,3 +102,54 @@ def test_wandb_gets_one_run_per_fold_in_one_group(tiny_dataset, tmp_path, monkey
                 names.add(record.run.display_name)
     assert groups == {"cifar-cnn-cv"}
     assert names == {"cifar-cnn-cv-fold-1", "cifar-cnn-cv-fold-2"}
+
+
+def comparable(report: dict) -> dict:
+    """A CV report without what differs between two equal runs: wall times, the save folder and -f (checkpoints)."""
+    per_fold = [{k: v for k, v in fold.items() if k != "train_runtime_s"} for fold in report["per_fold"]]
+    report = {**report, "per_fold": per_fold}
+    report["hyperparameters"] = {k: v for k, v in report["hyperparameters"].items()
+                                 if k not in ("save_folder", "ckpt_frequency")}
+    return report
+
+
+def test_fold_jobs_running_at_once_build_the_sequential_report(cv_run, tiny_dataset, tmp_path):
+    cv_folder = tmp_path / "cifar-cnn-cv"
+    assert main(cv_argv(tiny_dataset, tmp_path, "--fold", "2")) == 0
+    partial = json.loads((cv_folder / "results.json").read_text())
+    assert partial["folds_complete"] == [2] and [f["fold"] for f in partial["per_fold"]] == [2]
+    assert partial["ensemble_test_accuracy"] is None  # needs every fold
+
+    # Folds 1 and 3 at once, as two tasks of the Slurm job array script (its CPU form)
+    extra = f"-d cpu --dataset {tiny_dataset} --val-size 40 -e 1 -b 32 -l 3e-3 --disable_tqdm true"  # as cv_argv
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "MODEL": "cnn", "FOLDS": "3",
+           "SAVE": str(tmp_path), "EXTRA": extra}
+    jobs = [subprocess.Popen(["bash", str(ROOT / "examples" / "slurm" / "cv_folds_array.sbatch")], cwd=ROOT,
+                             env={**env, "SLURM_ARRAY_TASK_ID": str(k)},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (1, 3)]
+    for job in jobs:
+        output = job.communicate(timeout=600)[0]
+        assert job.returncode == 0, output[-3000:]
+    report = json.loads((cv_folder / "results.json").read_text())
+    sequential = json.loads((cv_run / "results.json").read_text())
+    assert report["folds_complete"] == [1, 2, 3] and report["ensemble_test_accuracy"] is not None
+    assert comparable(report) == comparable(sequential)
+    assert sorted(p.name for p in cv_folder.iterdir() if not p.name.startswith(".")) == [
+        "fold-1", "fold-2", "fold-3", "results.json"]
+
+
+def test_a_fold_another_job_is_training_is_refused(tiny_dataset, tmp_path, capsys):
+    cv_folder = tmp_path / "cifar-cnn-cv"
+    cv_folder.mkdir()
+    with cross_validation.exclusive(cv_folder / ".fold-1.lock"):  # held as a running job holds it
+        assert main(cv_argv(tiny_dataset, tmp_path, "--fold", "1")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: fold 1 of {cv_folder} is being trained by another job (it holds {cv_folder / '.fold-1.lock'})")
+    assert not (cv_folder / "fold-1").exists()
+
+
+@pytest.mark.parametrize("flags", [["--fold", "4"], ["--fold", "0"]])
+def test_fold_out_of_range_is_one_line(tiny_dataset, tmp_path, capsys, flags):
+    assert main(cv_argv(tiny_dataset, tmp_path, *flags)) == 2
+    message = f"error: --fold {flags[1]}: give it with -c/--cross-validate, from 1 to --folds (3)"
+    assert capsys.readouterr().err.strip() == message

@@ -1,4 +1,6 @@
-"""Two real gloo processes on the CPU (torchrun): sharding, evaluation gathering and single-writer outputs."""
+"""Two real gloo processes on the CPU: sharding, evaluation gathering and single-writer outputs (torchrun, one
+machine); a stop signal on one rank of two "machines" (accelerate launch --num_machines 2 on localhost), the exact
+resume across both, and a save folder that one machine cannot see."""
 
 import json
 import os
@@ -8,18 +10,33 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from cifar_hf.__main__ import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SIZE, BATCH, EPOCHS = 160, 16, 2  # 160 = 5 steps x 16 images x 2 processes: no padding at the epoch's end
 
-# Runs in each process: records the indices of every batch the Trainer's DataLoader asks for, then trains.
+# Runs in each process: records the indices of every batch the Trainer's DataLoader asks for, sends SIGTERM to
+# itself at the end of the step that SIGNAL_AT gives for its rank ("1:2": rank 1 at step 2), trains, and records
+# its exit status.
 LAUNCHER = """
-import json, os, sys
+import json, os, signal, sys
 import torch.distributed as dist
 from cifar_hf.data.tensors import ImageTensorDataset
+from cifar_hf.training import callbacks
 from cifar_hf.commands.train import main
+
+plan = dict(map(int, p.split(":")) for p in os.environ.get("SIGNAL_AT", "").split(",") if p)
+on_step_end = callbacks.StopOnSignal.on_step_end
+
+def signalling(self, args, state, control, **kwargs):
+    if plan.get(args.process_index) == state.global_step:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return on_step_end(self, args, state, control, **kwargs)
+
+callbacks.StopOnSignal.on_step_end = signalling
 
 record = open(os.path.join(sys.argv[1], f"rank-{os.environ['RANK']}.jsonl"), "a")
 original = ImageTensorDataset.__getitems__
@@ -31,7 +48,9 @@ def recording(self, indices):
     return original(self, indices)
 
 ImageTensorDataset.__getitems__ = recording
-sys.exit(main(sys.argv[2:]))
+status = main(sys.argv[2:])
+open(os.path.join(sys.argv[1], f"exit-{os.environ['RANK']}"), "w").write(str(status))
+sys.exit(status)
 """
 
 
@@ -101,3 +120,117 @@ def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run,
     results = json.loads((run / "results.json").read_text())
     assert single["num_images"] == 40  # every validation image once: no padding duplicates
     assert results["val_accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
+
+
+# --- two "machines" on localhost, one process each: preemption, resume, shared storage -------------------------------
+
+MULTI_NODE_CONFIG = ROOT / "accelerate_configs" / "multi_node.yaml"  # num_machines: 2
+STOP_CHECK = 4  # the processes agree on stop signals every 4 steps (and at each epoch's end)
+
+
+def launch_two_machines(work: Path, records: Path, extra: list[str], signal_at: str = "", env_extra=None):
+    """The repository's multi-node launch file on two "machines", one gloo process each; returns their output."""
+    records.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
+           "SIGNAL_AT": signal_at, **(env_extra or {})}
+    port = str(free_port())
+    machines = [
+        subprocess.Popen(
+            [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(MULTI_NODE_CONFIG),
+             "--machine_rank", str(rank), "--num_processes", "2", "--main_process_ip", "127.0.0.1",
+             "--main_process_port", port, str(work / "launcher.py"), str(records), *extra(rank)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=work,
+        )
+        for rank in (0, 1)
+    ]
+    return [machine.communicate(timeout=900)[0] for machine in machines]
+
+
+def exit_status(records: Path, rank: int) -> int:
+    return int((records / f"exit-{rank}").read_text())
+
+
+def checkpoint_args(dataset, save, *extra):
+    return [*train_args(dataset, save), "-f", "1", "--stop-check-steps", str(STOP_CHECK), *extra]
+
+
+@pytest.fixture(scope="module")
+def preempted(two_process_run, tiny_dataset):
+    """SIGTERM reaches rank 1 alone, at step 2 of 10; then the run resumes with --resume auto on both machines."""
+    work = two_process_run
+    runs = work / "preempted"
+    stopped = launch_two_machines(work, work / "stopped", lambda rank: checkpoint_args(tiny_dataset, runs), "1:2")
+    resumed = launch_two_machines(work, work / "resumed",
+                                  lambda rank: checkpoint_args(tiny_dataset, runs, "--resume", "auto"))
+    return work, stopped, resumed
+
+
+def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step(preempted):
+    work, stopped, _ = preempted
+    for rank in (0, 1):
+        assert exit_status(work / "stopped", rank) == 143, stopped[rank][-3000:]  # 128 + SIGTERM, as a shell reports
+        # each process reports its own step: rank 0, which never got the signal, stopped where rank 1 did
+        assert f"error: stopped by SIGTERM at step {STOP_CHECK}:" in stopped[rank]
+
+
+def test_the_stop_leaves_one_complete_checkpoint_with_every_ranks_state(preempted):
+    work, _, _ = preempted
+    run = work / "preempted" / "cifar-cnn"
+    # the stop wrote checkpoint-4 alone (epoch 1 ends at step 5); the resumed run added the epoch checkpoints
+    assert sorted(int(p.name.split("-")[1]) for p in run.glob("checkpoint-*")) == [STOP_CHECK, 5, 10]
+    checkpoint = run / f"checkpoint-{STOP_CHECK}"
+    assert (checkpoint / "checkpoint_complete.json").is_file()
+    assert {p.name for p in checkpoint.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == STOP_CHECK
+    history = json.loads((run / "trainer_state.json").read_text())["log_history"]
+    assert [e["step"] for e in history if "eval_accuracy" in e] == [5, 10]  # no evaluation at the mid-epoch stop
+
+
+def test_resume_on_two_machines_ends_bitwise_equal_to_the_uninterrupted_run(preempted):
+    work, _, resumed = preempted
+    for rank in (0, 1):
+        assert exit_status(work / "resumed", rank) == 0, resumed[rank][-3000:]
+    run, reference = work / "preempted" / "cifar-cnn", work / "runs" / "cifar-cnn"
+    weights, expected = load_file(run / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert weights.keys() == expected.keys()
+    assert all(torch.equal(weights[k], expected[k]) for k in weights)
+    results, expected_results = (json.loads((r / "results.json").read_text()) for r in (run, reference))
+    assert results["val_accuracy"] == expected_results["val_accuracy"] and results["world_size"] == 2
+    assert [p.name for p in (work / "preempted").iterdir()] == ["cifar-cnn"]  # one run folder for both machines
+
+
+def test_resumed_machines_share_out_every_image_of_an_epoch(preempted):
+    work, _, _ = preempted
+    steps = TRAIN_SIZE // (BATCH * 2)
+    last_epoch = {}
+    for rank in (0, 1):
+        records = [json.loads(line) for line in (work / "resumed" / f"rank-{rank}.jsonl").read_text().splitlines()]
+        train = [r for r in records if r["n"] == TRAIN_SIZE]
+        assert {r["world"] for r in records} == {2}
+        assert len(train) == EPOCHS * steps - STOP_CHECK  # steps 5 to 10: nothing before the checkpoint again
+        last_epoch[rank] = [i for r in train[-steps:] for i in r["indices"]]
+    assert sorted(last_epoch[0] + last_epoch[1]) == list(range(TRAIN_SIZE))
+
+
+def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_process_run, tiny_dataset):
+    """Two processes started as srun starts one task per GPU (RANK, WORLD_SIZE, ... set, no launcher), each "machine"
+    with its own -s folder."""
+    work, records, port = two_process_run, two_process_run / "unshared", str(free_port())
+    records.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
+           "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": port, "CIFAR_HF_SHARED_FOLDER_WAIT_S": "1"}
+    tasks = [subprocess.Popen([sys.executable, str(work / "launcher.py"), str(records),
+                               *train_args(tiny_dataset, work / f"machine-{rank}")],
+                              env={**env, "RANK": str(rank)}, cwd=work, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in (0, 1)]
+    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    host = socket.gethostname()
+    for rank, task in enumerate(tasks):
+        assert task.returncode == 2, outputs[rank][-3000:]
+        assert outputs[rank].splitlines()[-1] == (
+            f"error: process 1 on {host} ({work / 'machine-1' / 'cifar-cnn'}) cannot see the run folder "
+            f"{work / 'machine-0' / 'cifar-cnn'} that process 0 on {host} writes: "
+            "-s/--save-folder must be on storage shared by every machine")
+        assert "Traceback" not in outputs[rank]
+        assert list((work / f"machine-{rank}").iterdir()) == []  # no run folder left behind on either machine

@@ -26,8 +26,16 @@ logger = logging.getLogger("cifar_hf")
 
 
 def check_run_folder(args: RunArguments) -> None:
-    """Refuse to reuse a run folder unless asked to; nothing is deleted here."""
+    """Refuse to reuse a run folder unless asked to; nothing is deleted here.
+
+    Rank 0 alone decides (a process stopping here alone would leave the others waiting for it); the other processes'
+    view of the folder is checked once training starts (`check_shared_run_folder`).
+    """
     folder = run_folder(args)
+    if not is_main_process():
+        return
+    if args.fold:  # fold jobs share the CV folder by design; each finds its own fold complete, resumable or new
+        return
     in_use = folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
     if in_use and not (args.overwrite or args.resume):
         raise UsageError(
@@ -95,8 +103,9 @@ def raise_on_stop_signal(number, frame):
 class RunFolder:
     """The run folder's life in one command: locked, the old run moved aside, then kept or restored."""
 
-    def __init__(self, folder: Path, overwrite: bool):
+    def __init__(self, folder: Path, overwrite: bool, shared: bool = False):
         self.folder, self.overwrite = folder, overwrite
+        self.shared = shared  # a CV folder that fold jobs (-c --fold K) share: each locks and replaces its own fold
         self.lock = None
         self.created = False
         self.replaced = False
@@ -109,7 +118,8 @@ class RunFolder:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"-s/--save-folder: cannot create {self.folder}: {error.strerror}") from None
-        self.lock = FolderLock(self.folder).acquire()
+        if not self.shared:
+            self.lock = FolderLock(self.folder).acquire()
 
     def clear_for_new_run(self) -> None:
         if self.overwrite and self.lock is not None:
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         args, training_flags = parse_arguments(argv)
         training_args = check_training_arguments(args, training_flags)
         check_save_folder(args.save_folder)
-        run = RunFolder(run_folder(args), args.overwrite)
+        run = RunFolder(run_folder(args), args.overwrite, shared=bool(args.fold))
         run.lock_it()
         check_run_folder(args)
         finished = args.resume == "auto" and not args.cross_validate and finished_epochs(run.folder)

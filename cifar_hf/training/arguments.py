@@ -36,6 +36,8 @@ class RunArguments:
     device: str = _arg("auto", "auto: cuda, then mps, then cpu.", ["-d"], choices=DEVICES)
     cross_validate: bool = _arg(False, "Run k-fold cross-validation over the training split.", ["-c"])
     folds: int = _arg(5, "Number of cross-validation folds.")
+    fold: int | None = _arg(None, "With -c: train fold K (1 to --folds) alone, as one job of several; "
+                                  "the report is rebuilt from the folds complete so far.")
     repeat: int = _arg(1, "Train N times (seeds seed..seed+N-1, one split): mean and std in cifar-<model>-repeat/.")
     wandb: bool = _arg(False, "Report to Weights & Biases (project 'cifar' unless WANDB_PROJECT is set).", ["-w"])
     save_folder: str = _arg(".", "Parent folder of the run folder cifar-<model>/.", ["-s"])
@@ -54,16 +56,22 @@ class RunArguments:
     resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
     skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
     tta: bool = _arg(False, "Flip test-time augmentation in the run's evaluations (image and mirror image averaged).")
+    stop_check_steps: int = _arg(
+        10, "Several processes: agree on a stop signal (SIGTERM/SIGINT) every N steps and at each epoch's end."
+    )
 
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
                         "--val-size": self.val_size, "--max-train-samples": self.max_train_samples,
-                        "--max-eval-samples": self.max_eval_samples, "--repeat": self.repeat}
+                        "--max-eval-samples": self.max_eval_samples, "--repeat": self.repeat,
+                        "--stop-check-steps": self.stop_check_steps}
         for flag, value in positive_int.items():
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
         if self.folds < 2:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
+        if self.fold is not None and not (self.cross_validate and 1 <= self.fold <= self.folds):
+            raise UsageError(f"--fold {self.fold}: give it with -c/--cross-validate, from 1 to --folds ({self.folds})")
         if self.repeat > 1 and self.cross_validate:
             raise UsageError("--repeat and -c/--cross-validate do not combine: each already trains several seeds")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):

@@ -20,16 +20,20 @@ class SaveEveryNEpochs(TrainerCallback):
 
 
 class StopOnSignal(TrainerCallback):
-    """SIGTERM / SIGINT: finish the current step, write a complete checkpoint, stop; `signal_number` says which.
+    """SIGTERM / SIGINT: finish the current step, write a complete checkpoint, stop; `stopped_by` says which.
 
+    Under a multi-process launch every process stops at the same step, whichever of them got the signal (a cluster
+    signals its tasks one by one, or only some): the processes agree every `check_every` steps and at each epoch's
+    end, through one all-reduce of the signal number, so the agreement costs no host sync on the other steps.
     The handlers stay until `restore()`: a signal during the final evaluation or while the run folder is written
     lets the run finish that folder first.
-
     A second signal of the same kind is not caught again, so a second Ctrl-C still stops at once.
     """
 
-    def __init__(self):
-        self.signal_number = None
+    def __init__(self, check_every: int = 10):
+        self.check_every = check_every
+        self.signal_number = None  # the signal this process received
+        self.stopped_by = None  # the signal every process stopped for
         self._previous = {}
 
     def _handle(self, number, frame):
@@ -40,16 +44,31 @@ class StopOnSignal(TrainerCallback):
         for number in (signal.SIGTERM, signal.SIGINT):
             self._previous[number] = signal.signal(number, self._handle)
 
+    def _agreed_signal(self, args, state) -> int | None:
+        if args.world_size == 1:
+            return self.signal_number
+        epoch_end = abs(state.epoch - round(state.epoch)) < 1e-6
+        if state.global_step % self.check_every and not epoch_end and state.global_step < state.max_steps:
+            return None  # every process skips the same steps: global_step is the same everywhere
+        import torch
+        import torch.distributed as dist
+
+        number = torch.tensor([self.signal_number or 0], device=args.device)
+        dist.all_reduce(number, op=dist.ReduceOp.MAX)  # SIGTERM (15) wins over SIGINT (2)
+        return int(number.item()) or None
+
     def on_step_end(self, args, state, control, **kwargs):
-        if self.signal_number is not None:
+        if self.stopped_by is None:
+            self.stopped_by = self._agreed_signal(args, state)
+        if self.stopped_by is not None:
             control.should_save = True
             control.should_training_stop = True
 
     def on_epoch_end(self, args, state, control, **kwargs):
         cut_short = abs(state.epoch - round(state.epoch)) > 1e-6
-        if self.signal_number is not None and cut_short:  # no evaluation, log or second checkpoint mid-epoch
+        if self.stopped_by is not None and cut_short:  # no evaluation, log or second checkpoint mid-epoch
             control.should_evaluate = control.should_log = control.should_save = False
-        elif self.signal_number is not None:  # a finished epoch is evaluated as usual, then checkpointed again
+        elif self.stopped_by is not None:  # a finished epoch is evaluated as usual, then checkpointed again
             control.should_save = True
 
     def restore(self) -> None:

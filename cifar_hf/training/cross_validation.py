@@ -3,9 +3,15 @@
 Layout: `<save-folder>/cifar-<model>-cv/fold-<k>/` (each a complete single-run folder) and the aggregated
 `results.json` beside them. A fold whose `results.json` exists is complete and is read back, not retrained; a fold
 with checkpoints resumes from the last one; any other partial fold starts again.
+
+`-c --fold K` trains fold K alone, so that the folds can run as separate jobs (a cluster's job array) into one
+CV folder: each job holds a lock on its own fold, and whichever job finishes rebuilds the report from the folds
+complete so far (atomically, one job at a time); once every fold is complete it equals the sequential run's.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import shutil
@@ -14,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import CifarData, stratified_folds
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..files import read_json, write_json
 from .arguments import RunArguments
 from .distributed import is_main_process
@@ -76,46 +82,84 @@ def format_table(folds: list[dict], summary: dict) -> str:
     return "\n".join(lines)
 
 
-def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv_folder: Path) -> dict:
-    folds = stratified_folds(data.full_train.labels, args.folds, args.seed)
+@contextlib.contextmanager
+def exclusive(lock_file: Path, busy_message: str | None = None):
+    """Hold an exclusive lock on `lock_file` (released by the system if the job dies); fail at once or wait."""
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy_message else 0))
+        except BlockingIOError:
+            raise UsageError(busy_message) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def train_fold(args: RunArguments, training_flags: dict, data: CifarData, folds: list, cv_folder: Path, number: int):
+    folder = cv_folder / f"fold-{number}"
+    lock = cv_folder / f".fold-{number}.lock"
+    busy = f"fold {number} of {cv_folder} is being trained by another job (it holds {lock})"
+    with exclusive(lock, busy) if is_main_process() else contextlib.nullcontext():
+        if args.overwrite and args.fold and folder.exists() and is_main_process():
+            shutil.rmtree(folder)  # this job's own fold, under its lock: the other folds belong to other jobs
+        if read_fold_results(folder, number, args.folds) is not None:
+            return
+        index = number - 1
+        fold_args = dataclasses.replace(
+            args, cross_validate=False, fold=None, resume=prepare_fold_folder(folder), seed=args.seed + index
+        )
+        flags = {"run_name": f"{cv_folder.name}-fold-{number}", **training_flags}
+        if args.wandb:
+            os.environ["WANDB_RUN_GROUP"] = cv_folder.name  # one group, one run per fold
+        logger.info("fold %d/%d: training on %d images, validating on %d", number, args.folds,
+                    len(data.full_train) - len(folds[index]), len(folds[index]))
+        train_once(fold_args, flags, fold_data(data, folds, index), folder, save_test_probabilities=True)
+
+
+def build_report(args: RunArguments, training_flags: dict, data: CifarData, folds: list, cv_folder: Path) -> dict:
+    """The aggregated report over the folds complete now (all of them after a sequential run)."""
     fold_results = []
-    for index in range(args.folds):
-        number = index + 1
-        folder = cv_folder / f"fold-{number}"
-        results = read_fold_results(folder, number, args.folds)
-        if results is None:
-            fold_args = dataclasses.replace(
-                args, cross_validate=False, resume=prepare_fold_folder(folder), seed=args.seed + index
-            )
-            flags = {"run_name": f"{cv_folder.name}-fold-{number}", **training_flags}
-            if args.wandb:
-                os.environ["WANDB_RUN_GROUP"] = cv_folder.name  # one group, one run per fold
-            logger.info("fold %d/%d: training on %d images, validating on %d", number, args.folds,
-                        len(data.full_train) - len(folds[index]), len(folds[index]))
-            results = train_once(fold_args, flags, fold_data(data, folds, index), folder, save_test_probabilities=True)
-        fold_results.append({"fold": number, **{m: results[m] for m in METRICS},
-                             "train_runtime_s": results["train_runtime_s"]})
+    for number in range(1, args.folds + 1):
+        results_file = cv_folder / f"fold-{number}" / "results.json"
+        if results_file.exists():
+            results = read_json(results_file)
+            fold_results.append({"fold": number, **{m: results[m] for m in METRICS},
+                                 "train_runtime_s": results["train_runtime_s"]})
+    complete = [f["fold"] for f in fold_results]
 
     ensemble = None
-    if data.test is not None:
-        probabilities = [np.load(cv_folder / f"fold-{i + 1}" / "test_probabilities.npy", allow_pickle=False)
-                         for i in range(args.folds)]
+    if data.test is not None and len(complete) == args.folds:
+        probabilities = [np.load(cv_folder / f"fold-{k}" / "test_probabilities.npy", allow_pickle=False)
+                         for k in complete]
         ensemble = float((np.mean(probabilities, axis=0).argmax(-1) == data.test.labels).mean())
 
     summary = {m: dict(zip(("mean", "std"), mean_and_std([f[m] for f in fold_results]))) for m in METRICS}
     summary["ensemble_test_accuracy"] = ensemble
+    settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "fold"}  # the same for every fold job
     report = {
         "model": args.model,
         "cross_validation": True,
         "folds": args.folds,
+        "folds_complete": complete,
         "seed": args.seed,
         "fold_sizes": [len(f) for f in folds],
         "per_fold": fold_results,
         **{f"{m}_mean": summary[m]["mean"] for m in METRICS},
         **{f"{m}_std": summary[m]["std"] for m in METRICS},
         "ensemble_test_accuracy": ensemble,
-        "hyperparameters": scrub_secrets({**dataclasses.asdict(args), "training_arguments": scrub_secrets(training_flags)}),
+        "hyperparameters": scrub_secrets({**settings, "training_arguments": scrub_secrets(training_flags)}),
     }
-    if is_main_process():  # one writer under a distributed launch
-        write_json(cv_folder / "results.json", report)
     return {**report, "table": format_table(fold_results, summary)}
+
+
+def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv_folder: Path) -> dict:
+    folds = stratified_folds(data.full_train.labels, args.folds, args.seed)
+    for number in [args.fold] if args.fold else range(1, args.folds + 1):
+        train_fold(args, training_flags, data, folds, cv_folder, number)
+    if not is_main_process():  # one writer under a distributed launch
+        return build_report(args, training_flags, data, folds, cv_folder)
+    with exclusive(cv_folder / ".report.lock"):  # fold jobs finishing together: the last writer reads every fold
+        report = build_report(args, training_flags, data, folds, cv_folder)
+        write_json(cv_folder / "results.json", {k: v for k, v in report.items() if k != "table"})
+    return report

@@ -1,8 +1,78 @@
-"""Process roles under `torchrun` / `accelerate launch`, readable before the Trainer sets up the process group."""
+"""Process roles under `torchrun` / `accelerate launch`; checks that keep several machines on one run folder."""
 
 import os
+import socket
+import time
+import uuid
+from pathlib import Path
+
+from ..errors import CifarError, UsageError
+
+SHARED_CHECK = ".shared-folder-check"
+# A network file system may show another machine's new file a few seconds late; the wait can be set from outside.
+SHARED_CHECK_WAIT_S = float(os.environ.get("CIFAR_HF_SHARED_FOLDER_WAIT_S", "10"))
 
 
 def is_main_process() -> bool:
     """Rank 0 of a distributed launch (or a plain run): the one process that deletes and writes shared files."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def main_process_result(accelerator, compute):
+    """Run `compute` on global rank 0 only and give every process its result, or raise its error on every process.
+
+    For decisions that read and change the shared run folder (which checkpoint to resume, removing torn ones):
+    one process decides, and no process is left waiting in a collective that another one left with an error.
+    """
+    outcome = [None]
+    if accelerator.is_main_process:
+        try:
+            outcome = [(compute(), None)]
+        except CifarError as error:
+            outcome = [(None, error)]
+    if accelerator.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        broadcast_object_list(outcome, from_process=0)
+    value, error = outcome[0]
+    if error is not None:
+        raise error
+    return value
+
+
+def _sees(mark: Path, token: str) -> bool:
+    deadline = time.monotonic() + SHARED_CHECK_WAIT_S
+    while True:
+        os.listdir(mark.parent)  # revalidates the folder's cached entries on NFS
+        if mark.is_file() and mark.read_text() == token:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+
+
+def check_shared_run_folder(folder: Path, accelerator) -> None:
+    """Every process must see the run folder that global rank 0 writes: one folder on storage every machine sees.
+
+    Rank 0 writes a random token into the folder and every process looks for it; when any cannot see it (a save
+    folder local to each machine), every process stops with the same line instead of hanging or writing alone.
+    """
+    if accelerator.num_processes == 1:
+        return
+    from accelerate.utils import broadcast_object_list, gather_object
+
+    mark = Path(folder) / SHARED_CHECK
+    token = [uuid.uuid4().hex]
+    broadcast_object_list(token, from_process=0)
+    if accelerator.is_main_process:
+        mark.write_text(token[0])
+    accelerator.wait_for_everyone()
+    seen = gather_object([(accelerator.process_index, socket.gethostname(), str(folder), _sees(mark, token[0]))])
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        mark.unlink()
+    blind = [f"process {rank} on {host} ({path})" for rank, host, path, ok in seen if not ok]
+    if blind:
+        _, host, path, _ = seen[0]
+        raise UsageError(f"{', '.join(blind)} cannot see the run folder {path} that process 0 on {host} writes: "
+                         "-s/--save-folder must be on storage shared by every machine")

@@ -30,6 +30,7 @@ from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
+from .distributed import check_shared_run_folder, main_process_result
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -227,8 +228,11 @@ def train_once(
     training_args = trainer.args
     if training_args.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(training_args.device)
-    resume = checkpoints.resolve_resume(output_dir, args.resume) if args.resume else None
-    stop_on_signal = StopOnSignal()
+    check_shared_run_folder(output_dir, trainer.accelerator)
+    resume = None
+    if args.resume:  # decided once (it removes torn checkpoints), for every process
+        resume = main_process_result(trainer.accelerator, lambda: checkpoints.resolve_resume(output_dir, args.resume))
+    stop_on_signal = StopOnSignal(args.stop_check_steps)
     trainer.add_callback(stop_on_signal)
     try:
         results = train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags,
@@ -267,10 +271,10 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
                     output_dir, save_test_probabilities):
     training_args = trainer.args
     train_output = train_checkpointed(trainer, resume, output_dir)
-    if stop_on_signal.signal_number is not None:
-        name = signal.Signals(stop_on_signal.signal_number).name
+    if stop_on_signal.stopped_by is not None:  # the same on every process, whichever got the signal
+        name = signal.Signals(stop_on_signal.stopped_by).name
         raise Preempted(f"stopped by {name} at step {trainer.state.global_step}: checkpoint saved in {output_dir}; "
-                        "continue with --resume auto", stop_on_signal.signal_number, kept="checkpoint")
+                        "continue with --resume auto", stop_on_signal.stopped_by, kept="checkpoint")
     staging = output_dir / checkpoints.STAGING
     if staging.is_dir() and not any(staging.iterdir()):  # left empty by the last publish; not a torn checkpoint
         staging.rmdir()
