@@ -61,6 +61,25 @@ def test_vit_attention_is_scaled_by_inverse_sqrt_head_dim():
     assert torch.allclose(attention(x), expected, atol=1e-5)
 
 
+def test_vit_attn_implementation_selects_the_attention_path(tmp_path):
+    torch.manual_seed(0)
+    model = build_scratch_model("vit", NAMES, num_hidden_layers=1, drop_path_rate=0.0).eval()
+    assert model.config._attn_implementation == "sdpa"  # the default, as for Transformers' ViT
+    model.save_pretrained(tmp_path)
+    eager = AutoModelForImageClassification.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    assert eager.config._attn_implementation == "eager"
+    calls = []
+    handle = torch.nn.functional.scaled_dot_product_attention
+    try:
+        torch.nn.functional.scaled_dot_product_attention = lambda *a, **k: calls.append(1) or handle(*a, **k)
+        pixels = torch.randn(2, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.allclose(eager(pixel_values=pixels).logits, model(pixel_values=pixels).logits, atol=1e-5)
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = handle
+    assert len(calls) == 1, "only the sdpa model calls scaled_dot_product_attention"
+
+
 @pytest.mark.parametrize("name", ["cnn", "resnet", "vit"])
 def test_save_load_round_trip_gives_identical_logits(name, tmp_path):
     torch.manual_seed(0)

@@ -42,6 +42,7 @@ class CifarViTConvStem(nn.Module):
 class CifarViTAttention(nn.Module):
     def __init__(self, config: CifarViTConfig):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.proj = nn.Linear(config.hidden_size, config.hidden_size)
@@ -50,8 +51,12 @@ class CifarViTAttention(nn.Module):
         batch, tokens, width = hidden_states.shape
         qkv = self.qkv(hidden_states).view(batch, tokens, 3, self.num_heads, width // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-        # scaled_dot_product_attention scales the logits by 1/sqrt(head_dim) (the seed multiplied by sqrt(d)).
-        attended = nn.functional.scaled_dot_product_attention(query, key, value)
+        # Both paths scale the logits by 1/sqrt(head_dim) (the seed multiplied by sqrt(d)).
+        if self.config._attn_implementation == "eager":  # written out, as `attn_implementation="eager"` asks
+            weights = (query @ key.transpose(-2, -1)) * query.shape[-1] ** -0.5
+            attended = weights.softmax(-1) @ value
+        else:
+            attended = nn.functional.scaled_dot_product_attention(query, key, value)
         return self.proj(attended.transpose(1, 2).reshape(batch, tokens, width))
 
 
