@@ -159,7 +159,10 @@ def write_model_card(run_folder: Path, results: dict | None = None, repo_id: str
     results = results or json.loads((run_folder / "results.json").read_text())
     path = run_folder / "README.md"
     if repo_id is None and path.exists():  # keep the Hub name a push gave the card
-        repo_id = ModelCard.load(path).data.model_name
+        try:
+            repo_id = ModelCard.load(path).data.model_name
+        except (ValueError, OSError):  # a hand-edited card without metadata: the default name, the card is rebuilt
+            repo_id = None
     with tempfile.NamedTemporaryFile("w", dir=run_folder, prefix=".README.", suffix=".tmp", delete=False) as tmp:
         tmp.write(model_card(results, repo_id, run_evaluations(run_folder)))
     os.replace(tmp.name, path)
