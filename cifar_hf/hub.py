@@ -158,7 +158,10 @@ def write_model_card(run_folder: Path, results: dict | None = None, repo_id: str
     results = results or read_json(run_folder / "results.json")
     path = run_folder / "README.md"
     if repo_id is None and path.exists():  # keep the Hub name a push gave the card
-        repo_id = ModelCard.load(path).data.model_name
+        try:
+            repo_id = ModelCard.load(path).data.model_name
+        except (ValueError, OSError):  # a hand-edited card without metadata: the default name, the card is rebuilt
+            repo_id = None
     write_text(path, model_card(results, repo_id, run_evaluations(run_folder)))
     return path
 

@@ -163,7 +163,7 @@ def write_and_print(args, trained: dict, dataset: str, data, arrays, model, tran
         for name, by_severity in report["corruptions"].items():
             print(f"  {name:<17}  " + " ".join(f"{by_severity[str(s)]:.4f}" for s in severities))
         print(f"corruptions: mean accuracy {report['mean_corruption_accuracy']:.4f} "
-              f"(relative drop {report['relative_corruption_drop']:.1%}), "
+              f"(relative drop {report['relative_corruption_drop'] or 0:.1%}), "
               f"{report['corruption_eval_seconds']:.1f} s, "
               f"{report['corrupted_splits_from_cache']} split(s) from cache")
     written = [output / f"evaluation-{args.split}.json", output / f"confusion_matrix-{args.split}.png", *figures]
