@@ -14,6 +14,7 @@ from huggingface_hub import HfApi
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 HUB_GLOBS = ("configuration_*.py", "modeling_*.py")
 DATASET_NAMES = {"uoft-cs/cifar10": "CIFAR-10"}
 
@@ -78,6 +79,7 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
         f"{recipe.get('weight_decay')}, scheduler {recipe.get('scheduler')}",
         f"- augmentation: crop padding {recipe.get('crop_padding')}, horizontal flip {recipe.get('horizontal_flip')}, "
         f"label smoothing {recipe.get('label_smoothing')}, mixup {recipe.get('mixup_alpha')} / cutmix {recipe.get('cutmix_alpha')}",
+        *parameter_lines(results),
         f"- hardware: {results.get('hardware')}; training wall time {results['train_runtime_s']:.1f} s "
         f"({results['train_samples_per_second']:.0f} images/s)",
         f"- software: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}",
@@ -93,6 +95,58 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
         "`results.json` in this repository holds every hyperparameter and measurement of the run.", "",
     ]
     return "\n".join(lines)
+
+
+def parameter_lines(results: dict) -> list[str]:
+    """Trainable vs total parameters, and how a LoRA run and its adapter relate to the base checkpoint."""
+    lines = []
+    if results.get("total_parameters"):
+        lines.append(f"- parameters: {results['trainable_parameters']:,} trained of {results['total_parameters']:,}")
+    lora = results.get("lora")
+    if lora:
+        lines.append(f"- LoRA rank {lora['r']} on `{lora['base']}` (the new head trained in full); these weights are "
+                     f"the adapter merged into the base, the adapter alone is in `{lora['adapter']}/`")
+    if results.get("ema_decay"):
+        lines.append(f"- weights: exponential moving average, decay {results['ema_decay']}")
+    return lines
+
+
+def adapter_card(results: dict, repo_id: str) -> str:
+    """README.md of an adapter-only repo: which base it adapts and how to load it."""
+    base = results["lora"]["base"]
+    metadata = {"library_name": "peft", "base_model": base, "pipeline_tag": "image-classification",
+                "tags": ["lora", "image-classification", "cifar-hf"]}
+    return "\n".join([
+        "---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "",
+        f"# LoRA adapter (rank {results['lora']['r']}) of `{base}` for {len(results['val_per_class_accuracy'] or {})} "
+        f"classes", "",
+        f"Validation accuracy {_percent(results['val_accuracy'])}; {results['trainable_parameters']:,} trained "
+        f"parameters (the adapter and the new head) of {results['total_parameters']:,}.", "",
+        "```python",
+        "from peft import PeftModel",
+        "from transformers import AutoModelForImageClassification",
+        "",
+        "labels = " + repr(list((results.get("val_per_class_accuracy") or {}).keys())),
+        f'base = AutoModelForImageClassification.from_pretrained("{base}", num_labels=len(labels), '
+        "id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, "
+        "ignore_mismatched_sizes=True)",
+        f'model = PeftModel.from_pretrained(base, "{repo_id}").merge_and_unload()  # the head comes with the adapter',
+        "```", "",
+    ])
+
+
+def push_adapter_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:
+    """Upload only a LoRA run's `adapter/` with a card naming its base checkpoint; returns the commit URL."""
+    api = HfApi()
+    results = json.loads((Path(run_folder) / "results.json").read_text())
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    with tempfile.TemporaryDirectory() as staging:
+        for name in ADAPTER_FILES:
+            shutil.copy2(Path(run_folder) / "adapter" / name, Path(staging) / name)
+        (Path(staging) / "README.md").write_text(adapter_card(results, repo_id))
+        commit = api.upload_folder(repo_id=repo_id, folder_path=staging, repo_type="model",
+                                   commit_message=f"cifar-hf: LoRA adapter of {results['lora']['base']}")
+    return str(getattr(commit, "commit_url", commit))
 
 
 def write_model_card(run_folder: Path, results: dict, repo_id: str | None = None) -> Path:

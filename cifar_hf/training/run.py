@@ -17,12 +17,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import transformers
-from transformers import TrainingArguments, ViTImageProcessor
+from transformers import EarlyStoppingCallback, TrainingArguments, ViTImageProcessor
 from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
 from ..errors import InputError, Preempted
-from ..hub import push_run_folder, write_model_card
+from ..hub import push_adapter_folder, push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
@@ -30,6 +30,8 @@ from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
+from .ema import WeightEMA
+from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -63,6 +65,8 @@ def uses_bf16(args: RunArguments, recipe: Recipe) -> bool:
 def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: list[str]):
     if args.model == "previt":
         model = load_pretrained_classifier(args.model_name_or_path, class_names)
+        if args.lora_r is not None:
+            model = apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_target_modules)
         side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
         transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
                                    crop_padding=recipe.crop_padding, cutout=recipe.cutout)
@@ -109,6 +113,8 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
     )
     values.update({k: v for k, v in training_flags.items() if k not in HUB_FLAGS})  # explicit flags win
+    if values.get("load_best_model_at_end"):  # the Trainer keeps the best of the per-epoch checkpoints
+        values["save_strategy"] = "epoch"
     return TrainingArguments(**values)
 
 
@@ -182,12 +188,14 @@ def build_trainer(
         data_collator=collate_batch,
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=(OPTIMIZERS[recipe.optimizer], optimizer_kwargs),
-        callbacks=[SaveEveryNEpochs(args.ckpt_frequency)],
+        callbacks=[SaveEveryNEpochs(args.ckpt_frequency)]
+        + ([EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []),
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
         tta=args.tta or recipe.tta,
         decay_all_parameters=recipe.decay_all_parameters,
+        ema=WeightEMA(args.ema_decay) if args.ema_decay else None,
     )
     if args.wandb and trainer.is_world_process_zero():
         start_wandb_run(output_dir, training_args.run_name, hyperparameters)
@@ -206,6 +214,33 @@ def write_run_folder(
     ViTImageProcessor(**transform.image_processor_kwargs()).save_pretrained(str(output_dir))
     (output_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     write_model_card(output_dir, results)
+
+
+def finish_model(args: RunArguments, trainer: CifarTrainer, output_dir: Path) -> None:
+    """The model that is saved, evaluated and pushed: the EMA weights when averaged, LoRA merged into the base."""
+    if trainer.ema is not None:
+        trainer.ema.copy_to(trainer.model)
+    if is_peft_model(trainer.model):
+        merged = None
+        if trainer.is_world_process_zero():
+            merged = save_adapter_and_merge(trainer.model, output_dir, args.model_name_or_path)
+        else:
+            merged = trainer.model.merge_and_unload()
+        trainer.model = trainer.model_wrapped = merged
+
+
+def training_outcome(trainer: CifarTrainer) -> dict:
+    """Which epoch's model was kept (`--load_best_model_at_end`) and whether early stopping ended the run."""
+    state, args = trainer.state, trainer.args
+    epochs = {entry["step"]: entry["epoch"] for entry in state.log_history if "eval_accuracy" in entry}
+    best_step = state.best_global_step if args.load_best_model_at_end else None
+    stopped_early = state.epoch is not None and state.epoch < args.num_train_epochs - 1e-6
+    return {
+        "kept_epoch": epochs.get(best_step) if best_step else state.epoch,
+        "best_val_accuracy_during_training": state.best_metric,
+        "stopped_early": stopped_early,
+        "stopped_at_epoch": state.epoch if stopped_early else None,
+    }
 
 
 def train_once(
@@ -233,6 +268,8 @@ def train_once(
                         "continue with --resume auto", stop_on_signal.signal_number)
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
 
+    parameters = parameter_counts(trainer.model)
+    finish_model(args, trainer, output_dir)
     trainer.save_model(str(output_dir))
     val = evaluate_split(trainer, data.validation, data.class_names, "val")
     test = evaluate_split(trainer, data.test, data.class_names, "test")
@@ -263,6 +300,11 @@ def train_once(
         "peak_device_memory_bytes": peak_memory,
         "bad_images_skipped": data.bad_images_skipped,
         "hardware": hardware_description(training_args),
+        **parameters,
+        "lora": {"r": args.lora_r, "adapter": ADAPTER_FOLDER, "base": args.model_name_or_path} if args.lora_r
+        else None,
+        "ema_decay": args.ema_decay,
+        **training_outcome(trainer),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "hyperparameters": hyperparameters,
     }
@@ -275,4 +317,7 @@ def train_once(
             repo = training_flags.get("hub_model_id") or output_dir.name
             url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
             logger.info("pushed %s to the Hub: %s", output_dir, url)
+        if args.push_adapter:
+            url = push_adapter_folder(output_dir, args.push_adapter, private=training_flags.get("hub_private_repo"))
+            logger.info("pushed the adapter %s to the Hub: %s", output_dir / ADAPTER_FOLDER, url)
     return results
