@@ -9,6 +9,7 @@ from ..errors import CifarError, InputError, UsageError
 from ..models.pretrained import check_checkpoint
 from ..training.arguments import RunArguments, parse_arguments
 from ..training.distributed import is_main_process
+from ..training.lora import import_peft
 from ..training.run import run_folder, train_once
 
 logger = logging.getLogger("cifar_hf")
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             datasets.disable_progress_bars()
         if args.model == "previt":
             check_checkpoint(args.model_name_or_path)
+        if args.lora_r is not None:
+            import_peft()  # before any data work: a missing optional extra is one line, at once
         data = load_cifar(
             args.dataset,
             val_size=args.val_size,

@@ -45,14 +45,14 @@ def apply_lora(model: nn.Module, rank: int, alpha: float | None, dropout: float,
     missing = [name for name in targets if name not in present and "." not in name]
     if not targets or missing:
         raise InputError(f"--lora-target-modules: {', '.join(missing) or 'none given'} not among "
-                         f"{type(model).__name__}'s layers (its Linear layers end in: {', '.join(sorted(_linear_names(model)))})")
+                         f"{type(model).__name__}'s layers (its Linear layers: {', '.join(_linear_names(model))})")
     config = peft.LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else rank, lora_dropout=dropout,
                              target_modules=targets, modules_to_save=head_modules(model), bias="none")
     return peft.get_peft_model(model, config)
 
 
-def _linear_names(model: nn.Module) -> set[str]:
-    return {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+def _linear_names(model: nn.Module) -> list[str]:
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, nn.Linear)})
 
 
 def is_peft_model(model) -> bool:
