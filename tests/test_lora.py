@@ -4,12 +4,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 
+from cifar_hf import hub
 from cifar_hf.commands.train import main
 from cifar_hf.models.pretrained import load_pretrained_classifier
 
@@ -71,9 +73,26 @@ def assert_merged_equals_adapter_on_base(run: Path, checkpoint: Path) -> torch.T
     return expected
 
 
+class FakeHfApi:
+    """Stands in for the network: keeps a copy of what would be uploaded."""
+
+    uploaded: dict = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        FakeHfApi.uploaded = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+        return SimpleNamespace(commit_url=f"https://hub.invalid/{repo_id}/commit/abc")
+
+
 def test_lora_on_a_transformers_vit_trains_adapters_and_head_and_saves_merged(tiny_dataset, tiny_imagenet_vit,
-                                                                              tmp_path, capsys):
-    run = lora_run(tiny_dataset, tiny_imagenet_vit, tmp_path, "--lora-r", "4")
+                                                                              tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hub, "HfApi", FakeHfApi)
+    run = lora_run(tiny_dataset, tiny_imagenet_vit, tmp_path, "--lora-r", "4", "--push-adapter", "me/cifar-lora")
+    assert FakeHfApi.uploaded.keys() == {"adapter_config.json", "adapter_model.safetensors", "README.md"}
+    card = FakeHfApi.uploaded["README.md"].decode()
+    assert f"base_model: {tiny_imagenet_vit}" in card and 'PeftModel.from_pretrained(base, "me/cifar-lora")' in card
     assert_only_adapted_layers_and_head_changed(run, tiny_imagenet_vit, ("q_proj", "v_proj"), "classifier")
     assert not any("k_proj.weight" in k for k in load_file(run / "adapter" / "adapter_model.safetensors"))
     expected = assert_merged_equals_adapter_on_base(run, tiny_imagenet_vit)
