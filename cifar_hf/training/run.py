@@ -234,7 +234,8 @@ def training_outcome(trainer: CifarTrainer) -> dict:
     state, args = trainer.state, trainer.args
     epochs = {entry["step"]: entry["epoch"] for entry in state.log_history if "eval_accuracy" in entry}
     best_step = state.best_global_step if args.load_best_model_at_end else None
-    stopped_early = state.epoch is not None and state.epoch < args.num_train_epochs - 1e-6
+    stoppers = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+    stopped_early = any(c.early_stopping_patience_counter >= c.early_stopping_patience for c in stoppers)
     return {
         "kept_epoch": epochs.get(best_step) if best_step else state.epoch,
         "best_val_accuracy_during_training": state.best_metric,
