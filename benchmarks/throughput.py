@@ -119,7 +119,7 @@ class SyncCounter(TrainerCallback):
 
 def project_path(options, data: CifarData, steps: int) -> tuple[float, object, SyncCounter | None, StepClock]:
     args = RunArguments(model=options.model, batch_size=options.batch_size, device=options.device,
-                        model_name_or_path=options.model_name_or_path)
+                        model_name_or_path=options.model_name_or_path, lora_r=options.lora_r)
     flags = {"max_steps": steps, "eval_strategy": "no", "logging_strategy": "no", "bf16": options.bf16,
              "torch_compile": options.torch_compile, "torch_compile_mode": options.compile_mode, "disable_tqdm": True, "report_to": "none"}
     if get_recipe(options.model).scheduler == "reduce_lr_on_plateau":
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--torch-compile", action="store_true")
     parser.add_argument("--compile-mode", help="torch.compile mode for both paths, e.g. reduce-overhead (CUDA graphs)")
     parser.add_argument("--model-name-or-path", default="google/vit-base-patch16-224", help="previt checkpoint")
+    parser.add_argument("--lora-r", type=int, help="previt: LoRA adapters of this rank (both paths train them)")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per measurement (after warm-up)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--windows", type=int, default=5)
@@ -190,6 +191,8 @@ def main() -> None:
         "model": options.model,
         "device": torch.cuda.get_device_name() if options.device == "cuda" else "cpu",
         "batch_size": options.batch_size,
+        "lora_r": options.lora_r,
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "dtype": "bfloat16" if options.bf16 else "float32",
         "torch_compile": options.torch_compile,
         "compile_mode": options.compile_mode,

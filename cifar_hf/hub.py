@@ -12,6 +12,7 @@ from .files import read_json, write_text
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 HUB_GLOBS = ("configuration_*.py", "modeling_*.py")
 HUB_PATTERNS = [*HUB_FILES, *HUB_GLOBS, "evaluation-*.json"]
 DATASET_NAMES = {"uoft-cs/cifar10": "CIFAR-10"}
@@ -134,6 +135,7 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"- augmentation: crop padding {recipe.get('crop_padding')}, horizontal flip {recipe.get('horizontal_flip')}, "
         f"label smoothing {recipe.get('label_smoothing')}, mixup {recipe.get('mixup_alpha')} / "
         f"cutmix {recipe.get('cutmix_alpha')}",
+        *parameter_lines(results),
         f"- hardware: {results.get('hardware')}; training wall time {results['train_runtime_s']:.1f} s "
         f"({results['train_samples_per_second']:.0f} images/s)",
         f"- software: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}",
@@ -150,6 +152,57 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     ]
     return str(ModelCard(
         f"---\n{card_data(results, repo_id, evaluations).to_yaml()}\n---\n\n" + "\n".join(lines)))
+
+
+def parameter_lines(results: dict) -> list[str]:
+    """Trainable vs total parameters, and how a LoRA run and its adapter relate to the base checkpoint."""
+    lines = []
+    if results.get("total_parameters"):
+        lines.append(f"- parameters: {results['trainable_parameters']:,} trained of {results['total_parameters']:,}")
+    lora = results.get("lora")
+    if lora:
+        lines.append(f"- LoRA rank {lora['r']} on `{lora['base']}` (the new head trained in full); these weights are "
+                     f"the adapter merged into the base, the adapter alone is in `{lora['adapter']}/`")
+    if results.get("ema_decay"):
+        lines.append(f"- weights: exponential moving average, decay {results['ema_decay']}")
+    return lines
+
+
+def adapter_card(results: dict, repo_id: str) -> str:
+    """README.md of an adapter-only repo: which base it adapts and how to load it."""
+    base = results["lora"]["base"]
+    data = ModelCardData(library_name="peft", base_model=base, pipeline_tag="image-classification",
+                         tags=["lora", "image-classification", "cifar-hf"])
+    labels = list((results.get("val_per_class_accuracy") or {}).keys())
+    body = "\n".join([
+        f"# LoRA adapter (rank {results['lora']['r']}) of `{base}` for {len(labels)} classes", "",
+        f"Validation accuracy {_percent(results['val_accuracy'])}; {results['trainable_parameters']:,} trained "
+        f"parameters (the adapter and the new head) of {results['total_parameters']:,}.", "",
+        "```python",
+        "from peft import PeftModel",
+        "from transformers import AutoModelForImageClassification",
+        "",
+        f"labels = {labels!r}",
+        f'base = AutoModelForImageClassification.from_pretrained("{base}", num_labels=len(labels), '
+        "id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, "
+        "ignore_mismatched_sizes=True)",
+        f'model = PeftModel.from_pretrained(base, "{repo_id}").merge_and_unload()  # the head comes with the adapter',
+        "```", "",
+    ])
+    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def push_adapter_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:
+    """Upload only a LoRA run's `adapter/` with a card naming its base checkpoint; returns the commit URL."""
+    api = HfApi()
+    results = read_json(Path(run_folder) / "results.json")
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    adapter = Path(run_folder) / "adapter"
+    write_text(adapter / "README.md", adapter_card(results, repo_id))
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(adapter), repo_type="model",
+                               allow_patterns=[*ADAPTER_FILES, "README.md"],
+                               commit_message=f"cifar-hf: LoRA adapter of {results['lora']['base']}")
+    return str(getattr(commit, "commit_url", commit))
 
 
 def write_model_card(run_folder: Path, results: dict | None = None, repo_id: str | None = None) -> Path:

@@ -19,6 +19,7 @@ from ..training import replaced_run
 from ..training.arguments import RunArguments, parse_arguments
 from ..training.distributed import is_main_process
 from ..training.folder_lock import LOCK_NAME, FolderLock
+from ..training.lora import import_peft
 from ..training.recipes import get_recipe
 from ..training.run import build_training_arguments, run_folder, train_once
 
@@ -174,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             datasets.disable_progress_bars()
         if args.model == "previt":
             check_checkpoint(args.model_name_or_path)
+        if args.lora_r is not None:
+            import_peft()  # before any data work: a missing optional extra is one line, at once
         data = load_cifar(
             args.dataset,
             val_size=args.val_size,

@@ -59,6 +59,18 @@ class RunArguments:
     stop_check_steps: int = _arg(
         10, "Several processes: agree on a stop signal (SIGTERM/SIGINT) every N steps and at each epoch's end."
     )
+    lora_r: int | None = _arg(None, "previt: fine-tune LoRA adapters of this rank (and the new head) instead of every "
+                              "weight; needs peft (pip install -e \".[lora]\").")
+    lora_alpha: float | None = _arg(None, "LoRA scaling alpha (default: the rank, i.e. scale 1).")
+    lora_dropout: float = _arg(0.0, "Dropout on the LoRA branch.")
+    lora_target_modules: list[str] | None = _arg(
+        None, "Layers (by last name) that get LoRA adapters (default: the attention's query and value projections: "
+        "query/value or q_proj/v_proj in Transformers' ViT/DeiT, the fused qkv in timm's ViTs).", nargs="+")
+    push_adapter: str | None = _arg(None, "LoRA runs: push only the adapter (a few MB, with a card naming the base "
+                                    "checkpoint) to this Hub repo id.")
+    ema_decay: float | None = _arg(None, "Keep an exponential moving average of the weights with this decay (e.g. "
+                                   "0.999); evaluation and the saved model use it.")
+    early_stopping_patience: int | None = _arg(None, "Stop after N epochs without a better validation accuracy.")
 
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
@@ -78,6 +90,19 @@ class RunArguments:
             raise UsageError(f"-l/--learning-rate must be a finite number above 0 (got {self.learning_rate})")
         if self.ckpt_frequency < 0:
             raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
+        if self.lora_r is not None and self.model != "previt":
+            raise UsageError("--lora-r adapts a pretrained checkpoint: use it with -m previt (scratch models train "
+                             "every weight from random initialisation, where low-rank updates do not make sense)")
+        if self.lora_r is not None and self.lora_r < 1:
+            raise UsageError(f"--lora-r must be at least 1 (got {self.lora_r})")
+        if self.lora_r is None and (self.push_adapter or self.lora_target_modules):
+            raise UsageError("--push-adapter and --lora-target-modules need --lora-r")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise UsageError(f"--lora-dropout must be in [0, 1) (got {self.lora_dropout})")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise UsageError(f"--ema-decay must be between 0 and 1, e.g. 0.999 (got {self.ema_decay})")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise UsageError(f"--early-stopping-patience must be at least 1 (got {self.early_stopping_patience})")
         if (self.model, self.recipe) not in RECIPES:
             names = sorted(r for m, r in RECIPES if m == self.model)
             raise UsageError(f"--recipe {self.recipe!r} does not exist for {self.model} (choose from {', '.join(names)})")

@@ -97,12 +97,30 @@ def remove_incomplete(run_folder: Path) -> list[Path]:
     return removed
 
 
-def rotate(run_folder: Path, keep: int | None) -> None:
-    """Keep the newest `keep` complete checkpoints (`save_total_limit`); the newest complete one always stays."""
+def rotate(run_folder: Path, keep: int | None, protect: str | None = None) -> None:
+    """Keep the newest `keep` complete checkpoints (`save_total_limit`); the newest complete one always stays, and
+    so does `protect` (the best checkpoint of `--load_best_model_at_end`)."""
     if not keep:
         return
     for old in complete_checkpoints(run_folder)[: -max(keep, 1)]:
-        shutil.rmtree(old)
+        if protect is None or old.resolve() != Path(protect).resolve():
+            shutil.rmtree(old)
+
+
+def load_model_weights(model, folder: Path) -> None:
+    """A checkpoint's weights into `model`, through from_pretrained (the saved names may be the legacy ones)."""
+    saved = type(model).from_pretrained(str(folder), dtype=next(model.parameters()).dtype)
+    model.load_state_dict(saved.state_dict(), strict=True)
+
+
+def load_adapter_weights(model, folder: Path) -> None:
+    """A checkpoint's LoRA weights (and trained head) into a peft model."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    result = set_peft_model_state_dict(model, load_file(str(Path(folder) / "adapter_model.safetensors")))
+    if result.unexpected_keys:
+        raise UsageError(f"--resume {folder}: its adapter does not fit this model ({result.unexpected_keys[0]}, ...)")
 
 
 def resolve_resume(run_folder: Path, resume: str) -> str:

@@ -16,13 +16,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import transformers
-from transformers import TrainingArguments, ViTImageProcessor
+from transformers import EarlyStoppingCallback, TrainingArguments, ViTImageProcessor
 from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
 from ..errors import InputError, Preempted, PushError, StorageError
 from ..files import atomic_path, write_json, write_text
-from ..hub import push_run_folder, write_model_card
+from ..hub import push_adapter_folder, push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
@@ -31,6 +31,8 @@ from . import checkpoints
 from .arguments import RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
 from .distributed import check_shared_run_folder, main_process_result
+from .ema import WeightEMA
+from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
 from .recipes import OPTIMIZERS, Recipe, get_recipe
 from .trainer import CifarTrainer
 
@@ -64,6 +66,8 @@ def uses_bf16(args: RunArguments, recipe: Recipe) -> bool:
 def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: list[str]):
     if args.model == "previt":
         model = load_pretrained_classifier(args.model_name_or_path, class_names)
+        if args.lora_r is not None:
+            model = apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_target_modules)
         side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
         transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
                                    crop_padding=recipe.crop_padding, cutout=recipe.cutout)
@@ -110,6 +114,8 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
     )
     values.update({k: v for k, v in training_flags.items() if k not in HUB_FLAGS})  # explicit flags win
+    if values.get("load_best_model_at_end"):  # the Trainer keeps the best of the per-epoch checkpoints
+        values["save_strategy"] = "epoch"
     return TrainingArguments(**values)
 
 
@@ -187,12 +193,14 @@ def build_trainer(
         data_collator=collate_batch,
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=(OPTIMIZERS[recipe.optimizer], optimizer_kwargs),
-        callbacks=[SaveEveryNEpochs(args.ckpt_frequency), *callbacks],
+        callbacks=[SaveEveryNEpochs(args.ckpt_frequency), *callbacks]
+        + ([EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []),
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
         tta=args.tta or recipe.tta,
         decay_all_parameters=recipe.decay_all_parameters,
+        ema=WeightEMA(args.ema_decay) if args.ema_decay else None,
     )
     if args.wandb and trainer.is_world_process_zero():
         start_wandb_run(output_dir, training_args.run_name, hyperparameters)
@@ -213,6 +221,34 @@ def write_run_folder(
     write_text(output_dir / "preprocessor_config.json", processor.to_json_string())
     write_json(output_dir / "results.json", results, default=str)
     write_model_card(output_dir, results)
+
+
+def finish_model(args: RunArguments, trainer: CifarTrainer, output_dir: Path) -> None:
+    """The model that is saved, evaluated and pushed: the EMA weights when averaged, LoRA merged into the base."""
+    if trainer.ema is not None:
+        trainer.ema.copy_to(trainer.model)
+    if is_peft_model(trainer.model):
+        merged = None
+        if trainer.is_world_process_zero():
+            merged = save_adapter_and_merge(trainer.model, output_dir, args.model_name_or_path)
+        else:
+            merged = trainer.model.merge_and_unload()
+        trainer.model = trainer.model_wrapped = merged
+
+
+def training_outcome(trainer: CifarTrainer) -> dict:
+    """Which epoch's model was kept (`--load_best_model_at_end`) and whether early stopping ended the run."""
+    state, args = trainer.state, trainer.args
+    epochs = {entry["step"]: entry["epoch"] for entry in state.log_history if "eval_accuracy" in entry}
+    best_step = state.best_global_step if args.load_best_model_at_end else None
+    stoppers = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+    stopped_early = any(c.early_stopping_patience_counter >= c.early_stopping_patience for c in stoppers)
+    return {
+        "kept_epoch": epochs.get(best_step) if best_step else state.epoch,
+        "best_val_accuracy_during_training": state.best_metric,
+        "stopped_early": stopped_early,
+        "stopped_at_epoch": state.epoch if stopped_early else None,
+    }
 
 
 def train_once(
@@ -281,6 +317,8 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
     cuda = training_args.device.type == "cuda"
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if cuda else None
 
+    parameters = parameter_counts(trainer.model)
+    finish_model(args, trainer, output_dir)
     trainer.save_model(str(output_dir))
     val = evaluate_split(trainer, data.validation, data.class_names, "val")
     test = evaluate_split(trainer, data.test, data.class_names, "test")
@@ -312,6 +350,11 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         "peak_device_memory_bytes": peak_memory,
         "bad_images_skipped": data.bad_images_skipped,
         "hardware": hardware_description(training_args),
+        **parameters,
+        "lora": {"r": args.lora_r, "adapter": ADAPTER_FOLDER, "base": args.model_name_or_path} if args.lora_r
+        else None,
+        "ema_decay": args.ema_decay,
+        **training_outcome(trainer),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "hyperparameters": hyperparameters,
     }
@@ -329,4 +372,12 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
                 raise PushError(f"the run folder {output_dir} is complete, but pushing it to {repo} failed: "
                                 f"{reason}") from None
             logger.info("pushed %s to the Hub: %s", output_dir, url)
+        if args.push_adapter:
+            try:
+                url = push_adapter_folder(output_dir, args.push_adapter, private=training_flags.get("hub_private_repo"))
+            except Exception as error:  # as for the full push: the run itself is complete
+                reason = " ".join(str(error).split())[:300] or type(error).__name__
+                raise PushError(f"the run folder {output_dir} is complete, but pushing its adapter to "
+                                f"{args.push_adapter} failed: {reason}") from None
+            logger.info("pushed the adapter %s to the Hub: %s", output_dir / ADAPTER_FOLDER, url)
     return results

@@ -14,6 +14,8 @@ from ..data.augment import BatchTransform
 from ..errors import TrainingError
 from ..inference import flip_tta_logits
 from . import checkpoints
+from .ema import UpdateEMA, WeightEMA
+from .lora import is_peft_model
 
 PROGRESS = "train_progress.json"  # in every checkpoint: runtime and images of the run so far
 
@@ -29,8 +31,11 @@ class CifarTrainer(Trainer):
     """
 
     def __init__(self, *args, batch_transform: BatchTransform, label_smoothing: float = 0.0, mixup=None,
-                 tta: bool = False, decay_all_parameters: bool = False, **kwargs):
+                 tta: bool = False, decay_all_parameters: bool = False, ema: WeightEMA | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.ema = ema  # evaluation and checkpoints use (and hold) the averaged weights too
+        if ema is not None:
+            self.add_callback(UpdateEMA(ema))
         self.decay_all_parameters = decay_all_parameters
         self.tta = tta  # evaluate on the mean logits of each image and its mirror image
         self.batch_transform = batch_transform
@@ -189,6 +194,8 @@ class CifarTrainer(Trainer):
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         self._earlier_parts = {"train_runtime_s": 0.0, "train_samples": 0}  # of a run resumed after a stop
+        if isinstance(resume_from_checkpoint, str) and self.ema is not None:
+            self.ema.load(Path(resume_from_checkpoint), self.model)
         if isinstance(resume_from_checkpoint, str):
             saved = Path(resume_from_checkpoint) / f"running_loss_{self.args.process_index}.json"
             if saved.is_file():
@@ -237,6 +244,11 @@ class CifarTrainer(Trainer):
             (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps({
                 "sum": float(self._loss_sum), "micro_steps": self._loss_micro_steps, "run_sum": float(self._run_loss_sum)
             }))
+            if self.is_world_process_zero():
+                if self.ema is not None:
+                    self.ema.save(staged)
+                if self._point_at_best_checkpoint():  # the Trainer recorded the staging path, or none
+                    self.state.save_to_json(str(staged / "trainer_state.json"))
         finally:
             self._staging = False
         self.accelerator.wait_for_everyone()  # every process has written its RNG state
@@ -244,8 +256,49 @@ class CifarTrainer(Trainer):
             run = Path(self.args.output_dir)
             name = f"checkpoint-{self.state.global_step}"
             checkpoints.publish(run / checkpoints.STAGING / name, run / name, self.state.global_step)
-            checkpoints.rotate(run, self.args.save_total_limit)
+            checkpoints.rotate(run, self.args.save_total_limit, protect=self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
+
+    def _point_at_best_checkpoint(self) -> bool:
+        """Record the best checkpoint by its published path (the Trainer looks for it beside the staged one)."""
+        best_step = self.state.best_global_step
+        if not best_step or best_step > self.state.global_step:
+            return False
+        best = Path(self.args.output_dir) / f"checkpoint-{best_step}"
+        if best_step != self.state.global_step and not checkpoints.is_complete(best):
+            return False
+        self.state.best_model_checkpoint = str(best)
+        return True
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
+        """Load a checkpoint's weights through from_pretrained, which maps the saved names onto the model's own.
+
+        Transformers v5 saves some architectures under their legacy names (ViT: `...attention.attention.query`,
+        while the module is `...attention.q_proj`) and the Trainer's own loader reads the file with a non-strict
+        `load_state_dict`: it would silently resume such a model from its initial weights.
+        """
+        model = self.model if model is None else model
+        folder = Path(resume_from_checkpoint)
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if is_peft_model(model):
+            checkpoints.load_adapter_weights(model, folder)
+        elif (folder / "model.safetensors").is_file():
+            checkpoints.load_model_weights(model, folder)
+        else:
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        best = self.state.best_model_checkpoint
+        self._load_from_checkpoint(best)
+        if self.ema is not None:
+            self.ema.load(Path(best), self.model)
+
+    def evaluate(self, *args, **kwargs):
+        if self.ema is None:
+            return super().evaluate(*args, **kwargs)
+        with self.ema.swapped_in(self.model):
+            return super().evaluate(*args, **kwargs)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._model_inputs(inputs, train=False)

@@ -1,0 +1,102 @@
+"""`--ema-decay`, `--load_best_model_at_end true`, `--early-stopping-patience`; exact resume (CPU, tiny runs)."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForImageClassification
+
+from cifar_hf.commands.train import main
+from cifar_hf.training import callbacks, checkpoints, run
+from cifar_hf.training.ema import EMA_FILE
+
+TRAIN, BATCH = 64, 16  # 4 steps per epoch
+
+
+def vit_argv(dataset, checkpoint, save, *extra):
+    return ["-m", "previt", "--model-name-or-path", str(checkpoint), "-d", "cpu", "--dataset", str(dataset),
+            "--val-size", "40", "--max-train-samples", str(TRAIN), "-e", "2", "-b", str(BATCH), "-l", "1e-2",
+            "-f", "1", "-s", str(save), "--disable_tqdm", "true", *extra]
+
+
+def history(run_folder: Path) -> list:
+    volatile = ("runtime", "per_second", "total_flos")
+    log = json.loads((run_folder / "trainer_state.json").read_text())["log_history"]
+    return [{k: v for k, v in entry.items() if not any(word in k for word in volatile)} for entry in log]
+
+
+def stop_with_sigterm_at(monkeypatch, step: int) -> None:
+    """SIGTERM to this process at the end of `step`, as a scheduler would send it."""
+    original = callbacks.StopOnSignal.on_step_end
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == step:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(callbacks.StopOnSignal, "on_step_end", on_step_end)
+
+
+@pytest.mark.parametrize("extra", [["--ema-decay", "0.9"], ["--ema-decay", "0.9", "--lora-r", "4"]],
+                         ids=["full-ema", "lora-ema"])
+def test_ema_run_stopped_mid_epoch_resumes_bitwise(extra, tiny_dataset, tiny_imagenet_vit, tmp_path, monkeypatch):
+    assert main(vit_argv(tiny_dataset, tiny_imagenet_vit, tmp_path / "whole", *extra)) == 0
+    whole = tmp_path / "whole" / "cifar-previt"
+
+    with monkeypatch.context() as patch:
+        stop_with_sigterm_at(patch, 6)  # mid-epoch 2
+        assert main(vit_argv(tiny_dataset, tiny_imagenet_vit, tmp_path / "cut", *extra)) == 143
+    cut = tmp_path / "cut" / "cifar-previt"
+    assert (cut / "checkpoint-6" / EMA_FILE).is_file() and not (cut / "results.json").exists()
+    assert main(vit_argv(tiny_dataset, tiny_imagenet_vit, tmp_path / "cut", *extra, "--resume", "auto")) == 0
+
+    expected, actual = load_file(whole / "model.safetensors"), load_file(cut / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert history(cut) == history(whole)
+
+
+def test_saved_model_holds_the_ema_weights_not_the_raw_ones(tiny_dataset, tiny_imagenet_vit, tmp_path):
+    assert main(vit_argv(tiny_dataset, tiny_imagenet_vit, tmp_path, "--ema-decay", "0.9")) == 0
+    folder = tmp_path / "cifar-previt"
+    ema = load_file(folder / "checkpoint-8" / EMA_FILE)  # the average after the last step
+    raw = AutoModelForImageClassification.from_pretrained(folder / "checkpoint-8").state_dict()
+    saved = AutoModelForImageClassification.from_pretrained(folder).state_dict()
+    assert ema.keys() == raw.keys() == saved.keys()  # every parameter is averaged (this ViT has no buffers)
+    assert all(torch.equal(saved[k], ema[k]) for k in ema)
+    assert not all(torch.equal(raw[k], ema[k]) for k in ema)
+    results = json.loads((folder / "results.json").read_text())
+    assert results["ema_decay"] == 0.9 and "exponential moving average" in (folder / "README.md").read_text()
+
+
+def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tiny_dataset, tmp_path, monkeypatch):
+    scripted = iter([0.5, 0.9, 0.7, 0.6, 0.95, 0.97])  # validation accuracy of epochs 1, 2, 3, ...
+    monkeypatch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": next(scripted, 0.0)})
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples",
+            str(TRAIN), "-e", "6", "-b", str(BATCH), "-s", str(tmp_path), "--disable_tqdm", "true",
+            "--ema-decay", "0.5", "--load_best_model_at_end", "true", "--save_total_limit", "1",
+            "--early-stopping-patience", "2"]
+    assert main(argv) == 0
+    folder = tmp_path / "cifar-cnn"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["kept_epoch"] == 2 and results["best_val_accuracy_during_training"] == 0.9
+    assert results["stopped_early"] is True and results["stopped_at_epoch"] == 4
+    assert [e["epoch"] for e in history(folder) if "eval_accuracy" in e] == [1, 2, 3, 4]
+
+    best = folder / "checkpoint-8"
+    assert [p.name for p in checkpoints.complete_checkpoints(folder)] == [best.name]  # survived rotation (limit 1)
+    saved, best_ema = load_file(folder / "model.safetensors"), load_file(best / EMA_FILE)
+    assert all(torch.equal(saved[k], best_ema[k]) for k in best_ema)  # epoch 2's averaged weights
+    assert not all(torch.equal(saved[k], v) for k, v in load_file(best / "model.safetensors").items() if k in best_ema)
+
+
+def test_ema_and_early_stopping_flags_are_checked(tiny_dataset, tmp_path, capsys):
+    base = ["-m", "cnn", "--dataset", str(tiny_dataset), "-s", str(tmp_path)]
+    assert main([*base, "--ema-decay", "1.5"]) == 2
+    assert main([*base, "--early-stopping-patience", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--ema-decay" in err[0] and "--early-stopping-patience" in err[1]
