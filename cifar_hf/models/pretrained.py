@@ -3,10 +3,12 @@
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
+from ..data.augment import PIL_RESAMPLE
 from ..errors import InputError
 
 # Used when a checkpoint ships no image processor: the original ViT's preprocessing.
 FALLBACK_MEAN, FALLBACK_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+TIMM_WRAPPER = "timm_wrapper"  # model_type of Transformers' wrapper around timm checkpoints
 
 
 def _unreachable(name_or_path: str, error: Exception) -> InputError:
@@ -28,7 +30,7 @@ def check_checkpoint(name_or_path: str) -> None:
 def load_pretrained_classifier(name_or_path: str, class_names: list[str]):
     """The checkpoint in float32 with a freshly initialised head for `class_names`."""
     try:
-        return AutoModelForImageClassification.from_pretrained(
+        model = AutoModelForImageClassification.from_pretrained(
             name_or_path,
             num_labels=len(class_names),
             id2label=dict(enumerate(class_names)),
@@ -39,6 +41,39 @@ def load_pretrained_classifier(name_or_path: str, class_names: list[str]):
         )
     except (OSError, ValueError) as error:
         raise _unreachable(name_or_path, error) from None
+    if model.config.model_type == TIMM_WRAPPER:
+        name_timm_classes(model.config, class_names)
+    return model
+
+
+def name_timm_classes(config, class_names: list[str]) -> None:
+    """A timm config saves its classes as `label_names`, which loading a checkpoint keeps at the 1,000 ImageNet ones.
+
+    Saved that way, the folder reloads with LABEL_0... names; the ImageNet descriptions no longer apply either.
+    """
+    config.label_names = list(class_names)
+    if hasattr(config, "label_descriptions"):
+        del config.label_descriptions
+
+
+def describe_training_preprocessing(config, side: int, resample: str, mean: tuple, std: tuple) -> None:
+    """Rewrite a timm config's `pretrained_cfg` to training's preprocessing.
+
+    `AutoImageProcessor` and `pipeline()` build a timm folder's processor from this dict, not from
+    preprocessor_config.json: left as the checkpoint's, they would resize to 248 bicubic and crop 224 while training
+    resized the whole image to 224 bilinear. `squash` with crop_pct 1 resizes the whole image to side x side.
+    """
+    if config.model_type != TIMM_WRAPPER:
+        return
+    config.pretrained_cfg = {
+        **(config.pretrained_cfg or {}),
+        "input_size": [3, side, side],
+        "interpolation": resample,
+        "crop_pct": 1.0,
+        "crop_mode": "squash",
+        "mean": list(mean),
+        "std": list(std),
+    }
 
 
 def pretrained_preprocessing(name_or_path: str, config) -> tuple[int, tuple, tuple]:
@@ -61,3 +96,12 @@ def processor_preprocessing(processor, config) -> tuple[int, tuple, tuple]:
         return int(side), tuple(processor.image_mean), tuple(processor.image_std)
     image_size = getattr(config, "image_size", 224)
     return int(image_size[0] if isinstance(image_size, (list, tuple)) else image_size), FALLBACK_MEAN, FALLBACK_STD
+
+
+def processor_resample(processor) -> str:
+    """'bilinear' or 'bicubic': an image processor's interpolation (timm's data_config or a PIL resample value)."""
+    data_config = getattr(processor, "data_config", None)
+    if data_config and data_config.get("interpolation") in PIL_RESAMPLE:
+        return data_config["interpolation"]
+    names = {value: name for name, value in PIL_RESAMPLE.items()}
+    return names.get(int(getattr(processor, "resample", 2) or 2), "bilinear")

@@ -25,7 +25,7 @@ from ..errors import InputError, Preempted
 from ..hub import push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
-from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
+from ..models.pretrained import describe_training_preprocessing, load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
@@ -66,6 +66,7 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: l
         side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
         transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
                                    crop_padding=recipe.crop_padding, cutout=recipe.cutout)
+        describe_training_preprocessing(model.config, side, transform.resample, mean, std)
         return model, transform
     overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
     model = build_scratch_model(args.model, class_names, **overrides)
