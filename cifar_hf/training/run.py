@@ -134,7 +134,20 @@ def evaluate_split(trainer: CifarTrainer, arrays: ImageArrays | None, class_name
     """The trained model on one split (all fields None without that split)."""
     if arrays is None:
         return SplitEvaluation()
-    output = trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name)
+    return summarise(trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name), class_names, name)
+
+
+def final_validation(trainer: CifarTrainer, arrays: ImageArrays, class_names: list[str]) -> SplitEvaluation:
+    """The last epoch's evaluation when it scored the final weights (no best-model reload since), else a new pass."""
+    if trainer.last_evaluation is not None and not trainer.args.load_best_model_at_end:
+        step, output = trainer.last_evaluation
+        if step == trainer.state.global_step:
+            metrics = {f"val_{key.removeprefix('eval_')}": value for key, value in output.metrics.items()}
+            return summarise(PredictionOutput(output.predictions, output.label_ids, metrics), class_names, "val")
+    return evaluate_split(trainer, arrays, class_names, "val")
+
+
+def summarise(output: PredictionOutput, class_names: list[str], name: str) -> SplitEvaluation:
     predictions = np.asarray(output.predictions).argmax(-1)
     confusion = confusion_matrix(predictions, np.asarray(output.label_ids), len(class_names))
     metrics = output.metrics
@@ -235,7 +248,7 @@ def train_once(
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if training_args.device.type == "cuda" else None
 
     trainer.save_model(str(output_dir))
-    val = evaluate_split(trainer, data.validation, data.class_names, "val")
+    val = final_validation(trainer, data.validation, data.class_names)
     test = evaluate_split(trainer, data.test, data.class_names, "test")
     if save_test_probabilities and test.output is not None and trainer.is_world_process_zero():
         probabilities = torch.softmax(torch.from_numpy(np.asarray(test.output.predictions, dtype=np.float32)), -1)
