@@ -10,14 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, load_cifar
+from ..data.defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from ..errors import InputError
-from ..inference import flip_tta_logits, load_classifier, run_results
-from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
-from ..plots import plot_confusion_matrix
 
 
 def parse(argv):
@@ -35,21 +29,34 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-@torch.no_grad()
-def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: bool = False) -> torch.Tensor:
-    """Logits of each image; with `tta`, the mean of the logits of the image and of its mirror image."""
+def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False):
+    """Logits of each image (N, H, W, C uint8); with `tta`, the mean of the logits of the image and of its mirror."""
+    import numpy as np
+    import torch
+
+    from ..inference import flip_tta_logits
+
     device = next(model.parameters()).device
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
     batches = []
-    for i in range(0, len(images), batch_size):
-        inputs = transform(images[i: i + batch_size].to(device), train=False)
-        logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
-        batches.append(logits.cpu())
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            inputs = transform(images[i: i + batch_size].to(device), train=False)
+            logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
+            batches.append(logits.cpu())
     return torch.cat(batches)
 
 
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # Only now: --help and flag errors answer without loading torch and transformers.
+    import torch
+
+    from ..data import load_cifar
+    from ..inference import load_classifier, run_results
+    from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
+    from ..plots import plot_confusion_matrix
+
     try:
         trained = run_results(args.model)
         hp = trained.get("hyperparameters", {})
@@ -60,6 +67,7 @@ def main(argv=None) -> int:
             val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE),
             seed=args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED),
             max_eval_samples=args.max_eval_samples if args.max_eval_samples else hp.get("max_eval_samples"),
+            warn_no_test=args.split == "test",  # evaluate's own error says it when the test split is asked for
         )
         arrays = {"test": data.test, "validation": data.validation, "train": data.train}[args.split]
         if arrays is None:

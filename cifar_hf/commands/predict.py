@@ -8,11 +8,7 @@ is 1.
 import argparse
 import sys
 
-import torch
-from PIL import Image
-
 from ..errors import InputError
-from ..inference import load_classifier
 
 
 def parse(argv):
@@ -27,7 +23,10 @@ def parse(argv):
     return args
 
 
-def read_image(path: str) -> Image.Image:
+def read_image(path: str):
+    """The image at `path` in RGB (PIL)."""
+    from PIL import Image
+
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
@@ -35,9 +34,18 @@ def read_image(path: str) -> Image.Image:
         raise InputError(f"cannot read image {path}: {error}") from None
 
 
-@torch.no_grad()
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # Only now: --help and flag errors answer without loading torch and transformers.
+    import torch
+
+    from ..inference import load_classifier
+
+    with torch.no_grad():
+        return classify(args, load_classifier)
+
+
+def classify(args, load_classifier) -> int:
     try:
         model, _, processor = load_classifier(args.model, args.trust_remote_code)
     except InputError as error:

@@ -12,6 +12,7 @@ from ..training.distributed import is_main_process
 from ..training.run import run_folder, train_once
 
 logger = logging.getLogger("cifar_hf")
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def check_run_folder(args: RunArguments) -> None:
@@ -38,7 +39,12 @@ def setup_logging() -> None:
 def main(argv: list[str] | None = None) -> int:
     setup_logging()
     try:
-        args, training_flags = parse_arguments(argv)
+        try:
+            args, training_flags = parse_arguments(argv, check_model=check_run_folder)
+        except (KeyboardInterrupt, EOFError):  # Ctrl-C or Ctrl-D at a question
+            print("\ninterrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions",
+                  file=sys.stderr)
+            return INTERRUPTED
         check_run_folder(args)
         if training_flags.get("disable_tqdm"):  # quiet means quiet: the decoding bars too
             import datasets
@@ -69,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except CifarError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt:  # outside training (which checkpoints and stops on its own), e.g. while decoding
+        print("\ninterrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> int:

@@ -100,6 +100,7 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         seed=args.seed,
         use_cpu=args.device == "cpu",
         bf16=uses_bf16(args, recipe),
+        dataloader_pin_memory=gpu,  # pinned memory only helps copies to a GPU (and warns without one)
         # No host sync per step: batches are copied from pinned memory asynchronously, and CifarTrainer checks
         # the loss for NaN/inf on the device (the Trainer's own filter reads every loss back).
         accelerator_config={"non_blocking": gpu},
@@ -161,6 +162,16 @@ def hardware_description(args: TrainingArguments) -> str:
     return f"{args.device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores) x{args.world_size}"
 
 
+# Run arguments that only one model uses: recorded only for that model's runs.
+MODEL_SPECIFIC_ARGUMENTS = {"model_name_or_path": "previt", "vit_stem": "vit"}
+
+
+def applied_run_arguments(args: RunArguments) -> dict:
+    """The run's arguments without those of other models (a cnn run has no base checkpoint)."""
+    values = dataclasses.asdict(args)
+    return {k: v for k, v in values.items() if MODEL_SPECIFIC_ARGUMENTS.get(k, args.model) == args.model}
+
+
 def build_trainer(
     args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path
 ) -> tuple[CifarTrainer, BatchTransform, dict]:
@@ -177,8 +188,9 @@ def build_trainer(
     if training_args.device.type == "cuda":
         optimizer_kwargs["fused"] = True
     hyperparameters = scrub_secrets({
-        **dataclasses.asdict(args),
-        "recipe_settings": recipe.to_dict(),
+        **applied_run_arguments(args),
+        # bf16 as it applied: a recipe's bf16 needs a GPU that supports it (issue 14: CPU runs recorded bf16 true)
+        "recipe_settings": {**recipe.to_dict(), "bf16": training_args.bf16},
         "epochs": training_args.num_train_epochs,
         "per_device_batch_size": training_args.per_device_train_batch_size,
         "learning_rate": training_args.learning_rate,

@@ -1,0 +1,101 @@
+"""A newcomer's first hour (issue 14): help, interactive answers, Ctrl-C, no warnings or records that do not apply."""
+
+import builtins
+import io
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY_MODULES = ("torch", "transformers", "datasets")
+
+
+def terminal(monkeypatch, text: str) -> None:
+    answers = io.StringIO(text)
+    answers.isatty = lambda: True
+    monkeypatch.setattr(sys, "stdin", answers)
+
+
+@pytest.mark.parametrize("command", [[], ["evaluate"], ["predict"], ["report"]])
+def test_help_lists_and_loads_no_framework(command):
+    """`--help` answers without importing torch, transformers or datasets (issue 14: 30 s on a slow machine)."""
+    code = (f"import sys; from cifar_hf.__main__ import main\ntry: status = main({[*command, '--help']!r})\n"
+            "except SystemExit as exit: status = exit.code\n"
+            f"print(status, [m for m in {HEAVY_MODULES!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    *text, last = done.stdout.strip().splitlines()
+    assert last == "0 []"
+    if not command:  # the top level: every command with its line
+        listed = [line.split()[0] for line in text if line.startswith("  ")]
+        assert listed == ["train", "evaluate", "predict", "report"]
+
+
+def test_no_command_prints_the_commands_and_exits_2(capsys):
+    assert cli([]) == 2
+    assert "evaluate  accuracy" in capsys.readouterr().err
+
+
+def test_a_non_number_answer_is_one_line_naming_the_flag(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "cnn\nten\n")
+    assert train(["-s", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: -e/--epoch: 'ten' is not a whole number" and "Traceback" not in "\n".join(err)
+
+
+def test_an_out_of_range_answer_is_refused_at_once(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "cnn\n0\n")
+    assert train(["-s", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("-e/--epoch must be at least 1 (got 0)")
+
+
+def test_the_run_folder_is_checked_before_the_other_questions(monkeypatch, tmp_path, capsys):
+    (tmp_path / "cifar-cnn").mkdir()
+    (tmp_path / "cifar-cnn" / "results.json").write_text("{}")
+    terminal(monkeypatch, "cnn\n")  # no answer for the epochs: a later question would read end-of-input
+    assert train(["-s", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "cifar-cnn" / "results.json").read_text() == "{}"
+
+
+def test_ctrl_c_at_a_question_is_one_line_and_exit_130(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "")
+
+    def interrupted(prompt=""):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(builtins, "input", interrupted)
+    assert cli(["train", "-s", str(tmp_path)]) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted: give -m/--model")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cpu_run_warns_and_records_only_what_applied(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples", "32",
+            "-e", "1", "-b", "16", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert train(argv) == 0
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
+    hyperparameters = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["hyperparameters"]
+    assert hyperparameters["recipe_settings"]["bf16"] is False  # the cnn recipe's bf16 needs a GPU
+    assert "model_name_or_path" not in hyperparameters and "vit_stem" not in hyperparameters
+
+
+def test_evaluate_on_validation_does_not_mention_a_missing_test_split(tiny_dataset_no_test, tmp_path, caplog, capsys):
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset_no_test), "--val-size", "40",
+            "--max-train-samples", "32", "-e", "1", "-b", "16", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    assert train(argv) == 0
+    caplog.clear()
+    capsys.readouterr()
+    run = tmp_path / "cifar-cnn"
+    assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path)]) == 0
+    assert "no test split" not in caplog.text + capsys.readouterr().err
