@@ -1,10 +1,14 @@
 """`previt`: an ImageNet image-classification checkpoint (ViT, DeiT, timm through Transformers' wrapper) with a new head."""
 
+import logging
+
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
 from ..data.augment import PIL_RESAMPLE
 from ..errors import InputError
+
+logger = logging.getLogger(__name__)
 
 # Used when a checkpoint ships no image processor: the original ViT's preprocessing.
 FALLBACK_MEAN, FALLBACK_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -29,6 +33,8 @@ def check_checkpoint(name_or_path: str) -> None:
 
 def load_pretrained_classifier(name_or_path: str, class_names: list[str]):
     """The checkpoint in float32 with a freshly initialised head for `class_names`."""
+    logger.info("previt: a new %d-class head replaces the checkpoint's own (the load report lists it as MISMATCH, "
+                "which is expected)", len(class_names))
     try:
         model = AutoModelForImageClassification.from_pretrained(
             name_or_path,
@@ -78,8 +84,10 @@ def describe_training_preprocessing(config, side: int, resample: str, mean: tupl
 
 def pretrained_preprocessing(name_or_path: str, config) -> tuple[int, tuple, tuple]:
     """(input side, mean, std) the checkpoint was trained with, read from its image processor."""
+    # timm's processor has only a PIL backend: asking for it spares a "torchvision backend not available" warning.
+    backend = {"backend": "pil"} if config.model_type == TIMM_WRAPPER else {}
     try:
-        processor = AutoImageProcessor.from_pretrained(name_or_path)
+        processor = AutoImageProcessor.from_pretrained(name_or_path, **backend)
     except (OSError, ValueError):
         processor = None
     return processor_preprocessing(processor, config)
