@@ -99,3 +99,32 @@ def test_evaluate_on_validation_does_not_mention_a_missing_test_split(tiny_datas
     run = tmp_path / "cifar-cnn"
     assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path)]) == 0
     assert "no test split" not in caplog.text + capsys.readouterr().err
+
+
+def test_an_unreachable_hub_is_found_at_once_without_retries(tiny_dataset, tmp_path, monkeypatch, capsys):
+    import socket
+
+    import huggingface_hub
+    import transformers
+
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    lookups = []
+    from_pretrained = transformers.AutoConfig.from_pretrained.__func__
+
+    def recording(cls, name, *args, **kwargs):
+        lookups.append(kwargs.get("local_files_only", False))
+        return from_pretrained(cls, name, *args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # as for a user who did not set it
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", classmethod(recording))
+    argv = ["train", "-m", "previt", "--model-name-or-path", "no-such-org/no-such-vit", "-d", "cpu",
+            "--dataset", str(tiny_dataset), "--val-size", "40", "-s", str(tmp_path)]
+    assert cli(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "huggingface.co is unreachable and it is not cached" in err[0]
+    assert lookups == [True]  # the cache only: no request for the Hub client to retry

@@ -1,7 +1,12 @@
 """`previt`: an ImageNet image-classification checkpoint (ViT, DeiT, timm through Transformers' wrapper) with a new head."""
 
 import logging
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
 
+import huggingface_hub
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
@@ -23,8 +28,37 @@ def _unreachable(name_or_path: str, error: Exception) -> InputError:
     )
 
 
+def hub_reachable(timeout_s: float = 5.0) -> bool:
+    """One TCP connection to the Hub's endpoint (the Hub client would retry for about a minute before failing).
+
+    Behind a proxy a direct connection says nothing, so the Hub counts as reachable and the client decides.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True
+    endpoint = urlparse(huggingface_hub.constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
 def check_checkpoint(name_or_path: str) -> None:
-    """Fail fast, before any data is decoded, when the checkpoint's config cannot be reached."""
+    """Fail fast, before any data is decoded, when the checkpoint's config cannot be reached.
+
+    A Hub id with the Hub out of reach is looked up in the local cache alone: found, the run goes on offline (as with
+    HF_HUB_OFFLINE=1); not found, it stops at once rather than after the Hub client's retries.
+    """
+    offline = huggingface_hub.constants.HF_HUB_OFFLINE
+    if not offline and not Path(name_or_path).expanduser().is_dir() and not hub_reachable():
+        try:
+            AutoConfig.from_pretrained(name_or_path, trust_remote_code=False, local_files_only=True)
+        except (OSError, ValueError):
+            host = urlparse(huggingface_hub.constants.ENDPOINT).hostname
+            raise _unreachable(name_or_path, OSError(f"{host} is unreachable and it is not cached")) from None
+        huggingface_hub.constants.HF_HUB_OFFLINE = True  # every later load reads the cache, without retries
+        logger.warning("the Hub is unreachable: using the cached copy of %s (offline)", name_or_path)
+        return
     try:
         AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     except (OSError, ValueError) as error:
