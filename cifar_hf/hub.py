@@ -22,11 +22,23 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
+def is_hub_id(name_or_path) -> bool:
+    """'owner/name' that is not a local path."""
+    text = str(name_or_path)
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).expanduser().exists()
+
+
+def portable_name(name_or_path) -> str:
+    """A Hub id as it is; a local folder by its own name (its path means nothing on the Hub or another machine)."""
+    return str(name_or_path) if is_hub_id(name_or_path) else Path(str(name_or_path)).expanduser().resolve().name
+
+
 def model_card(results: dict, repo_id: str | None = None) -> str:
     """README.md with Hub metadata (model-index) and what a user needs to trust and load the model."""
     hp = results["hyperparameters"]
     dataset = results.get("dataset", hp.get("dataset"))
-    dataset_name = DATASET_NAMES.get(dataset, dataset)
+    on_hub, dataset_id = is_hub_id(dataset), portable_name(dataset)
+    dataset_name = DATASET_NAMES.get(dataset, dataset_id)
     custom_code = results["model"] != "previt"
     metrics = [("validation", results["val_accuracy"])]
     if results.get("test_accuracy") is not None:
@@ -36,13 +48,13 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
         "pipeline_tag": "image-classification",
         "license": "apache-2.0",
         "tags": ["image-classification", "cifar10", "cifar-hf", results["model"]],
-        "datasets": [dataset] if "/" in str(dataset) and not str(dataset).startswith((".", "/")) else [],
+        "datasets": [dataset] if on_hub else [],
         "metrics": ["accuracy"],
         "model-index": [{
             "name": repo_id or f"cifar-{results['model']}",
             "results": [{
                 "task": {"type": "image-classification", "name": "Image Classification"},
-                "dataset": {"name": dataset_name, "type": str(dataset), "split": split},
+                "dataset": {"name": dataset_name, "type": dataset_id, "split": split},
                 "metrics": [{"type": "accuracy", "value": round(float(value), 4), "name": f"{split} accuracy"}],
             } for split, value in metrics],
         }],
@@ -69,9 +81,11 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
     lines += [f"| {name} | {_percent(value)} |" for name, value in per_class.items()]
     lines += [
         "", "## Training", "",
-        f"- data: `{dataset}`, {hp.get('train_size')} training / {hp.get('validation_size')} validation images "
+        f"- data: `{dataset_id}`{'' if on_hub else ' (a local folder)'}, {hp.get('train_size')} training / "
+        f"{hp.get('validation_size')} validation images "
         f"(seeded, stratified hold-out of the training split, seed {results['seed']}); "
         f"{hp.get('test_size') or 'no'} test images",
+        *([f"- base checkpoint: `{portable_name(hp['model_name_or_path'])}`"] if hp.get("model_name_or_path") else []),
         f"- epochs: {results['epochs']}, batch size {results.get('per_device_batch_size')} per device "
         f"x {results.get('world_size', 1)} device(s) = {results.get('global_batch_size')}",
         f"- optimizer: {recipe.get('optimizer')}, learning rate {hp.get('learning_rate')}, weight decay "

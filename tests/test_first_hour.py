@@ -128,3 +128,30 @@ def test_an_unreachable_hub_is_found_at_once_without_retries(tiny_dataset, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "huggingface.co is unreachable and it is not cached" in err[0]
     assert lookups == [True]  # the cache only: no request for the Hub client to retry
+
+
+def test_the_card_names_a_local_dataset_and_the_base_checkpoint_by_their_own_names(tmp_path, monkeypatch):
+    import yaml
+
+    from cifar_hf.hub import model_card
+
+    (tmp_path / "data" / "cifar10-jpeg").mkdir(parents=True)
+    (tmp_path / "models" / "vit_tiny").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "models")
+    results = {
+        "model": "previt", "recipe": "default", "dataset": "../data/cifar10-jpeg", "epochs": 1, "seed": 2023,
+        "val_accuracy": 0.5, "val_loss": 1.0, "test_accuracy": None, "val_per_class_accuracy": {"cat": 0.5},
+        "test_per_class_accuracy": None, "train_runtime_s": 1.0, "train_samples_per_second": 1.0,
+        "hyperparameters": {"model_name_or_path": "vit_tiny", "recipe_settings": {}},
+    }
+    card = model_card(results)
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["datasets"] == []  # not a Hub dataset
+    assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "cifar10-jpeg"
+    assert "# cifar-hf `previt` on cifar10-jpeg" in card and "../" not in card
+    assert "- base checkpoint: `vit_tiny`" in card
+    hub_run = {**results, "dataset": "uoft-cs/cifar10",
+               "hyperparameters": {"model_name_or_path": "google/vit-base-patch16-224", "recipe_settings": {}}}
+    hub_card = model_card(hub_run)
+    assert yaml.safe_load(hub_card.split("---\n")[1])["datasets"] == ["uoft-cs/cifar10"]
+    assert "- base checkpoint: `google/vit-base-patch16-224`" in hub_card
