@@ -98,7 +98,11 @@ def test_evaluate_on_validation_does_not_mention_a_missing_test_split(tiny_datas
     capsys.readouterr()
     run = tmp_path / "cifar-cnn"
     assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path)]) == 0
-    assert "no test split" not in caplog.text + capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "no test split" not in caplog.text + captured.err
+    lines = captured.out.splitlines()
+    header = lines[lines.index("confusion matrix (rows: true, columns: predicted):") + 1]
+    assert header.split() == ["red", "green", "blue", "dark"]  # the columns are labelled
 
 
 def test_an_unreachable_hub_is_found_at_once_without_retries(tiny_dataset, tmp_path, monkeypatch, capsys):
@@ -155,3 +159,23 @@ def test_the_card_names_a_local_dataset_and_the_base_checkpoint_by_their_own_nam
     hub_card = model_card(hub_run)
     assert yaml.safe_load(hub_card.split("---\n")[1])["datasets"] == ["uoft-cs/cifar10"]
     assert "- base checkpoint: `google/vit-base-patch16-224`" in hub_card
+
+
+def test_training_curves_use_whole_epochs_and_a_learning_rate_axis_from_zero(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from cifar_hf import plots
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    history = []
+    for epoch, loss, accuracy in ((1.0, 1.0, 0.5), (2.0, 0.8, 0.6)):  # two epochs at a constant learning rate
+        history += [{"loss": loss, "learning_rate": 1e-4, "epoch": epoch},
+                    {"eval_loss": loss - 0.1, "eval_accuracy": accuracy, "epoch": epoch}]
+    plots.plot_training_curves(history, tmp_path / "curves.png", "test")
+    figure = figures[0]
+    figure.canvas.draw()
+    for axis in figure.axes[:3]:
+        ticks = [tick for tick in axis.get_xticks() if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
+        assert ticks and all(float(tick).is_integer() for tick in ticks)
+    assert figure.axes[2].get_ylim()[0] == 0

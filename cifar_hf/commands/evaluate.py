@@ -106,7 +106,9 @@ def main(argv=None) -> int:
     for name, value in report["per_class_accuracy"].items():
         print(f"  {name:<{width}}  {'n/a' if value is None else f'{value:.4f}'}")
     print("confusion matrix (rows: true, columns: predicted):")
+    cell = max(5, len(str(int(confusion.max()))))  # names cut to the cell width label the columns
+    print(f"  {'':<{width}}  " + " ".join(f"{name[:cell]:>{cell}}" for name in data.class_names))
     for name, row in zip(data.class_names, confusion):
-        print(f"  {name:<{width}}  " + " ".join(f"{count:5d}" for count in row))
+        print(f"  {name:<{width}}  " + " ".join(f"{count:{cell}d}" for count in row))
     print(f"written: {output / f'evaluation-{args.split}.json'}, {output / f'confusion_matrix-{args.split}.png'}")
     return 0

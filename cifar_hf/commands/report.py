@@ -9,18 +9,29 @@ import json
 import sys
 from pathlib import Path
 
-COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
+COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "val/test images", "train time", "images/s",
+           "hardware")
 
 
-def find_runs(folders: list[Path]) -> list[Path]:
-    """Every folder holding a results.json, except the folds inside a cross-validation folder."""
-    found = set()
+def find_runs(folders: list[Path]) -> dict[Path, str]:
+    """Every folder holding a results.json (except the folds of a cross-validation) -> its name in the table.
+
+    The name is the path below the folder searched, so that two runs of one model (both `cifar-cnn`) differ.
+    """
+    found = {}
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
-            if results.is_file() and not (results.parent.name.startswith("fold-")
-                                          and (results.parent.parent / "results.json").is_file()):
-                found.add(results.parent)
-    return sorted(found)
+            run = results.parent
+            if results.is_file() and not (run.name.startswith("fold-") and (run.parent / "results.json").is_file()):
+                found.setdefault(run, run.name if run == folder else str(run.relative_to(folder)))
+    return dict(sorted(found.items()))
+
+
+def evaluation_sizes(results: dict) -> str:
+    """Images behind the validation and test accuracies: scores on 200 and on 5,000 images are not alike."""
+    hp = results.get("hyperparameters", {})
+    sizes = [hp.get("validation_size"), hp.get("test_size")]
+    return " / ".join("-" if not size else f"{size:,}" for size in sizes)
 
 
 def percent(value, spread=None) -> str:
@@ -29,7 +40,7 @@ def percent(value, spread=None) -> str:
     return f"{100 * value:.2f}%" + (f" ± {100 * spread:.2f}" if spread is not None else "")
 
 
-def row(folder: Path) -> tuple[float, list[str]]:
+def row(folder: Path, name: str) -> tuple[float, list[str]]:
     results = json.loads((folder / "results.json").read_text())
     hp = results.get("hyperparameters", {})
     if results.get("cross_validation"):
@@ -39,19 +50,20 @@ def row(folder: Path) -> tuple[float, list[str]]:
         runtime = sum(f["train_runtime_s"] for f in folds)
         speed = sum(f["train_samples_per_second"] for f in folds) / len(folds)
         epochs, hardware = folds[0]["epochs"], folds[0].get("hardware", "-")
-        name = f"{folder.name} ({results['folds']}-fold CV)"
+        name = f"{name} ({results['folds']}-fold CV)"
+        sizes = evaluation_sizes(folds[0])
     else:
         val, test = results["val_accuracy"], results.get("test_accuracy")
         cells = [percent(val), percent(test)]
         runtime, speed = results["train_runtime_s"], results["train_samples_per_second"]
-        epochs, hardware, name = results["epochs"], results.get("hardware", "-"), folder.name
+        epochs, hardware, sizes = results["epochs"], results.get("hardware", "-"), evaluation_sizes(results)
     key = test if test is not None else val
     return key, [name, results["model"], str(hp.get("recipe", results.get("recipe", "default"))), str(epochs),
-                 *cells, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
+                 *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 
 def report(folders: list[Path]) -> str:
-    rows = sorted((row(f) for f in find_runs(folders)), key=lambda r: -(r[0] or 0))
+    rows = sorted((row(f, name) for f, name in find_runs(folders).items()), key=lambda r: -(r[0] or 0))
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for _, cells in rows]
     return "\n".join(lines)
