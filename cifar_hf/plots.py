@@ -36,7 +36,7 @@ def plot_training_curves(log_history: list[dict], path: Path, title: str) -> dic
     lr_axis.plot(curves["train_epoch"], curves["learning_rate"], "o-", color="tab:purple")
     lr_axis.set(title="learning rate (end of epoch)", xlabel="epoch")
     rates = [rate for rate in curves["learning_rate"] if rate is not None]
-    if rates:  # from zero: a constant rate is a flat line, not noise on a 0.000096-0.000104 axis
+    if rates and max(rates) > 0:  # from zero: a constant rate is a flat line, not noise on a 0.000096-0.000104 axis
         lr_axis.set_ylim(0, max(rates) * 1.1)
         lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3), useOffset=False)
     for axis in (loss_axis, accuracy_axis, lr_axis):

@@ -39,13 +39,14 @@ def main(argv=None) -> int:
     # Only now: --help and flag errors answer without loading torch and transformers.
     import torch
 
+    with torch.no_grad():
+        return classify(args)
+
+
+def classify(args) -> int:
+    """One line per image with its top classes; 1 when an image could not be read."""
     from ..inference import load_classifier
 
-    with torch.no_grad():
-        return classify(args, load_classifier)
-
-
-def classify(args, load_classifier) -> int:
     try:
         model, _, processor = load_classifier(args.model, args.trust_remote_code)
     except InputError as error:
