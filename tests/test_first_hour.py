@@ -179,3 +179,20 @@ def test_training_curves_use_whole_epochs_and_a_learning_rate_axis_from_zero(tmp
         ticks = [tick for tick in axis.get_xticks() if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
         assert ticks and all(float(tick).is_integer() for tick in ticks)
     assert figure.axes[2].get_ylim()[0] == 0
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    from cifar_hf.training.arguments import parse_arguments
+    from cifar_hf.training.recipes import get_recipe
+    from cifar_hf.training.run import build_training_arguments
+
+    args, flags = parse_arguments(["-m", "cnn", "-d", "cpu"])
+    recipe = get_recipe("cnn", "default")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: no bars, whose escape codes would litter it
+    assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is True
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is False
+    args, flags = parse_arguments(["-m", "cnn", "-d", "cpu", "--disable_tqdm", "true"])  # the flag still wins
+    assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is True

@@ -11,6 +11,7 @@ import os
 import pickle
 import platform
 import signal
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -101,6 +102,8 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         use_cpu=args.device == "cpu",
         bf16=uses_bf16(args, recipe),
         dataloader_pin_memory=gpu,  # pinned memory only helps copies to a GPU (and warns without one)
+        # Progress bars only on a terminal: in a log file the nested evaluation bar leaves cursor-up escape codes.
+        disable_tqdm=not sys.stderr.isatty(),
         # No host sync per step: batches are copied from pinned memory asynchronously, and CifarTrainer checks
         # the loss for NaN/inf on the device (the Trainer's own filter reads every loss back).
         accelerator_config={"non_blocking": gpu},
