@@ -3,24 +3,41 @@
 import sys
 
 COMMANDS = {
-    "train": "cifar_hf.commands.train",
-    "evaluate": "cifar_hf.commands.evaluate",
-    "predict": "cifar_hf.commands.predict",
-    "report": "cifar_hf.commands.report",
-    "tune": "cifar_hf.commands.tune",
-    "demo": "cifar_hf.commands.demo",
-    "export": "cifar_hf.commands.export",
+    "train": ("cifar_hf.commands.train", "train a model (the same flags as run_classification.py)"),
+    "evaluate": ("cifar_hf.commands.evaluate", "accuracy, per-class accuracy and confusion matrix of a trained model"),
+    "predict": ("cifar_hf.commands.predict", "classify image files with a trained model"),
+    "report": ("cifar_hf.commands.report", "one Markdown table comparing run folders"),
+    "tune": ("cifar_hf.commands.tune", "a hyperparameter study (Optuna) whose trials are run folders"),
+    "demo": ("cifar_hf.commands.demo", "a local demo page (Gradio) for a trained model, or a Hugging Face Space"),
+    "export": ("cifar_hf.commands.export", "export a trained model to ONNX, checked against PyTorch"),
 }
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(["usage: cifar-hf COMMAND [--help] ...", "", "commands:", *lines, "",
+                      "`cifar-hf COMMAND --help` lists the command's flags."])
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: cifar-hf {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        if argv:
+            print(f"cifar-hf: unknown command {argv[0]!r}", file=sys.stderr)
+        print(usage(), file=sys.stderr)
         return 2
     import importlib
 
-    return importlib.import_module(COMMANDS[argv[0]]).main(argv[1:])
+    try:
+        return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C while a command loads or runs: one line, the shell's status
+        print("\ninterrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -25,14 +25,21 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def _is_hub_dataset(dataset) -> bool:
-    return "/" in str(dataset) and not str(dataset).startswith((".", "/"))
+def is_hub_id(name_or_path) -> bool:
+    """'owner/name' that is not a local path."""
+    text = str(name_or_path)
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).expanduser().exists()
+
+
+def portable_name(name_or_path) -> str:
+    """A Hub id as it is; a local folder by its own name (its path means nothing on the Hub or another machine)."""
+    return str(name_or_path) if is_hub_id(name_or_path) else Path(str(name_or_path)).expanduser().resolve().name
 
 
 def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, config: str | None = None):
-    name = DATASET_NAMES.get(dataset, dataset)
+    name = DATASET_NAMES.get(dataset, portable_name(dataset))
     # model-index groups results by dataset type, config and split: the corrupted images get a config of their own
-    return EvalResult(**TASK, dataset_type=str(dataset), dataset_name=f"{name} ({config})" if config else name,
+    return EvalResult(**TASK, dataset_type=portable_name(dataset), dataset_name=f"{name} ({config})" if config else name,
                       dataset_config=config, dataset_split=split, metric_type=metric_type,
                       metric_value=round(float(value), 4), metric_name=metric_name)
 
@@ -74,7 +81,7 @@ def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict]
         pipeline_tag="image-classification",
         license="apache-2.0",
         tags=["image-classification", "cifar10", "cifar-hf", results["model"]],
-        datasets=[dataset] if _is_hub_dataset(dataset) else [],
+        datasets=[dataset] if is_hub_id(dataset) else [],
         metrics=["accuracy"],
         model_name=repo_id or f"cifar-{results['model']}",
         eval_results=eval_results,
@@ -101,7 +108,8 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     """README.md with Hub metadata (model-index) and what a user needs to trust and load the model."""
     hp = results["hyperparameters"]
     dataset = results.get("dataset", hp.get("dataset"))
-    dataset_name = DATASET_NAMES.get(dataset, dataset)
+    on_hub, dataset_id = is_hub_id(dataset), portable_name(dataset)
+    dataset_name = DATASET_NAMES.get(dataset, dataset_id)
     custom_code = results["model"] != "previt"
     per_class = results.get("test_per_class_accuracy") or results.get("val_per_class_accuracy") or {}
     per_class_split = "test" if results.get("test_per_class_accuracy") else "validation"
@@ -125,9 +133,11 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     lines += _evaluation_lines(evaluations)
     lines += [
         "", "## Training", "",
-        f"- data: `{dataset}`, {hp.get('train_size')} training / {hp.get('validation_size')} validation images "
+        f"- data: `{dataset_id}`{'' if on_hub else ' (a local folder)'}, {hp.get('train_size')} training / "
+        f"{hp.get('validation_size')} validation images "
         f"(seeded, stratified hold-out of the training split, seed {results['seed']}); "
         f"{hp.get('test_size') or 'no'} test images",
+        *([f"- base checkpoint: `{portable_name(hp['model_name_or_path'])}`"] if hp.get("model_name_or_path") else []),
         f"- epochs: {results['epochs']}, batch size {results.get('per_device_batch_size')} per device "
         f"x {results.get('world_size', 1)} device(s) = {results.get('global_batch_size')}",
         f"- optimizer: {recipe.get('optimizer')}, learning rate {hp.get('learning_rate')}, weight decay "

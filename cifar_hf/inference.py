@@ -7,10 +7,9 @@ import transformers
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .data import BatchTransform
-from .data.augment import PIL_RESAMPLE
 from .errors import InputError
 from .files import read_json
-from .models.pretrained import processor_preprocessing
+from .models.pretrained import processor_preprocessing, processor_resample
 
 
 def best_device() -> torch.device:
@@ -50,6 +49,5 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
     side, mean, std = processor_preprocessing(processor, model.config)
-    resample = {value: name for name, value in PIL_RESAMPLE.items()}.get(int(getattr(processor, "resample", 2) or 2))
-    transform = BatchTransform(mean=mean, std=std, image_size=side, resample=resample or "bilinear")
+    transform = BatchTransform(mean=mean, std=std, image_size=side, resample=processor_resample(processor))
     return model.to(best_device()).eval(), transform, processor

@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .files import atomic_path  # noqa: E402
 
@@ -37,8 +38,13 @@ def plot_training_curves(log_history: list[dict], path: Path, title: str) -> dic
     accuracy_axis.set(title="validation accuracy", xlabel="epoch", ylim=(0, 1))
     lr_axis.plot(curves["train_epoch"], curves["learning_rate"], "o-", color="tab:purple")
     lr_axis.set(title="learning rate (end of epoch)", xlabel="epoch")
+    rates = [rate for rate in curves["learning_rate"] if rate is not None]
+    if rates and max(rates) > 0:  # from zero: a constant rate is a flat line, not noise on a 0.000096-0.000104 axis
+        lr_axis.set_ylim(0, max(rates) * 1.1)
+        lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3), useOffset=False)
     for axis in (loss_axis, accuracy_axis, lr_axis):
         axis.grid(alpha=0.3)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs, not 1.2, 1.4 on a 2-epoch run
     figure.suptitle(title)
     figure.tight_layout()
     with atomic_path(path) as temporary:

@@ -51,15 +51,18 @@ def test_window_throughput_is_the_median_window():
 
 
 def test_gpu_suite_dry_run_writes_the_summary(tiny_dataset, tmp_path):
-    """The suite that the GPU sessions run, shrunk to the CPU: every job ends with status 0 and is summarised."""
+    """The suite that the GPU sessions run, shrunk to the CPU: every job ends with status 0 and is summarised.
+
+    The dry run has no time limits (issue 14: a fixed 45 s per job failed on a slow 2-core machine).
+    """
     out = tmp_path / "suite"
     env = {**os.environ, "SUITE_SCALE": "tiny", "JOBS": "bench", "DATA": str(tiny_dataset), "OUT": str(out),
-           "BUDGET": "600", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+           "BUDGET": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh")], check=True, env=env, cwd=ROOT,
-                   capture_output=True, text=True, timeout=600)
+                   capture_output=True, text=True)
     walls = (out / "walls.txt").read_text().splitlines()
     assert [line.split()[0] for line in walls] == ["setup", "bench-resnet", "bench-vit"]
-    assert all(line.endswith("exit 0") for line in walls), walls
+    assert all(line.endswith("limit none s, exit 0") for line in walls), walls
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["bench"]) == {"resnet", "vit"}
     assert all(set(FIELDS) <= set(bench) for bench in summary["bench"].values())

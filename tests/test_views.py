@@ -61,7 +61,11 @@ def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
     table = out.read_text().strip().splitlines()
     assert table[0].startswith("| run | model |") and len(table) == 2 + 3  # header, rule, three runs
     names = [line.split("|")[1].strip() for line in table[2:]]
-    assert sorted(names) == ["cifar-cnn", "cifar-cnn", "cifar-cnn-cv (2-fold CV)"]
+    # Named by their path below the folder given, so that the two cifar-cnn runs can be told apart (issue 14).
+    assert sorted(names) == ["cv/cifar-cnn-cv (2-fold CV)", "good/cifar-cnn", "weak/cifar-cnn"]
+    sizes = {line.split("|")[1].strip(): line.split("|")[7].strip() for line in table[2:]}  # images behind each score
+    assert sizes == {"good/cifar-cnn": "40 / 80", "weak/cifar-cnn": "40 / 80",
+                     "cv/cifar-cnn-cv (2-fold CV)": "120 / 80"}  # a fold validates on its held-out fold
     accuracies = []
     for line in table[2:]:
         cell = line.split("|")[6].strip()

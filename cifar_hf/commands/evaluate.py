@@ -7,22 +7,14 @@ run folder the evaluation also goes into the folder's model card, and the datase
 to the training run's own, so `--split validation` evaluates exactly the images the run validated on.
 """
 
+from __future__ import annotations
+
 import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, load_cifar
+from ..data.defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from ..errors import CifarError, InputError, StorageError, UsageError
-from ..files import write_json
-from ..hub import push_evaluation, write_model_card
-from ..inference import flip_tta_logits, load_classifier, run_results
-from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
-from ..plots import plot_confusion_matrix
-from ..robustness.corruptions import parse_corruptions, parse_severities
-from ..robustness.report import calibration_section, corruption_report, write_figures
 
 
 def parse(argv):
@@ -48,21 +40,31 @@ def parse(argv):
     return parser.parse_args(argv)
 
 
-@torch.no_grad()
-def predict_logits(model, transform, pixels: np.ndarray, batch_size: int, tta: bool = False) -> torch.Tensor:
-    """Logits of each image; with `tta`, the mean of the logits of the image and of its mirror image."""
+def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False):
+    """Logits of each image (N, H, W, C uint8); with `tta`, the mean of the logits of the image and of its mirror."""
+    import numpy as np
+    import torch
+
+    from ..inference import flip_tta_logits
+
     device = next(model.parameters()).device
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
     batches = []
-    for i in range(0, len(images), batch_size):
-        inputs = transform(images[i: i + batch_size].to(device), train=False)
-        logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
-        batches.append(logits.cpu())
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            inputs = transform(images[i: i + batch_size].to(device), train=False)
+            logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
+            batches.append(logits.cpu())
     return torch.cat(batches)
 
 
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # Only now: --help and flag errors answer without loading torch and transformers.
+    from ..data import load_cifar
+    from ..inference import load_classifier, run_results
+    from ..robustness.corruptions import parse_corruptions, parse_severities
+
     try:
         for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
             if value is not None and value < 1:
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
             val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE),
             seed=args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED),
             max_eval_samples=args.max_eval_samples if args.max_eval_samples else hp.get("max_eval_samples"),
+            warn_no_test=args.split == "test",  # evaluate's own error says it when the test split is asked for
         )
         arrays = {"test": data.test, "validation": data.validation, "train": data.train}[args.split]
         if arrays is None:
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
         model_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if model_names != data.class_names:
             raise InputError(f"the model's classes {model_names} differ from the dataset's {data.class_names}")
-    except InputError as error:
+    except CifarError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     try:
@@ -96,6 +99,15 @@ def main(argv=None) -> int:
 
 
 def write_and_print(args, trained: dict, dataset: str, data, arrays, model, transform, corruptions, severities) -> int:
+    import numpy as np
+    import torch
+
+    from ..files import write_json
+    from ..hub import push_evaluation, write_model_card
+    from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
+    from ..plots import plot_confusion_matrix
+    from ..robustness.report import calibration_section, corruption_report, write_figures
+
     def score(pixels: np.ndarray) -> torch.Tensor:
         return predict_logits(model, transform, pixels, args.batch_size, args.tta)
 
@@ -147,8 +159,10 @@ def write_and_print(args, trained: dict, dataset: str, data, arrays, model, tran
     for name, value in report["per_class_accuracy"].items():
         print(f"  {name:<{width}}  {'n/a' if value is None else f'{value:.4f}'}")
     print("confusion matrix (rows: true, columns: predicted):")
+    cell = max(5, len(str(int(confusion.max()))))  # names cut to the cell width label the columns
+    print(f"  {'':<{width}}  " + " ".join(f"{name[:cell]:>{cell}}" for name in data.class_names))
     for name, row in zip(data.class_names, confusion, strict=True):
-        print(f"  {name:<{width}}  " + " ".join(f"{count:5d}" for count in row))
+        print(f"  {name:<{width}}  " + " ".join(f"{count:{cell}d}" for count in row))
     if "shift" in report:
         shift = report["shift"]
         print(f"shift: {shift['accuracy_gap']:+.4f} below the run's own {shift['run_split']} accuracy "

@@ -10,11 +10,7 @@ import os
 import stat
 import sys
 
-import torch
-from PIL import Image
-
 from ..errors import InputError
-from ..inference import load_classifier
 
 
 def parse(argv):
@@ -32,7 +28,10 @@ def parse(argv):
 BATCH_SIZE = 64
 
 
-def read_image(path: str) -> Image.Image:
+def read_image(path: str):
+    """The image at `path` in RGB (PIL)."""
+    from PIL import Image
+
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
             raise InputError(f"cannot read image {path}: not a regular file")
@@ -42,9 +41,19 @@ def read_image(path: str) -> Image.Image:
         raise InputError(f"cannot read image {path}: {error}") from None
 
 
-@torch.no_grad()
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    # Only now: --help and flag errors answer without loading torch and transformers.
+    import torch
+
+    with torch.no_grad():
+        return classify(args)
+
+
+def classify(args) -> int:
+    """One line per image with its top classes; 1 when an image could not be read."""
+    from ..inference import load_classifier
+
     try:
         model, _, processor = load_classifier(args.model, args.trust_remote_code)
     except InputError as error:

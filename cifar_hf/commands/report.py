@@ -13,22 +13,31 @@ from ..errors import CifarError
 from ..files import read_json, write_text
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
-COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
-
-
+COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "val/test images", "train time", "images/s",
+           "hardware")
 # Run folders inside a cross-validation, repeat or tuning folder are shown through that folder's row.
 MEMBER_PREFIXES = ("fold-", "seed-", "trial-")
 
 
-def find_runs(folders: list[Path]) -> list[Path]:
-    """Every folder holding a results.json, except the folds, seeds and trials inside an aggregated folder."""
-    found = set()
+def find_runs(folders: list[Path]) -> dict[Path, str]:
+    """Every folder holding a results.json (except the folds, seeds and trials of an aggregated folder) -> its name.
+
+    The name is the path below the folder searched, so that two runs of one model (both `cifar-cnn`) differ.
+    """
+    found = {}
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
-            if results.is_file() and not (results.parent.name.startswith(MEMBER_PREFIXES)
-                                          and (results.parent.parent / "results.json").is_file()):
-                found.add(results.parent)
-    return sorted(found)
+            run = results.parent
+            if results.is_file() and not (run.name.startswith(MEMBER_PREFIXES) and (run.parent / "results.json").is_file()):
+                found.setdefault(run, run.name if run == folder else str(run.relative_to(folder)))
+    return dict(sorted(found.items()))
+
+
+def evaluation_sizes(results: dict) -> str:
+    """Images behind the validation and test accuracies: scores on 200 and on 5,000 images are not alike."""
+    hp = results.get("hyperparameters", {})
+    sizes = [hp.get("validation_size"), hp.get("test_size")]
+    return " / ".join("-" if not size else f"{size:,}" for size in sizes)
 
 
 def percent(value, spread=None) -> str:
@@ -37,24 +46,24 @@ def percent(value, spread=None) -> str:
     return f"{100 * value:.2f}%" + (f" ± {100 * spread:.2f}" if spread is not None else "")
 
 
-def study_row(folder: Path, study: dict) -> tuple[float, list[str]]:
+def study_row(folder: Path, name: str, study: dict) -> tuple[float, list[str]]:
     counted = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
-    name = f"{folder.name} ({len(counted)} trials, best #{study['best_trial']})"
+    name = f"{name} ({len(counted)} trials, best #{study['best_trial']})"
     if study["best_folder"] is None:
-        return None, [name, study.get("model") or "-", "tuned", *["-"] * 6]
+        return None, [name, study.get("model") or "-", "tuned", *["-"] * 7]
     best = read_json(folder / study["best_folder"] / "results.json", RECOVERY)
     runtime = sum(t["wall_s"] or 0 for t in study["trials"])  # the study's cost: every trial's wall time
     test = best.get("test_accuracy")
     return (test if test is not None else best["val_accuracy"]), [
         name, best["model"], "tuned", str(best["epochs"]), percent(best["val_accuracy"]), percent(test),
-        f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
+        evaluation_sizes(best), f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
 
 
-def row(folder: Path) -> tuple[float, list[str]]:
+def row(folder: Path, name: str) -> tuple[float, list[str]]:
     results = read_json(folder / "results.json", RECOVERY)
     hp = results.get("hyperparameters", {})
     if results.get("tune"):
-        return study_row(folder, results)
+        return study_row(folder, name, results)
     if results.get("cross_validation") or "per_seed" in results:
         members = [f"fold-{f['fold']}" for f in results["per_fold"]] if "per_fold" in results else [
             s["folder"] for s in results["per_seed"]]
@@ -64,20 +73,21 @@ def row(folder: Path) -> tuple[float, list[str]]:
         runtime = sum(f["train_runtime_s"] for f in folds)
         speed = sum(f["train_samples_per_second"] for f in folds) / len(folds)
         epochs, hardware = folds[0]["epochs"], folds[0].get("hardware", "-")
-        name = (f"{folder.name} ({results['folds']}-fold CV)" if "folds" in results
-                else f"{folder.name} ({results['repeat']} seeds)")
+        name = (f"{name} ({results['folds']}-fold CV)" if "folds" in results
+                else f"{name} ({results['repeat']} seeds)")
+        sizes = evaluation_sizes(folds[0])
     else:
         val, test = results["val_accuracy"], results.get("test_accuracy")
         cells = [percent(val), percent(test)]
         runtime, speed = results["train_runtime_s"], results["train_samples_per_second"]
-        epochs, hardware, name = results["epochs"], results.get("hardware", "-"), folder.name
+        epochs, hardware, sizes = results["epochs"], results.get("hardware", "-"), evaluation_sizes(results)
     key = test if test is not None else val
     return key, [name, results["model"], str(hp.get("recipe", results.get("recipe", "default"))), str(epochs),
-                 *cells, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
+                 *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 
 def report(folders: list[Path]) -> str:
-    rows = sorted((row(f) for f in find_runs(folders)), key=lambda r: -(r[0] or 0))
+    rows = sorted((row(f, name) for f, name in find_runs(folders).items()), key=lambda r: -(r[0] or 0))
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for _, cells in rows]
     return "\n".join(lines)

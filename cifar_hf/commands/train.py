@@ -24,6 +24,7 @@ from ..training.recipes import get_recipe
 from ..training.run import build_training_arguments, run_folder, train_once
 
 logger = logging.getLogger("cifar_hf")
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def check_run_folder(args: RunArguments) -> None:
@@ -158,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     previous_handlers = {number: signal.signal(number, raise_on_stop_signal) for number in stop_signals}
     run = None
     try:
-        args, training_flags = parse_arguments(argv)
+        try:
+            args, training_flags = parse_arguments(argv, check_model=check_run_folder)
+        except EOFError:  # Ctrl-D at a question (Ctrl-C arrives as SIGINT, below)
+            print("\ninterrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions",
+                  file=sys.stderr)
+            return INTERRUPTED
         training_args = check_training_arguments(args, training_flags)
         check_save_folder(args.save_folder)
         run = RunFolder(run_folder(args), args.overwrite, shared=bool(args.fold))

@@ -1,9 +1,31 @@
-"""Data: loading and checking datasets, seeded splits, decoded uint8 tensors and batched on-device augmentation."""
+"""Data: loading and checking datasets, seeded splits, decoded uint8 tensors and batched on-device augmentation.
 
-from .augment import BatchTransform
-from .loading import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE, CifarData, ImageArrays, load_cifar
-from .splits import stratified_folds, stratified_split, stratified_subset
-from .tensors import ImageTensorDataset, collate_batch
+The names below are imported on first use, so that reading the split defaults (command-line help) does not load
+torch and datasets.
+"""
+
+import importlib
+
+from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
+
+_LAZY = {
+    "BatchTransform": ".augment",
+    "CifarData": ".loading",
+    "ImageArrays": ".loading",
+    "load_cifar": ".loading",
+    "stratified_folds": ".splits",
+    "stratified_split": ".splits",
+    "stratified_subset": ".splits",
+    "ImageTensorDataset": ".tensors",
+    "collate_batch": ".tensors",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DATASET",

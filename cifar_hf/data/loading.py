@@ -13,13 +13,11 @@ import numpy as np
 
 from ..errors import InputError
 from .decode import decode_split
+from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from .splits import stratified_split, stratified_subset
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DATASET = "uoft-cs/cifar10"
-DEFAULT_SEED = 2023  # of the validation split (and, in training, of everything else)
-DEFAULT_VAL_SIZE = 5000
 IMAGE_COLUMNS = ("img", "image")
 LABEL_COLUMNS = ("label", "labels")
 
@@ -150,8 +148,12 @@ def load_cifar(
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     skip_bad_images: bool = False,
+    warn_no_test: bool = True,
 ) -> CifarData:
-    """Load, decode and check `dataset`, then hold out a seeded, stratified validation split of its training split."""
+    """Load, decode and check `dataset`, then hold out a seeded, stratified validation split of its training split.
+
+    `warn_no_test`: log that a dataset without a test split skips test evaluation (not when no test is wanted).
+    """
     raw = load_raw_dataset(dataset)
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
@@ -185,7 +187,7 @@ def load_cifar(
         )
     train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
     train, validation, test = full_train.take(train_rows), full_train.take(val_rows), decoded.get("test")
-    if test is None:
+    if test is None and warn_no_test:
         logger.warning("'%s' has no test split: test evaluation is skipped (validation is the held-out split)", dataset)
 
     if max_train_samples is not None:

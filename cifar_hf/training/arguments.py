@@ -8,6 +8,7 @@ must be `TrainingArguments` flags. Where the seed's flag and a TrainingArguments
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
@@ -145,20 +146,37 @@ def _explicit_training_flags(argv: list[str]) -> dict:
     return vars(namespace)
 
 
-def _prompt(question: str, default, cast):
+NUMBER_KINDS = {int: "a whole number", float: "a number"}
+
+
+def _prompt(question: str, default, cast, flag: str):
+    """One answer, checked like its flag: a value that is not a number is a one-line UsageError naming the flag."""
     answer = input(f"{question} [{default}]: ").strip()
-    return cast(answer) if answer else default
+    if not answer:
+        return default
+    try:
+        return cast(answer)
+    except ValueError:
+        raise UsageError(f"{flag}: {answer!r} is not {NUMBER_KINDS[cast]}") from None
 
 
-def ask_interactively(args: RunArguments) -> None:
-    """The seed's interactive start: ask for the model and the main options."""
-    args.model = _prompt(f"Model ({', '.join(MODEL_NAMES)})", "cnn", str)
+def ask_interactively(args: RunArguments, check_model: Callable[[RunArguments], None] | None = None) -> None:
+    """The seed's interactive start: ask for the model and the main options.
+
+    `check_model` runs once the model is known (the run-folder check), so that a run that cannot start says so before
+    the other questions. Each answer is validated as its flag would be, at once.
+    """
+    args.model = input(f"Model ({', '.join(MODEL_NAMES)}) [cnn]: ").strip() or "cnn"
     if args.model not in MODEL_NAMES:
         raise UsageError(f"-m/--model: unknown model {args.model!r} (choose from {', '.join(MODEL_NAMES)})")
+    if check_model is not None:
+        check_model(args)
     recipe = RECIPES[args.model, args.recipe]
-    args.epoch = _prompt("Epochs", recipe.epochs, int)
-    args.batch_size = _prompt("Batch size", recipe.batch_size, int)
-    args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float)
+    args.epoch = _prompt("Epochs", recipe.epochs, int, "-e/--epoch")
+    args.validate()
+    args.batch_size = _prompt("Batch size", recipe.batch_size, int, "-b/--batch-size")
+    args.validate()
+    args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float, "-l/--learning-rate")
 
 
 def _refuse_conflicting_spellings(argv: list[str], spellings: tuple[str, ...]) -> None:
@@ -173,8 +191,10 @@ def _refuse_conflicting_spellings(argv: list[str], spellings: tuple[str, ...]) -
         raise UsageError(" conflicts with ".join(f"{name} {value}" for value, name in values.items()) + ": give one")
 
 
-def parse_arguments(argv: list[str] | None = None) -> tuple[RunArguments, dict]:
-    """(RunArguments, the TrainingArguments fields given on the command line)."""
+def parse_arguments(
+    argv: list[str] | None = None, check_model: Callable[[RunArguments], None] | None = None
+) -> tuple[RunArguments, dict]:
+    """(RunArguments, the TrainingArguments fields given on the command line); `check_model`: see ask_interactively."""
     argv = sys.argv[1:] if argv is None else list(argv)
     _refuse_conflicting_spellings(argv, ("-l", "--learning_rate", "--learning-rate"))
     parser = HfArgumentParser(
@@ -204,6 +224,6 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[RunArguments, dict]:
     if args.model is None:
         if not sys.stdin.isatty():
             raise UsageError(f"-m/--model is required (choose from {', '.join(MODEL_NAMES)})")
-        ask_interactively(args)
+        ask_interactively(args, check_model)
     args.validate()
     return args, training

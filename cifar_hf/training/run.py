@@ -10,6 +10,7 @@ import os
 import pickle
 import platform
 import signal
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,7 +26,7 @@ from ..files import atomic_path, write_json, write_text
 from ..hub import push_adapter_folder, push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
-from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
+from ..models.pretrained import describe_training_preprocessing, load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
@@ -71,6 +72,7 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: l
         side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
         transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
                                    crop_padding=recipe.crop_padding, cutout=recipe.cutout)
+        describe_training_preprocessing(model.config, side, transform.resample, mean, std)
         return model, transform
     overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
     model = build_scratch_model(args.model, class_names, **overrides)
@@ -104,6 +106,9 @@ def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags:
         seed=args.seed,
         use_cpu=args.device == "cpu",
         bf16=uses_bf16(args, recipe),
+        dataloader_pin_memory=gpu,  # pinned memory only helps copies to a GPU (and warns without one)
+        # Progress bars only on a terminal: in a log file the nested evaluation bar leaves cursor-up escape codes.
+        disable_tqdm=not sys.stderr.isatty(),
         # No host sync per step: batches are copied from pinned memory asynchronously, and CifarTrainer checks
         # the loss for NaN/inf on the device (the Trainer's own filter reads every loss back).
         accelerator_config={"non_blocking": gpu},
@@ -140,7 +145,20 @@ def evaluate_split(trainer: CifarTrainer, arrays: ImageArrays | None, class_name
     """The trained model on one split (all fields None without that split)."""
     if arrays is None:
         return SplitEvaluation()
-    output = trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name)
+    return summarise(trainer.predict(ImageTensorDataset(arrays), metric_key_prefix=name), class_names, name)
+
+
+def final_validation(trainer: CifarTrainer, arrays: ImageArrays, class_names: list[str]) -> SplitEvaluation:
+    """The last epoch's evaluation when it scored the final weights (no best-model reload since), else a new pass."""
+    if trainer.last_evaluation is not None and not trainer.args.load_best_model_at_end:
+        step, output = trainer.last_evaluation
+        if step == trainer.state.global_step:
+            metrics = {f"val_{key.removeprefix('eval_')}": value for key, value in output.metrics.items()}
+            return summarise(PredictionOutput(output.predictions, output.label_ids, metrics), class_names, "val")
+    return evaluate_split(trainer, arrays, class_names, "val")
+
+
+def summarise(output: PredictionOutput, class_names: list[str], name: str) -> SplitEvaluation:
     predictions = np.asarray(output.predictions).argmax(-1)
     confusion = confusion_matrix(predictions, np.asarray(output.label_ids), len(class_names))
     metrics = output.metrics
@@ -152,6 +170,16 @@ def hardware_description(args: TrainingArguments) -> str:
     if args.device.type == "cuda":
         return f"{args.world_size}x {torch.cuda.get_device_name(args.device)}"
     return f"{args.device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores) x{args.world_size}"
+
+
+# Run arguments that only one model uses: recorded only for that model's runs.
+MODEL_SPECIFIC_ARGUMENTS = {"model_name_or_path": "previt", "vit_stem": "vit"}
+
+
+def applied_run_arguments(args: RunArguments) -> dict:
+    """The run's arguments without those of other models (a cnn run has no base checkpoint)."""
+    values = dataclasses.asdict(args)
+    return {k: v for k, v in values.items() if MODEL_SPECIFIC_ARGUMENTS.get(k, args.model) == args.model}
 
 
 def build_trainer(
@@ -174,8 +202,9 @@ def build_trainer(
     if training_args.device.type == "cuda":
         optimizer_kwargs["fused"] = True
     hyperparameters = scrub_secrets({
-        **dataclasses.asdict(args),
-        "recipe_settings": recipe.to_dict(),
+        **applied_run_arguments(args),
+        # bf16 as it applied: a recipe's bf16 needs a GPU that supports it (issue 14: CPU runs recorded bf16 true)
+        "recipe_settings": {**recipe.to_dict(), "bf16": training_args.bf16},
         "epochs": training_args.num_train_epochs,
         "per_device_batch_size": training_args.per_device_train_batch_size,
         "learning_rate": training_args.learning_rate,
@@ -320,7 +349,7 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
     parameters = parameter_counts(trainer.model)
     finish_model(args, trainer, output_dir)
     trainer.save_model(str(output_dir))
-    val = evaluate_split(trainer, data.validation, data.class_names, "val")
+    val = final_validation(trainer, data.validation, data.class_names)
     test = evaluate_split(trainer, data.test, data.class_names, "test")
     if save_test_probabilities and test.output is not None and trainer.is_world_process_zero():
         probabilities = torch.softmax(torch.from_numpy(np.asarray(test.output.predictions, dtype=np.float32)), -1)

@@ -51,6 +51,9 @@ class CifarTrainer(Trainer):
         self._restored_sums = (0.0, 0.0)  # (since the last log, whole run) from a resumed checkpoint
         self._first_bad = None  # (global step, loss) of the first non-finite loss, as device tensors
         self._parameter_count = None  # for floating_point_ops
+        # (global step, EvalLoopOutput) of the latest evaluation of the validation split: the run's final validation
+        # metrics reuse it when the weights have not changed since, rather than scoring the same weights again.
+        self.last_evaluation = None
 
     def get_decay_parameter_names(self, model) -> list[str]:
         if self.decay_all_parameters:  # plain L2 on every parameter, as the seed's optimizers did
@@ -299,6 +302,13 @@ class CifarTrainer(Trainer):
             return super().evaluate(*args, **kwargs)
         with self.ema.swapped_in(self.model):
             return super().evaluate(*args, **kwargs)
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):
+        output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        if metric_key_prefix == "eval" and output.predictions is not None:  # evaluate() on the validation split
+            self.last_evaluation = (self.state.global_step, output)
+        return output
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._model_inputs(inputs, train=False)

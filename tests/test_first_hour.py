@@ -1,0 +1,198 @@
+"""A newcomer's first hour (issue 14): help, interactive answers, Ctrl-C, no warnings or records that do not apply."""
+
+import builtins
+import io
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY_MODULES = ("torch", "transformers", "datasets")
+
+
+def terminal(monkeypatch, text: str) -> None:
+    answers = io.StringIO(text)
+    answers.isatty = lambda: True
+    monkeypatch.setattr(sys, "stdin", answers)
+
+
+@pytest.mark.parametrize("command", [[], ["evaluate"], ["predict"], ["report"]])
+def test_help_lists_and_loads_no_framework(command):
+    """`--help` answers without importing torch, transformers or datasets (issue 14: 30 s on a slow machine)."""
+    code = (f"import sys; from cifar_hf.__main__ import main\ntry: status = main({[*command, '--help']!r})\n"
+            "except SystemExit as exit: status = exit.code\n"
+            f"print(status, [m for m in {HEAVY_MODULES!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    *text, last = done.stdout.strip().splitlines()
+    assert last == "0 []"
+    if not command:  # the top level: every command with its line
+        listed = [line.split()[0] for line in text if line.startswith("  ")]
+        assert listed == ["train", "evaluate", "predict", "report"]
+
+
+def test_no_command_prints_the_commands_and_exits_2(capsys):
+    assert cli([]) == 2
+    assert "evaluate  accuracy" in capsys.readouterr().err
+
+
+def test_a_non_number_answer_is_one_line_naming_the_flag(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "cnn\nten\n")
+    assert train(["-s", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: -e/--epoch: 'ten' is not a whole number" and "Traceback" not in "\n".join(err)
+
+
+def test_an_out_of_range_answer_is_refused_at_once(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "cnn\n0\n")
+    assert train(["-s", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().endswith("-e/--epoch must be at least 1 (got 0)")
+
+
+def test_the_run_folder_is_checked_before_the_other_questions(monkeypatch, tmp_path, capsys):
+    (tmp_path / "cifar-cnn").mkdir()
+    (tmp_path / "cifar-cnn" / "results.json").write_text("{}")
+    terminal(monkeypatch, "cnn\n")  # no answer for the epochs: a later question would read end-of-input
+    assert train(["-s", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "cifar-cnn" / "results.json").read_text() == "{}"
+
+
+def test_ctrl_c_at_a_question_is_one_line_and_exit_130(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "")
+
+    def interrupted(prompt=""):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(builtins, "input", interrupted)
+    assert cli(["train", "-s", str(tmp_path)]) == 130
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and err[0].startswith("interrupted: give -m/--model")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cpu_run_warns_and_records_only_what_applied(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples", "32",
+            "-e", "1", "-b", "16", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert train(argv) == 0
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
+    hyperparameters = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["hyperparameters"]
+    assert hyperparameters["recipe_settings"]["bf16"] is False  # the cnn recipe's bf16 needs a GPU
+    assert "model_name_or_path" not in hyperparameters and "vit_stem" not in hyperparameters
+
+
+def test_evaluate_on_validation_does_not_mention_a_missing_test_split(tiny_dataset_no_test, tmp_path, caplog, capsys):
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset_no_test), "--val-size", "40",
+            "--max-train-samples", "32", "-e", "1", "-b", "16", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    assert train(argv) == 0
+    caplog.clear()
+    capsys.readouterr()
+    run = tmp_path / "cifar-cnn"
+    assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "no test split" not in caplog.text + captured.err
+    lines = captured.out.splitlines()
+    header = lines[lines.index("confusion matrix (rows: true, columns: predicted):") + 1]
+    assert header.split() == ["red", "green", "blue", "dark"]  # the columns are labelled
+
+
+def test_an_unreachable_hub_is_found_at_once_without_retries(tiny_dataset, tmp_path, monkeypatch, capsys):
+    import socket
+
+    import huggingface_hub
+    import transformers
+
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    lookups = []
+    from_pretrained = transformers.AutoConfig.from_pretrained.__func__
+
+    def recording(cls, name, *args, **kwargs):
+        lookups.append(kwargs.get("local_files_only", False))
+        return from_pretrained(cls, name, *args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # as for a user who did not set it
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", classmethod(recording))
+    argv = ["train", "-m", "previt", "--model-name-or-path", "no-such-org/no-such-vit", "-d", "cpu",
+            "--dataset", str(tiny_dataset), "--val-size", "40", "-s", str(tmp_path)]
+    assert cli(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "huggingface.co is unreachable and it is not cached" in err[0]
+    assert lookups == [True]  # the cache only: no request for the Hub client to retry
+
+
+def test_the_card_names_a_local_dataset_and_the_base_checkpoint_by_their_own_names(tmp_path, monkeypatch):
+    import yaml
+
+    from cifar_hf.hub import model_card
+
+    (tmp_path / "data" / "cifar10-jpeg").mkdir(parents=True)
+    (tmp_path / "models" / "vit_tiny").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "models")
+    results = {
+        "model": "previt", "recipe": "default", "dataset": "../data/cifar10-jpeg", "epochs": 1, "seed": 2023,
+        "val_accuracy": 0.5, "val_loss": 1.0, "test_accuracy": None, "val_per_class_accuracy": {"cat": 0.5},
+        "test_per_class_accuracy": None, "train_runtime_s": 1.0, "train_samples_per_second": 1.0,
+        "hyperparameters": {"model_name_or_path": "vit_tiny", "recipe_settings": {}},
+    }
+    card = model_card(results)
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["datasets"] == []  # not a Hub dataset
+    assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "cifar10-jpeg"
+    assert "# cifar-hf `previt` on cifar10-jpeg" in card and "../" not in card
+    assert "- base checkpoint: `vit_tiny`" in card
+    hub_run = {**results, "dataset": "uoft-cs/cifar10",
+               "hyperparameters": {"model_name_or_path": "google/vit-base-patch16-224", "recipe_settings": {}}}
+    hub_card = model_card(hub_run)
+    assert yaml.safe_load(hub_card.split("---\n")[1])["datasets"] == ["uoft-cs/cifar10"]
+    assert "- base checkpoint: `google/vit-base-patch16-224`" in hub_card
+
+
+def test_training_curves_use_whole_epochs_and_a_learning_rate_axis_from_zero(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from cifar_hf import plots
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    history = []
+    for epoch, loss, accuracy in ((1.0, 1.0, 0.5), (2.0, 0.8, 0.6)):  # two epochs at a constant learning rate
+        history += [{"loss": loss, "learning_rate": 1e-4, "epoch": epoch},
+                    {"eval_loss": loss - 0.1, "eval_accuracy": accuracy, "epoch": epoch}]
+    plots.plot_training_curves(history, tmp_path / "curves.png", "test")
+    figure = figures[0]
+    figure.canvas.draw()
+    for axis in figure.axes[:3]:
+        ticks = [tick for tick in axis.get_xticks() if axis.get_xlim()[0] <= tick <= axis.get_xlim()[1]]
+        assert ticks and all(float(tick).is_integer() for tick in ticks)
+    assert figure.axes[2].get_ylim()[0] == 0
+
+
+def test_progress_bars_only_on_a_terminal(monkeypatch):
+    from cifar_hf.training.arguments import parse_arguments
+    from cifar_hf.training.recipes import get_recipe
+    from cifar_hf.training.run import build_training_arguments
+
+    args, flags = parse_arguments(["-m", "cnn", "-d", "cpu"])
+    recipe = get_recipe("cnn", "default")
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: no bars, whose escape codes would litter it
+    assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is True
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is False
+    args, flags = parse_arguments(["-m", "cnn", "-d", "cpu", "--disable_tqdm", "true"])  # the flag still wins
+    assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is True
