@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
+COLUMNS = ("run", "model", "data", "recipe", "epochs", "val acc", "test acc", "train time", "images/s", "hardware")
 
 
 def find_runs(folders: list[Path]) -> list[Path]:
@@ -29,6 +29,14 @@ def percent(value, spread=None) -> str:
     return f"{100 * value:.2f}%" + (f" ± {100 * spread:.2f}" if spread is not None else "")
 
 
+def data_description(results: dict) -> str:
+    """The dataset, its number of classes and image size; older runs recorded only the dataset."""
+    dataset = str(results.get("dataset") or results.get("hyperparameters", {}).get("dataset", "-"))
+    if results.get("num_classes") is None:
+        return dataset
+    return f"{dataset} ({results['num_classes']} classes, {results['image_size']}px)"
+
+
 def row(folder: Path) -> tuple[float, list[str]]:
     results = json.loads((folder / "results.json").read_text())
     hp = results.get("hyperparameters", {})
@@ -46,7 +54,7 @@ def row(folder: Path) -> tuple[float, list[str]]:
         runtime, speed = results["train_runtime_s"], results["train_samples_per_second"]
         epochs, hardware, name = results["epochs"], results.get("hardware", "-"), folder.name
     key = test if test is not None else val
-    return key, [name, results["model"], str(hp.get("recipe", results.get("recipe", "default"))), str(epochs),
+    return key, [name, results["model"], data_description(results), str(hp.get("recipe", results.get("recipe", "default"))), str(epochs),
                  *cells, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 

@@ -52,11 +52,21 @@ class RunArguments:
     resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
     skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
     tta: bool = _arg(False, "Flip test-time augmentation in the run's evaluations (image and mirror image averaged).")
+    image_column: str | None = _arg(None, "Image column (default: img, image, or the only Image column).",
+                                    ["--image_column_name"])
+    label_column: str | None = _arg(
+        None, "Label column (default: label, labels, fine_label, or the only ClassLabel column); "
+        "CIFAR-100: fine_label (100 classes) or coarse_label (20).", ["--label_column_name"])
+    image_size: int | None = _arg(None, "Store (and train on) NxN images, resized bilinearly on decode "
+                                  "(default: the dataset's own size).")
+    image_mean: list[float] | None = _arg(None, "Per-channel mean to normalise with (default: the training split's; "
+                                          "previt: the checkpoint's).")
+    image_std: list[float] | None = _arg(None, "Per-channel std to normalise with (give with --image-mean).")
 
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
                         "--val-size": self.val_size, "--max-train-samples": self.max_train_samples,
-                        "--max-eval-samples": self.max_eval_samples}
+                        "--max-eval-samples": self.max_eval_samples, "--image-size": self.image_size}
         for flag, value in positive_int.items():
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
@@ -64,6 +74,13 @@ class RunArguments:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise UsageError(f"-l/--learning-rate must be above 0 (got {self.learning_rate})")
+        if (self.image_mean is None) != (self.image_std is None):
+            raise UsageError("--image-mean and --image-std go together: give both or neither")
+        if self.image_mean is not None:
+            if len(self.image_mean) != 3 or len(self.image_std) != 3:
+                raise UsageError("--image-mean and --image-std take 3 values each (R G B)")
+            if not all(value > 0 for value in self.image_std):
+                raise UsageError(f"--image-std must be above 0 (got {' '.join(map(str, self.image_std))})")
         if self.ckpt_frequency < 0:
             raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
         if (self.model, self.recipe) not in RECIPES:
@@ -130,7 +147,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[RunArguments, dict]:
     parser = HfArgumentParser(
         RunArguments,
         prog="run_classification.py",
-        description="Train a CIFAR-10 classifier with the Hugging Face Trainer.",
+        description="Train an image classifier (CIFAR-10 by default) with the Hugging Face Trainer.",
         epilog="Any TrainingArguments flag is passed through too, e.g. --bf16, --dataloader_num_workers 2, "
         "--push_to_hub, --torch_compile.",
     )

@@ -93,6 +93,10 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
     report = {
         "model": args.model,
         "cross_validation": True,
+        "dataset": data.dataset,
+        "label_column": data.label_column,
+        "num_classes": len(data.class_names),
+        "image_size": data.image_size,
         "folds": args.folds,
         "seed": args.seed,
         "fold_sizes": [len(f) for f in folds],
