@@ -107,6 +107,9 @@ def test_wandb_offline_run_records_metrics_and_hyperparameters(tiny_dataset, tmp
     argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "2", "-w",
             "-s", str(tmp_path), "--disable_tqdm", "true"]
     assert main(argv) == 0
+    import wandb
+
+    wandb.teardown()  # the wandb service writes the run file asynchronously: stop it so the file is complete
     runs = list((tmp_path / "cifar-cnn" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     history, summary, config = logged(next(runs[0].glob("run-*.wandb")))
