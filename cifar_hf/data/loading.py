@@ -202,7 +202,8 @@ def load_labelled_split(
     """One labelled split of any dataset, a train split or not: (images, its class names, stored side)."""
     raw = load_raw_dataset(dataset)
     if split not in raw:
-        raise InputError(f"--split {split}: '{dataset}' has no {split} split; splits found: {', '.join(raw) or 'none'}")
+        found = ", ".join(raw) or "none"
+        raise InputError(f"--split {split}: '{dataset}' has no {split} split; splits found: {found}")
     image_column, label_column = find_columns(raw[split], image_column, label_column)
     decoded, _, image_size = decode_splits(raw, [split], dataset, image_column, label_column, image_size, False)
     arrays = decoded[split]
