@@ -82,7 +82,8 @@ def model_card(results: dict, repo_id: str | None = None) -> str:
     lines += [
         "", "## Training", "",
         f"- classes: {results.get('num_classes', len(per_class))} "
-        f"(label column `{results.get('label_column', 'label')}`), images stored at {size}x{size}, normalised with mean {_stats(hp, 'mean')} / std {_stats(hp, 'std')} "
+        f"(label column `{results.get('label_column', 'label')}`), images stored at {size}x{size}, "
+        f"normalised with mean {_stats(hp, 'mean')} / std {_stats(hp, 'std')} "
         f"({hp.get('data', {}).get('normalisation', {}).get('source', 'n/a')})",
         f"- data: `{dataset}`, {hp.get('train_size')} training / {hp.get('validation_size')} validation images "
         f"(seeded, stratified hold-out of the training split, seed {results['seed']}); "

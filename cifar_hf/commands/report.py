@@ -54,8 +54,9 @@ def row(folder: Path) -> tuple[float, list[str]]:
         runtime, speed = results["train_runtime_s"], results["train_samples_per_second"]
         epochs, hardware, name = results["epochs"], results.get("hardware", "-"), folder.name
     key = test if test is not None else val
-    return key, [name, results["model"], data_description(results), str(hp.get("recipe", results.get("recipe", "default"))), str(epochs),
-                 *cells, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
+    recipe = str(hp.get("recipe", results.get("recipe", "default")))
+    return key, [name, results["model"], data_description(results), recipe, str(epochs), *cells,
+                 f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 
 def report(folders: list[Path]) -> str:
