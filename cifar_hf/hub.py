@@ -15,7 +15,8 @@ HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "re
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 HUB_GLOBS = ("configuration_*.py", "modeling_*.py")
 HUB_PATTERNS = [*HUB_FILES, *HUB_GLOBS, "evaluation-*.json"]
-DATASET_NAMES = {"uoft-cs/cifar10": "CIFAR-10"}
+DATASET_NAMES = {"uoft-cs/cifar10": "CIFAR-10", "uoft-cs/cifar100": "CIFAR-100"}
+DATASET_TAGS = {"uoft-cs/cifar10": "cifar10", "uoft-cs/cifar100": "cifar100"}  # only datasets known to be those
 REMOTE_CODE_NOTE = ": trust_remote_code runs this repo's modeling code"
 CORRUPTED_CONFIG = "cifar-hf-corruptions"  # CIFAR-10-C style corruptions made by cifar_hf.robustness
 TASK = {"task_type": "image-classification", "task_name": "Image Classification"}
@@ -23,6 +24,11 @@ TASK = {"task_type": "image-classification", "task_name": "Image Classification"
 
 def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def _stats(hp: dict, key: str) -> str:
+    values = hp.get("data", {}).get("normalisation", {}).get(key)
+    return "n/a" if values is None else "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
 def is_hub_id(name_or_path) -> bool:
@@ -80,7 +86,8 @@ def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict]
         library_name="transformers",
         pipeline_tag="image-classification",
         license="apache-2.0",
-        tags=["image-classification", "cifar10", "cifar-hf", results["model"]],
+        tags=["image-classification", *([DATASET_TAGS[dataset]] if dataset in DATASET_TAGS else []), "cifar-hf",
+              results["model"]],
         datasets=[dataset] if is_hub_id(dataset) else [],
         metrics=["accuracy"],
         model_name=repo_id or f"cifar-{results['model']}",
@@ -124,15 +131,24 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         "| split | accuracy | loss |", "|---|---|---|",
         f"| validation | {_percent(results['val_accuracy'])} | {results['val_loss']:.4f} |",
     ]
+    if results.get("val_top5_accuracy") is not None:
+        lines.append(f"| validation top-5 | {_percent(results['val_top5_accuracy'])} | |")
     if results.get("test_accuracy") is not None:
         lines.append(f"| test | {_percent(results['test_accuracy'])} | {results['test_loss']:.4f} |")
+        if results.get("test_top5_accuracy") is not None:
+            lines.append(f"| test top-5 | {_percent(results['test_top5_accuracy'])} | |")
     else:
         lines.append("| test | n/a (the dataset has no test split) | |")
     lines += ["", f"Per-class accuracy ({per_class_split}):", "", "| class | accuracy |", "|---|---|"]
     lines += [f"| {name} | {_percent(value)} |" for name, value in per_class.items()]
     lines += _evaluation_lines(evaluations)
+    size = results.get("image_size") or hp.get("data", {}).get("image_size")
     lines += [
         "", "## Training", "",
+        f"- classes: {results.get('num_classes', len(per_class))} "
+        f"(label column `{results.get('label_column', 'label')}`), images stored at {size}x{size}, "
+        f"normalised with mean {_stats(hp, 'mean')} / std {_stats(hp, 'std')} "
+        f"({hp.get('data', {}).get('normalisation', {}).get('source', 'n/a')})",
         f"- data: `{dataset_id}`{'' if on_hub else ' (a local folder)'}, {hp.get('train_size')} training / "
         f"{hp.get('validation_size')} validation images "
         f"(seeded, stratified hold-out of the training split, seed {results['seed']}); "

@@ -49,9 +49,9 @@ def previt_run(request, tiny_dataset, tmp_path_factory):
     build = run.build_model_and_transform
 
     def recording_build(*args, **kwargs):
-        model, transform = build(*args, **kwargs)
+        model, transform, stats = build(*args, **kwargs)
         used["transform"] = transform
-        return model, transform
+        return model, transform, stats
 
     patch = pytest.MonkeyPatch()
     patch.setattr(run, "build_model_and_transform", recording_build)

@@ -141,7 +141,9 @@ def test_evaluate_tta_scores_the_mean_of_image_and_mirror(pushed_run, tmp_path):
     trained = json.loads((pushed_run / "results.json").read_text())
     data = load_cifar(trained["dataset"], val_size=trained["hyperparameters"]["val_size"])
     model = AutoModelForImageClassification.from_pretrained(pushed_run).eval()
-    pixels = BatchTransform()(torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2), train=False)
+    stats = trained["hyperparameters"]["data"]["normalisation"]  # the run normalised with its data's statistics
+    transform = BatchTransform(mean=tuple(stats["mean"]), std=tuple(stats["std"]))
+    pixels = transform(torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2), train=False)
     with torch.no_grad():
         mirrored = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits) / 2
     labels = torch.from_numpy(data.validation.labels)

@@ -65,7 +65,9 @@ def test_pipeline_classifies_pil_images_of_any_size_like_training(cnn_run, tiny_
     model = AutoModelForImageClassification.from_pretrained(cnn_run, trust_remote_code=True).eval()
     pixels = torch.from_numpy(data.test.pixels[:16]).permute(0, 3, 1, 2)
     with torch.no_grad():
-        direct = model(pixel_values=BatchTransform()(pixels, train=False)).logits.argmax(-1)
+        stats = json.loads((cnn_run / "results.json").read_text())["hyperparameters"]["data"]["normalisation"]
+        transform = BatchTransform(mean=tuple(stats["mean"]), std=tuple(stats["std"]))  # the dataset's own
+        direct = model(pixel_values=transform(pixels, train=False)).logits.argmax(-1)
     assert predicted == [model.config.id2label[int(i)] for i in direct]
     # Other sizes and modes are resized and converted.
     big_red = Image.new("RGB", (96, 64), (210, 30, 30))
@@ -105,6 +107,9 @@ def test_wandb_offline_run_records_metrics_and_hyperparameters(tiny_dataset, tmp
     argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "2", "-w",
             "-s", str(tmp_path), "--disable_tqdm", "true"]
     assert main(argv) == 0
+    import wandb
+
+    wandb.teardown()  # the wandb service writes the run file asynchronously: stop it so the file is complete
     runs = list((tmp_path / "cifar-cnn" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     history, summary, config = logged(next(runs[0].glob("run-*.wandb")))

@@ -1,10 +1,12 @@
-"""`cifar-hf evaluate --model RUN_FOLDER_OR_HUB_ID [--split test|validation|train]`.
+"""`cifar-hf evaluate --model RUN_FOLDER_OR_HUB_ID [--dataset D] [--split NAME]`.
 
-Accuracy, loss, per-class accuracy and the confusion matrix of a trained classifier, printed and written as JSON
-and PNG, with the calibration of its confidence (ECE, NLL, Brier, reliability diagram) and, on request, its accuracy
-under the CIFAR-10-C corruptions (`--corruptions`) and after temperature scaling (`--temperature-scale`). For a local
-run folder the evaluation also goes into the folder's model card, and the dataset, seed and validation size default
-to the training run's own, so `--split validation` evaluates exactly the images the run validated on.
+Accuracy (top-5 too beyond 10 classes), loss, per-class accuracy and the confusion matrix of a trained classifier,
+printed and written as JSON and PNG, with the calibration of its confidence (ECE, NLL, Brier, reliability diagram)
+and, on request, its accuracy under the CIFAR-10-C corruptions (`--corruptions`) and after temperature scaling
+(`--temperature-scale`). Any labelled split of any dataset can be scored, also one without a train split; its classes
+are matched to the model's by name. For a local run folder the evaluation also goes into the folder's model card, and
+the dataset, columns, image size, seed and validation size default to the training run's own, so `--split validation`
+evaluates exactly the images the run validated on (the seeded hold-out of the train split).
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ def parse(argv):
     parser = argparse.ArgumentParser(prog="cifar-hf evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run folder or Hub id")
     parser.add_argument("--dataset", help="Hub id or local folder (default: the run's dataset, else uoft-cs/cifar10)")
-    parser.add_argument("--split", choices=("test", "validation", "train"), default="test")
+    parser.add_argument("--split", default="test", help="any labelled split of the dataset; 'validation' and 'train' "
+                        "mean the run's seeded hold-out and the rest when the dataset has no split of that name")
+    parser.add_argument("--image-column", "--image_column_name", help="default: the run's, else chosen as in training")
+    parser.add_argument("--label-column", "--label_column_name", help="default: the run's, else chosen as in training")
+    parser.add_argument("--image-size", type=int, help="store images at NxN (default: the run's stored size)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, help=f"validation split seed (default: the run's, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
@@ -58,10 +64,48 @@ def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False)
     return torch.cat(batches)
 
 
+def load_scored_split(args, trained: dict, dataset: str, split: str | None = None) -> tuple:
+    """(ImageArrays, class names) of the split to score (default --split), decoded as the training run decoded it."""
+    from ..data import load_cifar, load_labelled_split
+    from ..data.loading import load_raw_dataset
+
+    split = split or args.split
+    hp = trained.get("hyperparameters", {})
+    columns = {
+        "image_column": args.image_column or hp.get("data", {}).get("image_column") or hp.get("image_column"),
+        "label_column": args.label_column or trained.get("label_column") or hp.get("label_column"),
+        "image_size": args.image_size or trained.get("image_size"),
+    }
+    seed = args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED)
+    max_eval_samples = args.max_eval_samples if args.max_eval_samples else hp.get("max_eval_samples")
+    splits = load_raw_dataset(dataset)  # cheap: datasets caches it, and the split names decide the route
+    if split in splits or split not in ("validation", "train") or "train" not in splits:
+        arrays, class_names, _ = load_labelled_split(dataset, split, max_samples=max_eval_samples, seed=seed,
+                                                     **columns)
+        return arrays, class_names
+    data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
+                      max_eval_samples=max_eval_samples, **columns)
+    return {"validation": data.validation, "train": data.train}[split], data.class_names
+
+
+def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
+    """The split's labels as the model's class indices, matched by name (the split may order them differently)."""
+    import numpy as np
+
+    from ..data import ImageArrays
+
+    unknown = [name for name in class_names if name not in model_names]
+    if unknown:
+        raise InputError(f"the dataset's class(es) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} "
+                         f"are not among the model's {len(model_names)} classes ({', '.join(model_names[:10])}"
+                         f"{' ...' if len(model_names) > 10 else ''}); check --dataset and --label-column")
+    mapping = np.array([model_names.index(name) for name in class_names], dtype=np.int64)
+    return ImageArrays(arrays.pixels, mapping[arrays.labels])
+
+
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     # Only now: --help and flag errors answer without loading torch and transformers.
-    from ..data import load_cifar
     from ..inference import load_classifier, run_results
     from ..robustness.corruptions import parse_corruptions, parse_severities
 
@@ -72,39 +116,33 @@ def main(argv=None) -> int:
         corruptions = parse_corruptions(args.corruptions) if args.corruptions else []
         severities = parse_severities(args.severities)
         trained = run_results(args.model)
-        hp = trained.get("hyperparameters", {})
         dataset = args.dataset or trained.get("dataset") or DEFAULT_DATASET
         model, transform, _ = load_classifier(args.model, args.trust_remote_code)
-        data = load_cifar(
-            dataset,
-            val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE),
-            seed=args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED),
-            max_eval_samples=args.max_eval_samples if args.max_eval_samples else hp.get("max_eval_samples"),
-            warn_no_test=args.split == "test",  # evaluate's own error says it when the test split is asked for
-        )
-        arrays = {"test": data.test, "validation": data.validation, "train": data.train}[args.split]
-        if arrays is None:
-            raise InputError(f"--split test: '{dataset}' has no test split; use --split validation")
-        model_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if model_names != data.class_names:
-            raise InputError(f"the model's classes {model_names} differ from the dataset's {data.class_names}")
+        arrays, dataset_names = load_scored_split(args, trained, dataset)
+        class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        arrays = to_model_labels(arrays, dataset_names, class_names)
+        validation = None  # the split a temperature is fitted on, when another split is scored
+        if args.temperature_scale and args.split != "validation":
+            validation = to_model_labels(*load_scored_split(args, trained, dataset, "validation"), class_names)
     except CifarError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     try:
-        return write_and_print(args, trained, dataset, data, arrays, model, transform, corruptions, severities)
+        return write_and_print(args, trained, dataset, class_names, arrays, validation, model, transform, corruptions,
+                               severities)
     except CifarError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
 
 
-def write_and_print(args, trained: dict, dataset: str, data, arrays, model, transform, corruptions, severities) -> int:
+def write_and_print(args, trained: dict, dataset: str, class_names: list[str], arrays, validation, model, transform,
+                    corruptions, severities) -> int:
     import numpy as np
     import torch
 
     from ..files import write_json
     from ..hub import push_evaluation, write_model_card
-    from ..metrics import confusion_matrix, load_accuracy, per_class_accuracy
+    from ..metrics import TOP5_ABOVE_CLASSES, confusion_matrix, load_accuracy, per_class_accuracy, top5_accuracy
     from ..plots import plot_confusion_matrix
     from ..robustness.report import calibration_section, corruption_report, write_figures
 
@@ -114,27 +152,30 @@ def write_and_print(args, trained: dict, dataset: str, data, arrays, model, tran
     logits = score(arrays.pixels)
     labels = torch.from_numpy(arrays.labels)
     predictions = logits.argmax(-1).numpy()
-    confusion = confusion_matrix(predictions, arrays.labels, len(data.class_names))
+    confusion = confusion_matrix(predictions, arrays.labels, len(class_names))
+    many_classes = len(class_names) > TOP5_ABOVE_CLASSES
     report = {
         "model": args.model,
         "dataset": dataset,
         "split": args.split,
         "tta": args.tta,
         "num_images": len(labels),
+        "num_classes": len(class_names),
+        "image_size": int(arrays.pixels.shape[1]),
         "accuracy": load_accuracy().compute(predictions=predictions, references=arrays.labels)["accuracy"],
+        "top5_accuracy": top5_accuracy(logits.numpy(), arrays.labels) if many_classes else None,
         "loss": float(torch.nn.functional.cross_entropy(logits, labels)),
-        "per_class_accuracy": per_class_accuracy(confusion, data.class_names),
+        "per_class_accuracy": per_class_accuracy(confusion, class_names),
         "confusion_matrix": confusion.tolist(),
-        "class_names": data.class_names,
+        "class_names": class_names,
     }
     if trained and dataset != trained.get("dataset"):  # distribution shift: the gap to the run's own held-out score
         own_split = "test" if trained.get("test_accuracy") is not None else "validation"
         own = trained["test_accuracy"] if own_split == "test" else trained["val_accuracy"]
         report["shift"] = {"run_dataset": trained.get("dataset"), "run_split": own_split, "run_accuracy": own,
                            "accuracy_gap": own - report["accuracy"]}
-    validation = None
-    if args.temperature_scale and args.split != "validation":
-        validation = (score(data.validation.pixels), torch.from_numpy(data.validation.labels))
+    if validation is not None:
+        validation = (score(validation.pixels), torch.from_numpy(validation.labels))
     calibration, bins = calibration_section(logits, labels, args.temperature_scale, validation)
     report.update(calibration)
     if corruptions:
@@ -147,21 +188,23 @@ def write_and_print(args, trained: dict, dataset: str, data, arrays, model, tran
         raise StorageError(f"--output {output}: {error.strerror}") from None
     title = f"{Path(args.model).name or args.model}, {args.split}"
     write_json(output / f"evaluation-{args.split}.json", report)
-    plot_confusion_matrix(confusion, data.class_names, output / f"confusion_matrix-{args.split}.png",
+    plot_confusion_matrix(confusion, class_names, output / f"confusion_matrix-{args.split}.png",
                           f"{title}: accuracy {report['accuracy']:.4f}")
     figures = write_figures(report, bins, output, title)
     card = None
     if trained and output.resolve() == Path(args.model).resolve():  # the run folder's card lists its evaluations
         card = write_model_card(output)
 
-    print(f"{args.split}: {len(labels)} images, accuracy {report['accuracy']:.4f}, loss {report['loss']:.4f}")
-    width = max(len(n) for n in data.class_names)
+    top5 = f", top-5 {report['top5_accuracy']:.4f}" if report["top5_accuracy"] is not None else ""
+    print(f"{dataset} {args.split}: {len(labels)} images, accuracy {report['accuracy']:.4f}{top5}, "
+          f"loss {report['loss']:.4f}")
+    width = max(len(n) for n in class_names)
     for name, value in report["per_class_accuracy"].items():
         print(f"  {name:<{width}}  {'n/a' if value is None else f'{value:.4f}'}")
     print("confusion matrix (rows: true, columns: predicted):")
     cell = max(5, len(str(int(confusion.max()))))  # names cut to the cell width label the columns
-    print(f"  {'':<{width}}  " + " ".join(f"{name[:cell]:>{cell}}" for name in data.class_names))
-    for name, row in zip(data.class_names, confusion, strict=True):
+    print(f"  {'':<{width}}  " + " ".join(f"{name[:cell]:>{cell}}" for name in class_names))
+    for name, row in zip(class_names, confusion, strict=True):
         print(f"  {name:<{width}}  " + " ".join(f"{count:{cell}d}" for count in row))
     if "shift" in report:
         shift = report["shift"]

@@ -13,8 +13,8 @@ from ..errors import CifarError
 from ..files import read_json, write_text
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
-COLUMNS = ("run", "model", "recipe", "epochs", "val acc", "test acc", "val/test images", "train time", "images/s",
-           "hardware")
+COLUMNS = ("run", "model", "data", "recipe", "epochs", "val acc", "test acc", "val/test images", "train time",
+           "images/s", "hardware")
 # Run folders inside a cross-validation, repeat or tuning folder are shown through that folder's row.
 MEMBER_PREFIXES = ("fold-", "seed-", "trial-")
 
@@ -46,16 +46,24 @@ def percent(value, spread=None) -> str:
     return f"{100 * value:.2f}%" + (f" ± {100 * spread:.2f}" if spread is not None else "")
 
 
+def data_description(results: dict) -> str:
+    """The dataset, its number of classes and image size; older runs recorded only the dataset."""
+    dataset = str(results.get("dataset") or results.get("hyperparameters", {}).get("dataset", "-"))
+    if results.get("num_classes") is None:
+        return dataset
+    return f"{dataset} ({results['num_classes']} classes, {results['image_size']}px)"
+
+
 def study_row(folder: Path, name: str, study: dict) -> tuple[float, list[str]]:
     counted = [t for t in study["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
     name = f"{name} ({len(counted)} trials, best #{study['best_trial']})"
     if study["best_folder"] is None:
-        return None, [name, study.get("model") or "-", "tuned", *["-"] * 7]
+        return None, [name, study.get("model") or "-", "-", "tuned", *["-"] * 7]
     best = read_json(folder / study["best_folder"] / "results.json", RECOVERY)
     runtime = sum(t["wall_s"] or 0 for t in study["trials"])  # the study's cost: every trial's wall time
     test = best.get("test_accuracy")
     return (test if test is not None else best["val_accuracy"]), [
-        name, best["model"], "tuned", str(best["epochs"]), percent(best["val_accuracy"]), percent(test),
+        name, best["model"], data_description(best), "tuned", str(best["epochs"]), percent(best["val_accuracy"]), percent(test),
         evaluation_sizes(best), f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
 
 
@@ -75,15 +83,17 @@ def row(folder: Path, name: str) -> tuple[float, list[str]]:
         epochs, hardware = folds[0]["epochs"], folds[0].get("hardware", "-")
         name = (f"{name} ({results['folds']}-fold CV)" if "folds" in results
                 else f"{name} ({results['repeat']} seeds)")
-        sizes = evaluation_sizes(folds[0])
+        sizes, described = evaluation_sizes(folds[0]), folds[0]
     else:
         val, test = results["val_accuracy"], results.get("test_accuracy")
         cells = [percent(val), percent(test)]
         runtime, speed = results["train_runtime_s"], results["train_samples_per_second"]
         epochs, hardware, sizes = results["epochs"], results.get("hardware", "-"), evaluation_sizes(results)
+        described = results
     key = test if test is not None else val
-    return key, [name, results["model"], str(hp.get("recipe", results.get("recipe", "default"))), str(epochs),
-                 *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
+    recipe = str(hp.get("recipe", results.get("recipe", "default")))
+    return key, [name, results["model"], data_description(described), recipe,
+                 str(epochs), *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 
 def report(folders: list[Path]) -> str:

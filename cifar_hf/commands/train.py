@@ -190,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             max_train_samples=args.max_train_samples,
             max_eval_samples=args.max_eval_samples,
             skip_bad_images=args.skip_bad_images,
+            image_column=args.image_column,
+            label_column=args.label_column,
+            image_size=args.image_size,
         )
         run.clear_for_new_run()  # only now: a run that failed on its input keeps the old folder untouched
         code = train_and_report(args, training_flags, data, run.folder)
@@ -227,8 +230,11 @@ def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> 
         return 0
     results = train_once(args, training_flags, data, folder)
     test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
+    if results.get("test_top5_accuracy") is not None:
+        test += f" (top-5 {results['test_top5_accuracy']:.4f})"
     print(
-        f"{args.model}: validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
+        f"{args.model} on {results['num_classes']} classes ({results['label_column']}), {results['image_size']}px: "
+        f"validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
         f"{results['train_runtime_s']:.1f} s training; saved to {folder}"
     )
     return 0

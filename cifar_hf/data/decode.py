@@ -1,10 +1,15 @@
-"""Decode every image once into a fixed-size uint8 array, cached by `datasets` next to the dataset.
+"""Decode every image once into a uint8 array of one square size, cached by `datasets` next to the dataset.
+
+The size is the split's own when all its images share one (64x64 folders stay 64x64); `--image-size N` resizes
+on decode (PIL bilinear). The cache fingerprint covers the size, since it is one of the map's arguments.
 
 Training never touches PIL again: later runs reuse the cache, and augmentation happens on whole batches of these
 arrays on the training device (`cifar_hf.data.augment`).
 """
 
 import io
+import logging
+from collections import Counter
 
 import datasets
 import numpy as np
@@ -13,7 +18,7 @@ from PIL import Image
 
 from ..errors import InputError
 
-IMAGE_SIZE = 32
+logger = logging.getLogger(__name__)
 
 
 def _decode_one(image: dict, size: int) -> np.ndarray:
@@ -44,6 +49,52 @@ def _decode_batch(batch, indices, *, image_column: str, split: str, size: int, s
     return {"pixels": pixels, "ok": ok}
 
 
+def _size_batch(batch, *, image_column: str):
+    widths, heights = [], []
+    for image in batch[image_column]:
+        try:
+            source = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
+            with Image.open(source) as opened:  # reads the header only
+                width, height = opened.size
+        except Exception:  # an undecodable image is reported (or skipped) by the decode pass, not here
+            width = height = 0
+        widths.append(width)
+        heights.append(height)
+    return {"width": widths, "height": heights}
+
+
+def image_sizes(split: datasets.Dataset, name: str, image_column: str) -> Counter:
+    """How many images of each (width, height) the split holds (headers only; cached like the decoded images)."""
+    sizes = split.cast_column(image_column, datasets.Image(decode=False)).map(
+        _size_batch,
+        batched=True,
+        batch_size=1000,
+        remove_columns=split.column_names,
+        features=datasets.Features({"width": datasets.Value("int32"), "height": datasets.Value("int32")}),
+        fn_kwargs={"image_column": image_column},
+        desc=f"Reading {name} image sizes",
+    )
+    pairs = zip(sizes.data.column("width").to_numpy(), sizes.data.column("height").to_numpy(), strict=True)
+    return Counter((int(w), int(h)) for w, h in pairs if w and h)
+
+
+def choose_image_size(sizes: Counter, name: str, requested: int | None = None) -> int:
+    """The side every image is stored at: `requested`, else the split's one square size, else the most common's."""
+    if requested:
+        return requested
+    if not sizes:
+        raise InputError(f"no image of split '{name}' could be read")
+    (width, height), count = max(sizes.items(), key=lambda item: (item[1], max(item[0])))
+    side = max(width, height)
+    if len(sizes) > 1 or width != height:
+        listed = ", ".join(f"{w}x{h}: {n}" for (w, h), n in sizes.most_common(4))
+        more = f" and {len(sizes) - 4} more" if len(sizes) > 4 else ""
+        logger.warning("split '%s' has images of %d size(s) (%s%s): storing all at %dx%d, the larger side of the "
+                       "most common size (bilinear); pass --image-size N to choose",
+                       name, len(sizes), listed, more, side, side)
+    return side
+
+
 def _fixed_shape_numpy(column: pa.ChunkedArray) -> np.ndarray:
     """The flat values of a fixed-shape array column, without going through Python lists (50k images: 0.2 s)."""
     values = column.combine_chunks()
@@ -54,12 +105,12 @@ def _fixed_shape_numpy(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def decode_split(
-    split: datasets.Dataset, name: str, image_column: str, label_column: str, skip_bad_images: bool = False
+    split: datasets.Dataset, name: str, image_column: str, label_column: str, size: int, skip_bad_images: bool = False
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(pixels (N, 32, 32, 3) uint8, labels (N,) int64, number of undecodable rows skipped)."""
+    """(pixels (N, size, size, 3) uint8, labels (N,) int64, number of undecodable rows skipped)."""
     features = datasets.Features(
         {
-            "pixels": datasets.Array3D(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), dtype="uint8"),
+            "pixels": datasets.Array3D(shape=(size, size, 3), dtype="uint8"),
             "ok": datasets.Value("bool"),
             label_column: datasets.Value("int64"),  # range-checked by the caller, with the row named
         }
@@ -71,11 +122,11 @@ def decode_split(
         with_indices=True,
         remove_columns=[c for c in split.column_names if c != label_column],
         features=features,
-        fn_kwargs={"image_column": image_column, "split": name, "size": IMAGE_SIZE, "skip_bad_images": skip_bad_images},
+        fn_kwargs={"image_column": image_column, "split": name, "size": size, "skip_bad_images": skip_bad_images},
         desc=f"Decoding {name} images (once; cached for later runs)",
     )
     table = decoded.data  # map wrote a fresh table: no indices mapping to apply
-    pixels = _fixed_shape_numpy(table.column("pixels")).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 3)
+    pixels = _fixed_shape_numpy(table.column("pixels")).reshape(-1, size, size, 3)
     ok = table.column("ok").to_numpy()
     labels = table.column(label_column).to_numpy().astype(np.int64)
     bad = int((~ok).sum())

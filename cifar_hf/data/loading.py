@@ -12,14 +12,14 @@ import datasets
 import numpy as np
 
 from ..errors import InputError
-from .decode import decode_split
+from .decode import choose_image_size, decode_split, image_sizes
 from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from .splits import stratified_split, stratified_subset
 
 logger = logging.getLogger(__name__)
 
 IMAGE_COLUMNS = ("img", "image")
-LABEL_COLUMNS = ("label", "labels")
+LABEL_COLUMNS = ("label", "labels", "fine_label")  # in this order; fine_label: CIFAR-100's 100 classes, not its 20
 
 
 @dataclass
@@ -47,6 +47,9 @@ class CifarData:
     test: ImageArrays | None
     bad_images_skipped: dict[str, int] = field(default_factory=dict)
     full_train: ImageArrays | None = None  # the whole training split (cross-validation folds it itself)
+    image_column: str = "img"
+    label_column: str = "label"
+    image_size: int = 32  # side of the stored (decoded) images
 
 
 def looks_like_path(name: str) -> bool:
@@ -76,21 +79,32 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
         ) from None
 
 
-def find_columns(split: datasets.Dataset) -> tuple[str, str]:
-    """The image column (`img`, `image` or any Image feature) and the label column (`label`, `labels` or any ClassLabel)."""
-    features = split.features
-    images = [c for c in IMAGE_COLUMNS if c in features] or [
-        c for c, f in features.items() if isinstance(f, datasets.Image)
-    ]
-    labels = [c for c in LABEL_COLUMNS if c in features] or [
-        c for c, f in features.items() if isinstance(f, datasets.ClassLabel)
-    ]
+def _choose(kind: str, flag: str, requested: str | None, preferred: tuple[str, ...], of_type, features) -> str:
+    """`requested` if the split has it; else the first `preferred` name present; else the only column of `of_type`."""
     found = ", ".join(features) or "none"
-    if not images:
-        raise InputError(f"--dataset: no image column (looked for {' or '.join(IMAGE_COLUMNS)}); columns found: {found}")
-    if not labels:
-        raise InputError(f"--dataset: no label column (looked for {' or '.join(LABEL_COLUMNS)}); columns found: {found}")
-    return images[0], labels[0]
+    if requested:
+        if requested not in features:
+            raise InputError(f"{flag} {requested}: no such column; columns found: {found}")
+        return requested
+    for name in preferred:
+        if name in features:
+            return name
+    candidates = [name for name, feature in features.items() if isinstance(feature, of_type)]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise InputError(f"--dataset: {len(candidates)} {kind} columns ({', '.join(candidates)}) and none is "
+                         f"{' or '.join(preferred)}: choose one with {flag}")
+    raise InputError(f"--dataset: no {kind} column (looked for {' or '.join(preferred)}); columns found: {found}")
+
+
+def find_columns(split: datasets.Dataset, image_column: str | None = None, label_column: str | None = None):
+    """(image column, label column): the ones asked for, else an unambiguous choice, else InputError listing them."""
+    features = split.features
+    return (
+        _choose("image", "--image-column", image_column, IMAGE_COLUMNS, datasets.Image, features),
+        _choose("label", "--label-column", label_column, LABEL_COLUMNS, datasets.ClassLabel, features),
+    )
 
 
 def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarray) -> list[str]:
@@ -140,6 +154,22 @@ def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
         )
 
 
+def decode_splits(raw, names, dataset, image_column, label_column, image_size, skip_bad_images):
+    """({split: ImageArrays}, {split: rows skipped}, side): all splits at one side, by default the first split's."""
+    decoded, bad_images = {}, {}
+    for split in names:
+        if len(raw[split]) == 0:
+            raise InputError(f"--dataset: split '{split}' of '{dataset}' is empty")
+        find_columns(raw[split], image_column, label_column)
+        if image_size is None:
+            image_size = choose_image_size(image_sizes(raw[split], split, image_column), split)
+        pixels, labels, bad = decode_split(raw[split], split, image_column, label_column, image_size, skip_bad_images)
+        decoded[split], bad_images[split] = ImageArrays(pixels, labels), bad
+        if bad:
+            logger.warning("skipped %d undecodable image(s) in split '%s'", bad, split)
+    return decoded, bad_images, image_size
+
+
 def load_cifar(
     dataset: str = DEFAULT_DATASET,
     *,
@@ -149,6 +179,9 @@ def load_cifar(
     max_eval_samples: int | None = None,
     skip_bad_images: bool = False,
     warn_no_test: bool = True,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    image_size: int | None = None,
 ) -> CifarData:
     """Load, decode and check `dataset`, then hold out a seeded, stratified validation split of its training split.
 
@@ -157,24 +190,16 @@ def load_cifar(
     raw = load_raw_dataset(dataset)
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
-    image_column, label_column = find_columns(raw["train"])
+    image_column, label_column = find_columns(raw["train"], image_column, label_column)
     raw = encode_string_labels(raw, label_column)
     if not 1 <= val_size < len(raw["train"]):  # before decoding: a too-large split costs no wait
         raise InputError(
             f"--val-size {val_size} must be at least 1 and below the {len(raw['train'])} images of the training split"
         )
-
-    decoded, bad_images = {}, {}
-    for split in ("train", "test"):
-        if split not in raw:
-            continue
-        if len(raw[split]) == 0:
-            raise InputError(f"--dataset: split '{split}' of '{dataset}' is empty")
-        find_columns(raw[split])
-        pixels, labels, bad = decode_split(raw[split], split, image_column, label_column, skip_bad_images)
-        decoded[split], bad_images[split] = ImageArrays(pixels, labels), bad
-        if bad:
-            logger.warning("skipped %d undecodable image(s) in split '%s'", bad, split)
+    splits = [split for split in ("train", "test") if split in raw]
+    decoded, bad_images, image_size = decode_splits(
+        raw, splits, dataset, image_column, label_column, image_size, skip_bad_images
+    )
 
     class_names = class_names_of(raw["train"], label_column, decoded["train"].labels)
     for split, arrays in decoded.items():
@@ -197,4 +222,30 @@ def load_cifar(
         validation = validation.take(stratified_subset(validation.labels, max_eval_samples, seed))
         if test is not None:
             test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
-    return CifarData(dataset, class_names, train, validation, test, bad_images, full_train)
+    return CifarData(dataset, class_names, train, validation, test, bad_images, full_train,
+                     image_column, label_column, image_size)
+
+
+def load_labelled_split(
+    dataset: str,
+    split: str,
+    *,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    image_size: int | None = None,
+    max_samples: int | None = None,
+    seed: int = DEFAULT_SEED,
+) -> tuple[ImageArrays, list[str], int]:
+    """One labelled split of any dataset, a train split or not: (images, its class names, stored side)."""
+    raw = load_raw_dataset(dataset)
+    if split not in raw:
+        found = ", ".join(raw) or "none"
+        raise InputError(f"--split {split}: '{dataset}' has no {split} split; splits found: {found}")
+    image_column, label_column = find_columns(raw[split], image_column, label_column)
+    decoded, _, image_size = decode_splits(raw, [split], dataset, image_column, label_column, image_size, False)
+    arrays = decoded[split]
+    class_names = class_names_of(raw[split], label_column, arrays.labels)
+    check_labels(arrays.labels, len(class_names), split)
+    if max_samples is not None:
+        arrays = arrays.take(stratified_subset(arrays.labels, max_samples, seed))
+    return arrays, class_names, image_size

@@ -15,11 +15,22 @@ def load_accuracy():
     return evaluate.load(str(ACCURACY_MODULE))
 
 
+TOP5_ABOVE_CLASSES = 10  # top-5 accuracy is reported for datasets with more classes than CIFAR-10
+
+
+def top5_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Share of images whose true class is among the 5 highest logits."""
+    top5 = np.argpartition(-np.asarray(logits), 5, axis=-1)[:, :5]
+    return float((top5 == np.asarray(labels)[:, None]).any(axis=-1).mean())
+
+
 def compute_metrics(eval_prediction) -> dict[str, float]:
-    """`Trainer.compute_metrics`: accuracy of the argmax of the logits."""
-    logits, labels = eval_prediction.predictions, eval_prediction.label_ids
-    predictions = np.asarray(logits).argmax(axis=-1)
-    return load_accuracy().compute(predictions=predictions, references=np.asarray(labels))
+    """`Trainer.compute_metrics`: accuracy of the argmax of the logits, and top-5 accuracy beyond 10 classes."""
+    logits, labels = np.asarray(eval_prediction.predictions), np.asarray(eval_prediction.label_ids)
+    metrics = load_accuracy().compute(predictions=logits.argmax(axis=-1), references=labels)
+    if logits.shape[-1] > TOP5_ABOVE_CLASSES:
+        metrics["top5_accuracy"] = top5_accuracy(logits, labels)
+    return metrics
 
 
 def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -15,6 +15,7 @@ class CifarResNetConfig(PreTrainedConfig):
     model_type = "cifar_resnet"
 
     num_channels: int = 3
+    image_size: int = 32  # what it was trained on; global pooling makes the weights work at any size
     embedding_size: int = 64
     hidden_sizes: list[int] | tuple[int, ...] = (64, 128, 256, 512)
     depths: list[int] | tuple[int, ...] = (2, 2, 2, 2)

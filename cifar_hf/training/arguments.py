@@ -72,12 +72,23 @@ class RunArguments:
     ema_decay: float | None = _arg(None, "Keep an exponential moving average of the weights with this decay (e.g. "
                                    "0.999); evaluation and the saved model use it.")
     early_stopping_patience: int | None = _arg(None, "Stop after N epochs without a better validation accuracy.")
+    image_column: str | None = _arg(None, "Image column (default: img, image, or the only Image column).",
+                                    ["--image_column_name"])
+    label_column: str | None = _arg(
+        None, "Label column (default: label, labels, fine_label, or the only ClassLabel column); "
+        "CIFAR-100: fine_label (100 classes) or coarse_label (20).", ["--label_column_name"])
+    image_size: int | None = _arg(None, "Store (and train on) NxN images, resized bilinearly on decode "
+                                  "(default: the dataset's own size).")
+    image_mean: list[float] | None = _arg(None, "Per-channel mean to normalise with (default: the training split's; "
+                                          "previt: the checkpoint's).")
+    image_std: list[float] | None = _arg(None, "Per-channel std to normalise with (give with --image-mean).")
 
     def validate(self) -> None:
         positive_int = {"-e/--epoch": self.epoch, "-b/--batch-size": self.batch_size, "--folds": self.folds,
                         "--val-size": self.val_size, "--max-train-samples": self.max_train_samples,
                         "--max-eval-samples": self.max_eval_samples, "--repeat": self.repeat,
-                        "--stop-check-steps": self.stop_check_steps}
+                        "--stop-check-steps": self.stop_check_steps,
+                        "--image-size": self.image_size}
         for flag, value in positive_int.items():
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
@@ -89,6 +100,13 @@ class RunArguments:
             raise UsageError("--repeat and -c/--cross-validate do not combine: each already trains several seeds")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise UsageError(f"-l/--learning-rate must be a finite number above 0 (got {self.learning_rate})")
+        if (self.image_mean is None) != (self.image_std is None):
+            raise UsageError("--image-mean and --image-std go together: give both or neither")
+        if self.image_mean is not None:
+            if len(self.image_mean) != 3 or len(self.image_std) != 3:
+                raise UsageError("--image-mean and --image-std take 3 values each (R G B)")
+            if not all(value > 0 for value in self.image_std):
+                raise UsageError(f"--image-std must be above 0 (got {' '.join(map(str, self.image_std))})")
         if self.ckpt_frequency < 0:
             raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
         if self.lora_r is not None and self.model != "previt":
@@ -200,7 +218,7 @@ def parse_arguments(
     parser = HfArgumentParser(
         RunArguments,
         prog="run_classification.py",
-        description="Train a CIFAR-10 classifier with the Hugging Face Trainer.",
+        description="Train an image classifier (CIFAR-10 by default) with the Hugging Face Trainer.",
         epilog="Any TrainingArguments flag is passed through too, e.g. --bf16, --dataloader_num_workers 2, "
         "--push_to_hub, --torch_compile.",
     )

@@ -140,6 +140,10 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
     report = {
         "model": args.model,
         "cross_validation": True,
+        "dataset": data.dataset,
+        "label_column": data.label_column,
+        "num_classes": len(data.class_names),
+        "image_size": data.image_size,
         "folds": args.folds,
         "folds_complete": complete,
         "seed": args.seed,

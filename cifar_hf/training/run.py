@@ -21,6 +21,7 @@ from transformers import EarlyStoppingCallback, TrainingArguments, ViTImageProce
 from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
+from ..data.statistics import channel_statistics
 from ..errors import InputError, Preempted, PushError, StorageError
 from ..files import atomic_path, write_json, write_text
 from ..hub import push_adapter_folder, push_run_folder, write_model_card
@@ -64,24 +65,44 @@ def uses_bf16(args: RunArguments, recipe: Recipe) -> bool:
     return recipe.bf16 and on_gpu(args) and torch.cuda.is_bf16_supported()
 
 
-def build_model_and_transform(args: RunArguments, recipe: Recipe, class_names: list[str]):
+def normalisation(args: RunArguments, data: CifarData, checkpoint: tuple | None = None) -> dict:
+    """Mean and std to normalise with, and where they come from (recorded in results.json)."""
+    if args.image_mean is not None:
+        return {"mean": tuple(args.image_mean), "std": tuple(args.image_std), "source": "--image-mean/--image-std"}
+    if checkpoint is not None:
+        return {"mean": checkpoint[0], "std": checkpoint[1], "source": f"checkpoint {args.model_name_or_path}"}
+    mean, std = channel_statistics(data.train.pixels)
+    return {"mean": mean, "std": std, "source": f"training split ({len(data.train)} images)"}
+
+
+def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarData):
+    """(model, its BatchTransform, the normalisation record); scratch models are built for the stored image size."""
     if args.model == "previt":
-        model = load_pretrained_classifier(args.model_name_or_path, class_names)
+        model = load_pretrained_classifier(args.model_name_or_path, data.class_names)
         if args.lora_r is not None:
             model = apply_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_target_modules)
         side, mean, std = pretrained_preprocessing(args.model_name_or_path, model.config)
-        transform = BatchTransform(mean=mean, std=std, image_size=side, horizontal_flip=recipe.horizontal_flip,
-                                   crop_padding=recipe.crop_padding, cutout=recipe.cutout)
-        describe_training_preprocessing(model.config, side, transform.resample, mean, std)
-        return model, transform
+        stats = normalisation(args, data, checkpoint=(mean, std))
+        # One resize, from the stored size straight to the checkpoint's.
+        transform = BatchTransform(mean=stats["mean"], std=stats["std"], image_size=side,
+                                   horizontal_flip=recipe.horizontal_flip, crop_padding=recipe.crop_padding,
+                                   cutout=recipe.cutout)
+        describe_training_preprocessing(model.config, side, transform.resample, stats["mean"], stats["std"])
+        return model, transform, stats
     overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
-    model = build_scratch_model(args.model, class_names, **overrides)
+    try:
+        model = build_scratch_model(args.model, data.class_names, image_size=data.image_size, **overrides)
+    except ValueError as error:  # e.g. a vit stem that cannot reach its token grid from this size
+        raise InputError(f"{args.model} cannot take {data.image_size}x{data.image_size} images ({error}); "
+                         "pass --image-size 32 or 64") from None
     channels_last = args.model in CONVNETS and on_gpu(args)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    transform = BatchTransform(crop_padding=recipe.crop_padding, horizontal_flip=recipe.horizontal_flip,
+    stats = normalisation(args, data)
+    transform = BatchTransform(mean=stats["mean"], std=stats["std"], image_size=data.image_size,
+                               crop_padding=recipe.crop_padding, horizontal_flip=recipe.horizontal_flip,
                                cutout=recipe.cutout, channels_last=channels_last)
-    return model, transform
+    return model, transform, stats
 
 
 def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags: dict, output_dir: Path) -> TrainingArguments:
@@ -135,6 +156,7 @@ def build_mixup(recipe: Recipe, num_classes: int):
 
 class SplitEvaluation(NamedTuple):
     accuracy: float | None = None
+    top5_accuracy: float | None = None  # only beyond 10 classes
     loss: float | None = None
     per_class_accuracy: dict | None = None
     output: PredictionOutput | None = None  # logits and labels
@@ -162,7 +184,7 @@ def summarise(output: PredictionOutput, class_names: list[str], name: str) -> Sp
     predictions = np.asarray(output.predictions).argmax(-1)
     confusion = confusion_matrix(predictions, np.asarray(output.label_ids), len(class_names))
     metrics = output.metrics
-    return SplitEvaluation(metrics[f"{name}_accuracy"], metrics[f"{name}_loss"],
+    return SplitEvaluation(metrics[f"{name}_accuracy"], metrics.get(f"{name}_top5_accuracy"), metrics[f"{name}_loss"],
                            per_class_accuracy(confusion, class_names), output, confusion)
 
 
@@ -196,7 +218,7 @@ def build_trainer(
         torch.backends.cudnn.allow_tf32 = True
     training_args = build_training_arguments(args, recipe, training_flags, output_dir)
     transformers.set_seed(training_args.seed)  # the model's initialisation is part of the seeded run
-    model, transform = build_model_and_transform(args, recipe, data.class_names)
+    model, transform, stats = build_model_and_transform(args, recipe, data)
 
     optimizer_kwargs = {"lr": training_args.learning_rate, **recipe.optimizer_kwargs}
     if training_args.device.type == "cuda":
@@ -213,6 +235,10 @@ def build_trainer(
         "validation_size": len(data.validation),
         "test_size": len(data.test) if data.test is not None else 0,
     })
+    hyperparameters["data"] = {  # what was actually used, whether given or chosen
+        "image_column": data.image_column, "label_column": data.label_column, "num_classes": len(data.class_names),
+        "image_size": data.image_size, "model_input_size": transform.image_size, "normalisation": stats,
+    }
 
     trainer = CifarTrainer(
         model=model,
@@ -362,10 +388,15 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         "dataset": data.dataset,
         "epochs": training_args.num_train_epochs,
         "seed": training_args.seed,
+        "label_column": data.label_column,
+        "num_classes": len(data.class_names),
+        "image_size": data.image_size,
         "val_accuracy": val.accuracy,
         "val_loss": val.loss,
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
+        "val_top5_accuracy": val.top5_accuracy,
+        "test_top5_accuracy": test.top5_accuracy,
         "val_per_class_accuracy": val.per_class_accuracy,
         "test_per_class_accuracy": test.per_class_accuracy,
         "train_runtime_s": train_output.metrics["train_runtime"],

@@ -1,0 +1,248 @@
+"""Datasets other than CIFAR-10 (issue 17): column choice, native image size, the data's own statistics, top-5,
+and `evaluate` on any labelled split. Every dataset is made here, tiny (CPU, no network)."""
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import CLASS_NAMES, synthetic_images, write_hub_dataset
+from PIL import Image
+
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+from cifar_hf.data import augment, load_cifar
+from cifar_hf.data import decode as decode_module
+from cifar_hf.data.augment import CIFAR10_MEAN
+from cifar_hf.data.statistics import channel_statistics
+from cifar_hf.errors import InputError, UsageError
+from cifar_hf.metrics import top5_accuracy
+from cifar_hf.training.arguments import RunArguments, parse_arguments
+from cifar_hf.training.run import build_trainer
+
+QUIET = ["-d", "cpu", "--disable_tqdm", "true"]
+NO_REPORTS = {"report_to": "none", "disable_tqdm": True}
+
+
+def save_to_disk(folder, splits: dict, features: datasets.Features):
+    """{split: {column: values}} written with `save_to_disk`, which keeps the column order and every ClassLabel."""
+    datasets.DatasetDict(
+        {name: datasets.Dataset.from_dict(columns, features=features) for name, columns in splits.items()}
+    ).save_to_disk(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cifar100_layout(tmp_path_factory):
+    """CIFAR-100's Hub columns, `coarse_label` before `fine_label`: 100 fine classes in 20 superclasses, 16x16."""
+    features = datasets.Features({
+        "img": datasets.Image(),
+        "coarse_label": datasets.ClassLabel(names=[f"super{i}" for i in range(20)]),
+        "fine_label": datasets.ClassLabel(names=[f"fine{i}" for i in range(100)]),
+    })
+
+    def split(num_images, seed):
+        images, fine = synthetic_images(num_images, seed=seed, size=16, num_classes=100)
+        return {"img": images, "coarse_label": [label // 5 for label in fine], "fine_label": fine}
+
+    return save_to_disk(tmp_path_factory.mktemp("cifar100"), {"train": split(200, 1), "test": split(100, 2)}, features)
+
+
+@pytest.fixture(scope="module")
+def images64(tmp_path_factory):
+    """4 colour classes at 64x64: 96 train and 40 test images."""
+    folder = tmp_path_factory.mktemp("images64")
+    return write_hub_dataset(folder, {"train": synthetic_images(96, seed=11, size=64),
+                                      "test": synthetic_images(40, seed=12, size=64)})
+
+
+@pytest.fixture(scope="module")
+def cnn64_run(images64, tmp_path_factory):
+    save = tmp_path_factory.mktemp("runs64")
+    assert train(["-m", "cnn", *QUIET, "--dataset", str(images64), "--val-size", "16", "-e", "3", "-b", "16",
+                  "-l", "3e-3", "-s", str(save)]) == 0
+    return save / "cifar-cnn"
+
+
+def one_line_error(capsys) -> str:
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: ")
+    return error[0]
+
+
+# --- columns -------------------------------------------------------------------------------------------------------
+
+def test_cifar100_layout_trains_on_the_100_fine_labels_by_default(cifar100_layout):
+    data = load_cifar(str(cifar100_layout), val_size=100)
+    assert data.label_column == "fine_label" and len(data.class_names) == 100
+    assert data.class_names[7] == "fine7" and data.image_size == 16
+    assert sorted(np.concatenate([data.train.labels, data.validation.labels])) == sorted(list(range(100)) * 2)
+
+
+def test_label_column_coarse_trains_on_the_20_superclasses_with_top5(cifar100_layout, tmp_path, capsys):
+    assert train(["-m", "cnn", *QUIET, "--dataset", str(cifar100_layout), "--label-column", "coarse_label",
+                  "--val-size", "20", "-e", "1", "-b", "32", "-s", str(tmp_path)]) == 0
+    run = tmp_path / "cifar-cnn"
+    results = json.loads((run / "results.json").read_text())
+    assert results["label_column"] == "coarse_label" and results["num_classes"] == 20
+    assert json.loads((run / "config.json").read_text())["id2label"]["19"] == "super19"
+    assert 0 <= results["val_top5_accuracy"] <= 1 and results["test_top5_accuracy"] >= results["test_accuracy"]
+    assert "20 classes (coarse_label)" in capsys.readouterr().out
+    card = yaml.safe_load((run / "README.md").read_text().split("---\n")[1])
+    assert "cifar10" not in card["tags"]  # no CIFAR-10 tag on other data
+
+
+def test_several_label_columns_with_other_names_stop_before_any_work(tmp_path, capsys):
+    features = datasets.Features({"img": datasets.Image(), "animal": datasets.ClassLabel(names=["cat", "dog"]),
+                                  "colour": datasets.ClassLabel(names=["red", "blue"])})
+    images, labels = synthetic_images(12, seed=3, num_classes=2)
+    folder = save_to_disk(tmp_path / "two", {"train": {"img": images, "animal": labels, "colour": labels[::-1]}},
+                          features)
+    assert train(["-m", "cnn", *QUIET, "--dataset", str(folder), "--val-size", "2", "-s", str(tmp_path)]) == 1
+    line = one_line_error(capsys)
+    assert "animal, colour" in line and "--label-column" in line
+    assert not (tmp_path / "cifar-cnn").exists()
+    assert load_cifar(str(folder), val_size=2, label_column="colour").class_names == ["red", "blue"]
+    with pytest.raises(InputError, match="--label-column size: no such column; columns found: img, animal, colour"):
+        load_cifar(str(folder), val_size=2, label_column="size")
+
+
+def test_column_flags_accept_the_hf_example_spellings():
+    args, _ = parse_arguments(["-m", "cnn", "--image_column_name", "img", "--label_column_name", "coarse_label",
+                               "--image-size", "64"])
+    assert (args.image_column, args.label_column, args.image_size) == ("img", "coarse_label", 64)
+    with pytest.raises(UsageError, match="--image-mean and --image-std go together"):
+        parse_arguments(["-m", "cnn", "--image-mean", "0.5", "0.5", "0.5"])
+
+
+# --- image size ------------------------------------------------------------------------------------------------------
+
+def test_64px_images_stay_64px_in_training_and_in_the_saved_processor(cnn64_run):
+    results = json.loads((cnn64_run / "results.json").read_text())
+    processor = json.loads((cnn64_run / "preprocessor_config.json").read_text())
+    assert results["image_size"] == 64 and processor["size"] == {"height": 64, "width": 64}
+    assert json.loads((cnn64_run / "config.json").read_text())["image_size"] == 64
+    assert results["val_accuracy"] > 0.5  # 4 colour classes are learnt at 64x64 too
+
+
+@pytest.mark.parametrize("model", ["resnet", "vit"])
+def test_resnet_and_vit_train_at_64px(model, images64, tmp_path):
+    data = load_cifar(str(images64), val_size=8, max_train_samples=16)
+    args = RunArguments(model=model, device="cpu", batch_size=8)
+    trainer, transform, hyperparameters = build_trainer(args, {**NO_REPORTS, "max_steps": 1},
+                                                        data, tmp_path)
+    trainer.train()
+    assert trainer.model.config.image_size == 64 and hyperparameters["data"]["model_input_size"] == 64
+    assert transform.image_processor_kwargs()["size"] == {"height": 64, "width": 64}
+    pixels = torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2)
+    assert transform(pixels, train=False).shape == (8, 3, 64, 64)
+    assert trainer.model.eval()(pixel_values=transform(pixels, train=False)).logits.shape == (8, 4)
+
+
+def test_previt_resizes_64px_straight_to_the_checkpoint_size_once(images64, tmp_path, monkeypatch):
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    checkpoint = tmp_path / "vit32"
+    config = ViTConfig(image_size=32, patch_size=16, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=64, num_labels=1000)
+    ViTForImageClassification(config).save_pretrained(checkpoint)
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.4] * 3, image_std=[0.3] * 3).save_pretrained(
+        checkpoint)
+    data = load_cifar(str(images64), val_size=8, max_train_samples=16)
+    args = RunArguments(model="previt", device="cpu", model_name_or_path=str(checkpoint))
+    _, transform, hyperparameters = build_trainer(args, NO_REPORTS, data, tmp_path / "run")
+    resizes = []
+    original = augment.F.interpolate
+    monkeypatch.setattr(augment.F, "interpolate",
+                        lambda x, **kw: resizes.append((x.shape[-1], kw["size"])) or original(x, **kw))
+    pixels = torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2)
+    assert data.validation.pixels.shape[1:] == (64, 64, 3)  # stored at 64, not shrunk to 32 first
+    assert transform(pixels, train=False).shape == (8, 3, 32, 32)
+    assert resizes == [(64, (32, 32))]
+    assert hyperparameters["data"]["normalisation"]["mean"] == (0.4, 0.4, 0.4)  # previt keeps the checkpoint's
+
+
+def test_mixed_sizes_say_which_size_was_chosen_and_the_cache_follows_the_size(tmp_path, caplog, monkeypatch):
+    images = [Image.new("RGB", (40, 40), (200, 40, 40))] * 6 + [Image.new("RGB", (24, 24), (40, 40, 200))] * 2
+    write_hub_dataset(tmp_path, {"train": (images, [0, 1, 2, 3] * 2)})
+    data = load_cifar(str(tmp_path), val_size=4)
+    assert data.image_size == 40 and data.train.pixels.shape[1:] == (40, 40, 3)
+    warnings = [r.getMessage() for r in caplog.records if "--image-size" in r.getMessage()]
+    assert len(warnings) == 1 and "40x40: 6, 24x24: 2" in warnings[0] and "storing all at 40x40" in warnings[0]
+    caplog.clear()
+    data = load_cifar(str(tmp_path), val_size=4, image_size=24)  # a new size is decoded anew, not read from the cache
+    assert data.image_size == 24 and data.train.pixels.shape[1:] == (24, 24, 3)
+    assert not [r for r in caplog.records if "--image-size" in r.getMessage()]
+    calls = []
+    original = decode_module._decode_one
+    monkeypatch.setattr(decode_module, "_decode_one", lambda *a: calls.append(1) or original(*a))
+    assert load_cifar(str(tmp_path), val_size=4, image_size=24).train.pixels.shape[1] == 24
+    assert load_cifar(str(tmp_path), val_size=4).train.pixels.shape[1] == 40
+    assert calls == []  # both sizes were cached, each under its own fingerprint
+
+
+# --- statistics ------------------------------------------------------------------------------------------------------
+
+def test_channel_statistics_match_a_float_computation():
+    pixels = np.random.default_rng(0).integers(0, 256, (7, 5, 6, 3), dtype=np.uint8)
+    pixels[..., 2] = 9  # a constant channel divides by 1, not 0
+    mean, std = channel_statistics(pixels)
+    scaled = pixels.reshape(-1, 3) / 255
+    assert mean == pytest.approx(scaled.mean(0), abs=1e-4)
+    assert std[:2] == pytest.approx(scaled.std(0)[:2], abs=1e-4) and std[2] == 1.0
+
+
+def test_the_training_splits_own_statistics_are_recorded_and_used(cnn64_run, images64):
+    results = json.loads((cnn64_run / "results.json").read_text())
+    recorded = results["hyperparameters"]["data"]["normalisation"]
+    train_pixels = load_cifar(str(images64), val_size=16).train.pixels.reshape(-1, 3) / 255
+    assert recorded["mean"] == pytest.approx(train_pixels.mean(0), abs=1e-4)
+    assert recorded["std"] == pytest.approx(train_pixels.std(0), abs=1e-4)
+    assert recorded["source"] == "training split (80 images)"
+    processor = json.loads((cnn64_run / "preprocessor_config.json").read_text())
+    assert processor["image_mean"] == pytest.approx(recorded["mean"]) and processor["image_std"] == recorded["std"]
+    assert recorded["mean"] != pytest.approx(CIFAR10_MEAN, abs=1e-2)
+    assert "training split" in (cnn64_run / "README.md").read_text()
+
+
+def test_image_mean_and_std_flags_override_the_statistics(images64, tmp_path):
+    data = load_cifar(str(images64), val_size=8, max_train_samples=16)
+    args = RunArguments(model="cnn", device="cpu", image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25])
+    _, transform, hyperparameters = build_trainer(args, NO_REPORTS, data, tmp_path)
+    assert transform.mean == (0.5, 0.5, 0.5) and transform.std == (0.25, 0.25, 0.25)
+    assert hyperparameters["data"]["normalisation"]["source"] == "--image-mean/--image-std"
+
+
+def test_top5_accuracy_counts_the_true_class_among_the_five_highest():
+    logits = np.tile(np.arange(12.0)[::-1], (3, 1))  # class 0 highest, class 11 lowest
+    assert top5_accuracy(logits, np.array([0, 4, 5])) == pytest.approx(2 / 3)
+
+
+# --- evaluate on any split -------------------------------------------------------------------------------------------
+
+def test_evaluate_on_a_test_only_folder_equals_the_runs_own_test_accuracy(cnn64_run, tmp_path, capsys):
+    images, labels = synthetic_images(40, seed=12, size=64)  # the run's test split, in a folder of its own
+    reordered = CLASS_NAMES[::-1]  # and with the classes in another order: matched by name
+    labels = [reordered.index(CLASS_NAMES[label]) for label in labels]
+    folder = write_hub_dataset(tmp_path / "test-only", {"test": (images, labels)}, class_names=reordered)
+    assert cli(["evaluate", "--model", str(cnn64_run), "--dataset", str(folder), "--output", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "evaluation-test.json").read_text())
+    trained = json.loads((cnn64_run / "results.json").read_text())
+    assert report["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9)
+    assert report["dataset"] == str(folder) and report["split"] == "test" and report["num_images"] == 40
+    assert report["image_size"] == 64 and report["top5_accuracy"] is None  # 4 classes: no top-5
+    assert "test: 40 images" in capsys.readouterr().out
+
+
+def test_evaluate_names_a_class_the_model_does_not_know_in_one_line(cnn64_run, tmp_path, capsys):
+    images, labels = synthetic_images(8, seed=13, size=64)
+    folder = write_hub_dataset(tmp_path / "other", {"photos": (images, labels)},
+                               class_names=["red", "green", "blue", "purple"])
+    assert cli(["evaluate", "--model", str(cnn64_run), "--dataset", str(folder), "--split", "photos",
+                "--output", str(tmp_path)]) == 1
+    line = one_line_error(capsys)
+    assert "purple" in line and "not among the model's 4 classes" in line
+    assert cli(["evaluate", "--model", str(cnn64_run), "--dataset", str(folder), "--split", "nope"]) == 1
+    assert "splits found: photos" in one_line_error(capsys)
