@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             note = run.failed(error) if run is not None else ""
         print(f"error: {error}{note}", file=sys.stderr)
         return error.exit_code
+    except KeyboardInterrupt as error:  # a Ctrl-C that no handler of ours turned into Preempted: the same exit
+        note = run.failed(error) if run is not None else ""
+        print(f"\ninterrupted{note}", file=sys.stderr)
+        return INTERRUPTED
     except BaseException as error:  # a bug: still put the old run back before the traceback
         if run is not None:
             run.failed(error)
