@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train a CIFAR-10 classifier: `python run_classification.py -m resnet` (or `accelerate launch run_classification.py ...`).
+"""Train a CIFAR classifier: `python run_classification.py -m resnet` (or `accelerate launch run_classification.py`).
 
 See `python run_classification.py --help` and the README.
 """

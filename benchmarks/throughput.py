@@ -40,7 +40,8 @@ CLASSES = [f"class_{i}" for i in range(10)]
 
 def synthetic_data(num_images: int, seed: int = 0) -> CifarData:
     rng = np.random.default_rng(seed)
-    arrays = ImageArrays(rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, num_images))
+    pixels = rng.integers(0, 256, (num_images, 32, 32, 3), dtype=np.uint8)
+    arrays = ImageArrays(pixels, rng.integers(0, 10, num_images))
     small = arrays.take(np.arange(min(num_images, 64)))
     return CifarData("synthetic", CLASSES, arrays, small, None)
 
@@ -121,7 +122,8 @@ def project_path(options, data: CifarData, steps: int) -> tuple[float, object, S
     args = RunArguments(model=options.model, batch_size=options.batch_size, device=options.device,
                         model_name_or_path=options.model_name_or_path, lora_r=options.lora_r)
     flags = {"max_steps": steps, "eval_strategy": "no", "logging_strategy": "no", "bf16": options.bf16,
-             "torch_compile": options.torch_compile, "torch_compile_mode": options.compile_mode, "disable_tqdm": True, "report_to": "none"}
+             "torch_compile": options.torch_compile, "torch_compile_mode": options.compile_mode,
+             "disable_tqdm": True, "report_to": "none"}
     if get_recipe(options.model).scheduler == "reduce_lr_on_plateau":
         flags["lr_scheduler_type"] = "constant"  # it only acts after evaluations, which are off here
     with tempfile.TemporaryDirectory() as folder:
@@ -140,7 +142,8 @@ def ceiling(options, trainer, data: CifarData, steps: int) -> float:
     """The same model/optimizer/transform as the project's trainer, driven by a bare loop over on-device tensors."""
     device = trainer.args.device
     model = trainer.model.to(device).train()
-    optimizer_class, optimizer_kwargs = trainer.optimizer_cls_and_kwargs  # the recipe's optimizer, as the Trainer built it
+    # the recipe's optimizer, as the Trainer built it
+    optimizer_class, optimizer_kwargs = trainer.optimizer_cls_and_kwargs
     optimizer = optimizer_class(model.parameters(), weight_decay=trainer.args.weight_decay, **optimizer_kwargs)
     pixels = torch.from_numpy(data.train.pixels).permute(0, 3, 1, 2).contiguous().to(device)
     labels = torch.from_numpy(data.train.labels).to(device)

@@ -45,7 +45,8 @@ def portable_name(name_or_path) -> str:
 def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, config: str | None = None):
     name = DATASET_NAMES.get(dataset, portable_name(dataset))
     # model-index groups results by dataset type, config and split: the corrupted images get a config of their own
-    return EvalResult(**TASK, dataset_type=portable_name(dataset), dataset_name=f"{name} ({config})" if config else name,
+    return EvalResult(**TASK, dataset_type=portable_name(dataset),
+                      dataset_name=f"{name} ({config})" if config else name,
                       dataset_config=config, dataset_split=split, metric_type=metric_type,
                       metric_value=round(float(value), 4), metric_name=metric_name)
 

@@ -1,4 +1,4 @@
-"""Loading a trained classifier (run folder or Hub id) for evaluation and prediction, and flip test-time augmentation."""
+"""Loading a trained classifier (run folder or Hub id) for evaluation and prediction; flip test-time augmentation."""
 
 from pathlib import Path
 

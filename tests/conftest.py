@@ -33,7 +33,8 @@ def synthetic_images(num_images: int, seed: int, size: int = 32, num_classes: in
 
 def write_hub_dataset(folder: Path, splits: dict, class_names=CLASS_NAMES, image_column="img", label_column="label"):
     """Write `splits` ({name: (images, labels)}) as parquet files plus a dataset card, like a Hub dataset repo."""
-    features = datasets.Features({image_column: datasets.Image(), label_column: datasets.ClassLabel(names=class_names)})
+    labels = datasets.ClassLabel(names=class_names)
+    features = datasets.Features({image_column: datasets.Image(), label_column: labels})
     configs = []
     for split, (images, labels) in splits.items():
         data = datasets.Dataset.from_dict({image_column: images, label_column: labels}, features=features)
@@ -77,5 +78,6 @@ def tiny_imagenet_vit(tmp_path_factory):
                        intermediate_size=64, num_labels=1000)
     torch.manual_seed(0)
     ViTForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.4, 0.4, 0.4], image_std=[0.3, 0.3, 0.3]).save_pretrained(folder)
+    processor = ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.4] * 3, image_std=[0.3] * 3)
+    processor.save_pretrained(folder)
     return folder

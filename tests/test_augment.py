@@ -27,7 +27,8 @@ def test_random_crop_uses_every_window_evenly():
     assert counts.min() > 100 * 0.6 and counts.max() < 100 * 1.4  # about 100 each
     # Pixels outside the image are zero padding, inside they are the shifted original.
     shift = top[0].item() - 4, left[0].item() - 4
-    expected = torch.nn.functional.pad(images[0], (4, 4, 4, 4))[:, 4 + shift[0]: 36 + shift[0], 4 + shift[1]: 36 + shift[1]]
+    padded = torch.nn.functional.pad(images[0], (4, 4, 4, 4))
+    expected = padded[:, 4 + shift[0]: 36 + shift[0], 4 + shift[1]: 36 + shift[1]]
     assert torch.equal(crops[0], expected)
 
 

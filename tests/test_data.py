@@ -3,12 +3,12 @@ import io
 import datasets
 import numpy as np
 import pytest
+from conftest import CLASS_NAMES, synthetic_images, write_hub_dataset
 from PIL import Image
 
 from cifar_hf.data import decode as decode_module
 from cifar_hf.data import load_cifar
 from cifar_hf.errors import InputError
-from conftest import CLASS_NAMES, synthetic_images, write_hub_dataset
 
 
 def test_hub_layout_folder_loads_with_class_names_and_test_split(tiny_dataset):
@@ -44,7 +44,7 @@ def test_decoding_is_cached_for_later_runs(tiny_dataset, monkeypatch):
 
 def test_image_folder_tree_loads(tmp_path):
     images, labels = synthetic_images(24, seed=4)
-    for index, (image, label) in enumerate(zip(images, labels)):
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         folder = tmp_path / CLASS_NAMES[label]
         folder.mkdir(exist_ok=True)
         image.save(folder / f"{index}.png")
@@ -92,7 +92,7 @@ def test_missing_columns_are_named(tmp_path):
 def test_undecodable_image_names_split_and_row(tmp_path):
     images, labels = synthetic_images(10, seed=6)
     buffers = [io.BytesIO() for _ in images]
-    for image, buffer in zip(images, buffers):
+    for image, buffer in zip(images, buffers, strict=True):
         image.save(buffer, format="PNG")
     raw = [{"bytes": b.getvalue(), "path": None} for b in buffers]
     raw[7] = {"bytes": raw[7]["bytes"][:40], "path": None}  # truncated PNG

@@ -62,7 +62,8 @@ def free_port() -> int:
 
 def train_args(dataset, save):
     return ["-m", "cnn", "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "--max-train-samples",
-            str(TRAIN_SIZE), "-e", str(EPOCHS), "-b", str(BATCH), "-l", "3e-3", "-s", str(save), "--disable_tqdm", "true"]
+            str(TRAIN_SIZE), "-e", str(EPOCHS), "-b", str(BATCH), "-l", "3e-3", "-s", str(save),
+            "--disable_tqdm", "true"]
 
 
 @pytest.fixture(scope="module")

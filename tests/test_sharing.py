@@ -71,7 +71,8 @@ def test_card_has_hub_metadata_and_the_measurements(pushed_run):
     index = meta["model-index"][0]
     assert index["name"] == "me/tiny-cnn"
     values = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index["results"]}
-    assert values["validation"] == round(results["val_accuracy"], 4) and values["test"] == round(results["test_accuracy"], 4)
+    assert values["validation"] == round(results["val_accuracy"], 4)
+    assert values["test"] == round(results["test_accuracy"], 4)
     for expected in ("| red |", "cpu (", "training wall time", "trust_remote_code=True", "revision=REVISION",
                      "seed 2023", "adam"):
         assert expected in body
@@ -136,7 +137,8 @@ def test_evaluate_tta_scores_the_mean_of_image_and_mirror(pushed_run, tmp_path):
     from cifar_hf.data import load_cifar
     from cifar_hf.data.augment import BatchTransform
 
-    assert cli(["evaluate", "--model", str(pushed_run), "--split", "validation", "--tta", "--output", str(tmp_path)]) == 0
+    argv = ["evaluate", "--model", str(pushed_run), "--split", "validation", "--tta", "--output", str(tmp_path)]
+    assert cli(argv) == 0
     report = json.loads((tmp_path / "evaluation-validation.json").read_text())
     trained = json.loads((pushed_run / "results.json").read_text())
     data = load_cifar(trained["dataset"], val_size=trained["hyperparameters"]["val_size"])
@@ -156,7 +158,8 @@ def test_evaluate_tta_scores_the_mean_of_image_and_mirror(pushed_run, tmp_path):
 def test_evaluate_test_split_and_missing_test_split(pushed_run, tiny_dataset_no_test, tmp_path, capsys):
     assert cli(["evaluate", "--model", str(pushed_run), "--output", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "evaluation-test.json").read_text())["num_images"] == 80
-    code = cli(["evaluate", "--model", str(pushed_run), "--dataset", str(tiny_dataset_no_test), "--output", str(tmp_path)])
+    argv = ["evaluate", "--model", str(pushed_run), "--dataset", str(tiny_dataset_no_test), "--output", str(tmp_path)]
+    code = cli(argv)
     assert code == 1 and "no test split" in capsys.readouterr().err
 
 
@@ -177,7 +180,7 @@ def test_predict_any_image_and_report_non_images(pushed_run, tmp_path, capsys):
     assert all(len(line.split(": ", 1)[1].split(", ")) == 2 for line in lines)
     # The same answer as the Transformers pipeline on the same files (same preprocessing, same model).
     classifier = pipeline("image-classification", model=str(pushed_run), device="cpu")
-    for path, line in zip([paths[0], paths[2], paths[3]], lines):
+    for path, line in zip([paths[0], paths[2], paths[3]], lines, strict=True):
         assert line.split(": ")[1].split(" ")[0] == classifier(Image.open(path).convert("RGB"))[0]["label"]
     errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "notes.txt" in errors[0]

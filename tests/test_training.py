@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 from transformers import AutoModelForImageClassification, pipeline
+from wandb_records import logged
 
 from cifar_hf.commands.train import main
 from cifar_hf.data import BatchTransform, load_cifar
-from wandb_records import logged
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {"model", "epochs", "seed", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_runtime_s",
@@ -86,7 +86,8 @@ def test_existing_run_folder_is_not_overwritten_silently(cnn_run, tiny_dataset, 
 
 
 def test_bad_input_writes_nothing(tiny_dataset, tmp_path, capsys):
-    assert main(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "100000", "-s", str(tmp_path)]) == 1
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "100000", "-s", str(tmp_path)]
+    assert main(argv) == 1
     assert "--val-size" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -98,7 +99,8 @@ def test_overwrite_replaces_the_folder(tiny_dataset, tmp_path):
     (tmp_path / "cifar-cnn" / "stale.txt").write_text("old")
     assert main(argv + ["--overwrite"]) == 0
     assert not (tmp_path / "cifar-cnn" / "stale.txt").exists()
-    assert json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["hyperparameters"]["max_train_samples"] == 32
+    results = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())
+    assert results["hyperparameters"]["max_train_samples"] == 32
 
 
 def test_wandb_offline_run_records_metrics_and_hyperparameters(tiny_dataset, tmp_path, monkeypatch):
@@ -142,7 +144,8 @@ def test_flip_tta_scores_the_mean_of_image_and_mirror(cnn_run, tiny_dataset):
     model = AutoModelForImageClassification.from_pretrained(cnn_run).eval()
     trainer.model.load_state_dict(model.state_dict())
     output = trainer.predict(ImageTensorDataset(data.validation))
-    pixels = transform(collate_batch(ImageTensorDataset(data.validation).__getitems__(list(range(40))))["pixel_values"], train=False)
+    batch = collate_batch(ImageTensorDataset(data.validation).__getitems__(list(range(40))))
+    pixels = transform(batch["pixel_values"], train=False)
     with torch.no_grad():
         expected = (model(pixel_values=pixels).logits + model(pixel_values=pixels.flip(-1)).logits) / 2
     assert np.allclose(output.predictions, expected.numpy(), atol=1e-5)
@@ -161,7 +164,7 @@ def test_training_steps_read_nothing_back_from_the_device(model, tiny_dataset, t
 
     state = {"in_step": False, "step_reads": [], "other_reads": 0}
     for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
-        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):
+        def counting(self, *args, _original=getattr(torch.Tensor, name), _name=name, **kwargs):  # noqa: B008 (binds each patched method, as intended)
             if state["in_step"]:
                 state["step_reads"].append(_name)
             else:
@@ -184,7 +187,8 @@ def test_training_steps_read_nothing_back_from_the_device(model, tiny_dataset, t
 
     data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
     args = RunArguments(model=model, device="cpu", batch_size=8)
-    trainer, _, _ = build_trainer(args, {"num_train_epochs": 1, "disable_tqdm": True, "report_to": "none"}, data, tmp_path)
+    flags = {"num_train_epochs": 1, "disable_tqdm": True, "report_to": "none"}
+    trainer, _, _ = build_trainer(args, flags, data, tmp_path)
     trainer.add_callback(StepWindow())
     trainer.train()
     assert trainer.state.global_step == 8
@@ -200,7 +204,8 @@ def test_seed_recipes_decay_every_parameter(model, decays_biases, tiny_dataset, 
 
     data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
     trainer, _, _ = build_trainer(RunArguments(model=model, device="cpu"), {"report_to": "none"}, data, tmp_path)
-    decay = {id(p): group["weight_decay"] for group in trainer.create_optimizer().param_groups for p in group["params"]}
+    groups = trainer.create_optimizer().param_groups
+    decay = {id(p): group["weight_decay"] for group in groups for p in group["params"]}
     biases = [p for name, p in trainer.model.named_parameters() if name.endswith("bias")]
     assert len(decay) == len(list(trainer.model.parameters()))
     assert {decay[id(p)] for p in biases} == {get_recipe(model).weight_decay if decays_biases else 0.0}
@@ -243,7 +248,7 @@ def test_gradient_norm_is_measured_and_clipped_in_one_pass(model, tiny_dataset, 
     monkeypatch.setattr(trainer.accelerator, "clip_grad_norm_", lambda *a, **k: pytest.fail("accelerate's path ran"))
 
     assert trainer._get_grad_norm(net).item() == expected and accelerate_norm.item() == expected
-    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads))
+    assert all(torch.equal(p.grad, g) for p, g in zip(net.parameters(), grads, strict=True))
     max_norm = trainer.args.max_grad_norm
     if max_norm > 0:
         assert trainer._clip_grad_norm(net).item() == expected  # the norm before clipping

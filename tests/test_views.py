@@ -42,7 +42,8 @@ def test_curves_are_the_trainer_state_per_epoch(runs):
     curves = epoch_curves(history)
     assert curves["train_epoch"] == curves["eval_epoch"] == [1.0, 2.0, 3.0]
     assert curves["train_loss"] == [e["loss"] for e in history if "loss" in e]
-    assert curves["eval_accuracy"][-1] == pytest.approx(json.loads((folder / "results.json").read_text())["val_accuracy"])
+    results = json.loads((folder / "results.json").read_text())
+    assert curves["eval_accuracy"][-1] == pytest.approx(results["val_accuracy"])
 
 
 def test_per_class_accuracy_adds_back_up_to_the_overall_accuracy(runs, tiny_dataset):
@@ -51,7 +52,7 @@ def test_per_class_accuracy_adds_back_up_to_the_overall_accuracy(runs, tiny_data
     for split, labels in (("val", data.validation.labels), ("test", data.test.labels)):
         counts = np.bincount(labels, minlength=len(data.class_names))
         per_class = results[f"{split}_per_class_accuracy"]
-        total = sum(per_class[name] * count for name, count in zip(data.class_names, counts))
+        total = sum(per_class[name] * count for name, count in zip(data.class_names, counts, strict=True))
         assert total / counts.sum() == pytest.approx(results[f"{split}_accuracy"])
 
 

@@ -28,7 +28,8 @@ def find_runs(folders: list[Path]) -> dict[Path, str]:
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
             run = results.parent
-            if results.is_file() and not (run.name.startswith(MEMBER_PREFIXES) and (run.parent / "results.json").is_file()):
+            member = run.name.startswith(MEMBER_PREFIXES) and (run.parent / "results.json").is_file()
+            if results.is_file() and not member:
                 found.setdefault(run, run.name if run == folder else str(run.relative_to(folder)))
     return dict(sorted(found.items()))
 
@@ -63,8 +64,9 @@ def study_row(folder: Path, name: str, study: dict) -> tuple[float, list[str]]:
     runtime = sum(t["wall_s"] or 0 for t in study["trials"])  # the study's cost: every trial's wall time
     test = best.get("test_accuracy")
     return (test if test is not None else best["val_accuracy"]), [
-        name, best["model"], data_description(best), "tuned", str(best["epochs"]), percent(best["val_accuracy"]), percent(test),
-        evaluation_sizes(best), f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
+        name, best["model"], data_description(best), "tuned", str(best["epochs"]), percent(best["val_accuracy"]),
+        percent(test), evaluation_sizes(best), f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}",
+        best.get("hardware", "-")]
 
 
 def row(folder: Path, name: str) -> tuple[float, list[str]]:

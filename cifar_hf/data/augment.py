@@ -56,7 +56,7 @@ def channel_constants(values: tuple[float, ...], device: torch.device) -> torch.
 
 @dataclass(frozen=True)
 class BatchTransform:
-    """uint8 (B, C, H, W) batch -> model input: [crop, flip] -> scale to [0, 1] -> normalise -> [cutout] -> [resize]."""
+    """uint8 (B, C, H, W) batch -> model input: [crop, flip] -> [0, 1] -> normalise -> [cutout] -> [resize]."""
 
     mean: tuple[float, ...] = CIFAR10_MEAN
     std: tuple[float, ...] = CIFAR10_STD
@@ -72,13 +72,15 @@ class BatchTransform:
             pixels = random_crop(pixels, self.crop_padding)
         if train and self.horizontal_flip:
             pixels = random_horizontal_flip(pixels)
-        mean, std = channel_constants(tuple(self.mean), pixels.device), channel_constants(tuple(self.std), pixels.device)
+        mean = channel_constants(tuple(self.mean), pixels.device)
+        std = channel_constants(tuple(self.std), pixels.device)
         images = (pixels.float() / 255 - mean) / std
         if train and self.cutout:
             images = cutout(images, self.cutout)
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             # Interpolation weights sum to one, so normalising before resizing equals resizing first.
-            images = F.interpolate(images, size=(self.image_size, self.image_size), mode=self.resample, align_corners=False)
+            side = (self.image_size, self.image_size)
+            images = F.interpolate(images, size=side, mode=self.resample, align_corners=False)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images

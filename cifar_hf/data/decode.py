@@ -33,7 +33,7 @@ def _decode_one(image: dict, size: int) -> np.ndarray:
 
 def _decode_batch(batch, indices, *, image_column: str, split: str, size: int, skip_bad_images: bool):
     pixels, ok = [], []
-    for image, index in zip(batch[image_column], indices):
+    for image, index in zip(batch[image_column], indices, strict=True):
         try:
             pixels.append(_decode_one(image, size))
             ok.append(True)
@@ -99,7 +99,7 @@ def _fixed_shape_numpy(column: pa.ChunkedArray) -> np.ndarray:
     """The flat values of a fixed-shape array column, without going through Python lists (50k images: 0.2 s)."""
     values = column.combine_chunks()
     values = values.storage if isinstance(values, pa.ExtensionArray) else values
-    while pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type):
+    while any(check(values.type) for check in (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)):
         values = values.flatten()
     return values.to_numpy(zero_copy_only=False)
 

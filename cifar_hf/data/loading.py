@@ -57,7 +57,7 @@ def looks_like_path(name: str) -> bool:
 
 
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
-    """A Hub dataset id, a folder in the Hub layout (parquet + card), a `save_to_disk` folder or an image-folder tree."""
+    """A Hub dataset id, a Hub-layout folder (parquet + card), a `save_to_disk` folder or an image-folder tree."""
     if looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
         if not path.is_dir():
@@ -213,7 +213,8 @@ def load_cifar(
     train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
     train, validation, test = full_train.take(train_rows), full_train.take(val_rows), decoded.get("test")
     if test is None and warn_no_test:
-        logger.warning("'%s' has no test split: test evaluation is skipped (validation is the held-out split)", dataset)
+        logger.warning("'%s' has no test split: test evaluation is skipped (validation is the held-out split)",
+                       dataset)
 
     if max_train_samples is not None:
         train = train.take(stratified_subset(train.labels, max_train_samples, seed))

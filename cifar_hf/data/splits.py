@@ -25,7 +25,7 @@ def stratified_split(labels: np.ndarray, holdout_size: int, seed: int) -> tuple[
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     held_out = []
-    for label, quota in zip(classes, _class_quotas(counts, holdout_size)):
+    for label, quota in zip(classes, _class_quotas(counts, holdout_size), strict=True):
         rows = np.flatnonzero(labels == label)
         held_out.append(rng.permutation(rows)[:quota])
     held_out = np.sort(np.concatenate(held_out)) if held_out else np.array([], dtype=np.int64)

@@ -42,7 +42,9 @@ class CifarViTConfig(PreTrainedConfig):
         if self.image_size % self.token_grid:
             raise ValueError(f"token_grid {self.token_grid} must divide image_size {self.image_size}")
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"num_attention_heads {self.num_attention_heads} must divide hidden_size {self.hidden_size}")
+            raise ValueError(
+                f"num_attention_heads {self.num_attention_heads} must divide hidden_size {self.hidden_size}"
+            )
 
 
 __all__ = ["CifarViTConfig"]

@@ -61,7 +61,7 @@ class CifarResNetForImageClassification(CifarResNetPreTrainedModel):
         super().__init__(config)
         self.stem = conv_bn(config.num_channels, config.embedding_size, 3)
         blocks, in_channels = [], config.embedding_size
-        for stage, (width, depth) in enumerate(zip(config.hidden_sizes, config.depths)):
+        for stage, (width, depth) in enumerate(zip(config.hidden_sizes, config.depths, strict=True)):
             for index in range(depth):
                 stride = 2 if stage > 0 and index == 0 else 1
                 blocks.append(CifarResNetBasicBlock(in_channels, width, stride))

@@ -1,4 +1,4 @@
-"""`previt`: an ImageNet image-classification checkpoint (ViT, DeiT, timm through Transformers' wrapper) with a new head."""
+"""`previt`: an ImageNet classification checkpoint (ViT, DeiT, timm through Transformers' wrapper) with a new head."""
 
 import logging
 import os
@@ -128,7 +128,7 @@ def pretrained_preprocessing(name_or_path: str, config) -> tuple[int, tuple, tup
 
 
 def processor_preprocessing(processor, config) -> tuple[int, tuple, tuple]:
-    """(input side, mean, std) of an image processor (timm's data_config or a Transformers processor), else defaults."""
+    """(input side, mean, std) of an image processor (timm's data_config or a Transformers one), else defaults."""
     data_config = getattr(processor, "data_config", None)  # timm checkpoints
     if data_config:
         return int(data_config["input_size"][-1]), tuple(data_config["mean"]), tuple(data_config["std"])

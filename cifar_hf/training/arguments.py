@@ -48,11 +48,13 @@ class RunArguments:
     val_size: int = _arg(DEFAULT_VAL_SIZE, "Images held out of the training split for validation (stratified).")
     max_train_samples: int | None = _arg(None, "Train on a seeded, stratified subset of this size.")
     max_eval_samples: int | None = _arg(None, "Evaluate on seeded, stratified subsets of this size.")
-    recipe: str = _arg("default", "Named recipe: 'default' for every model; resnet also 'fast' and 'best', vit 'best'.")
+    recipe: str = _arg("default", "Named recipe: 'default' for every model; resnet also 'fast' and 'best', vit "
+                       "'best', previt 'fast'.")
     model_name_or_path: str = _arg(
         "google/vit-base-patch16-224", "previt: Hub id or local folder of an image-classification checkpoint."
     )
-    vit_stem: str = _arg("conv", "vit: convolutional stem, or the plain 'patchify' stem.", choices=("conv", "patchify"))
+    vit_stem: str = _arg("conv", "vit: convolutional stem, or the plain 'patchify' stem.",
+                         choices=("conv", "patchify"))
     overwrite: bool = _arg(False, "Replace an existing run folder.")
     resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
     skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
@@ -124,7 +126,9 @@ class RunArguments:
             raise UsageError(f"--early-stopping-patience must be at least 1 (got {self.early_stopping_patience})")
         if (self.model, self.recipe) not in RECIPES:
             names = sorted(r for m, r in RECIPES if m == self.model)
-            raise UsageError(f"--recipe {self.recipe!r} does not exist for {self.model} (choose from {', '.join(names)})")
+            raise UsageError(
+                f"--recipe {self.recipe!r} does not exist for {self.model} (choose from {', '.join(names)})"
+            )
         if self.device in ("cuda", "mps"):
             import torch
 
@@ -229,7 +233,9 @@ def parse_arguments(
         if theirs in training:
             value = training.pop(theirs)
             if getattr(args, ours) is not None and getattr(args, ours) != value:
-                raise UsageError(f"--{ours.replace('_', '-')} {getattr(args, ours)} conflicts with --{theirs} {value}: give one")
+                raise UsageError(
+                    f"--{ours.replace('_', '-')} {getattr(args, ours)} conflicts with --{theirs} {value}: give one"
+                )
             setattr(args, ours, int(value))
     if "report_to" in training:
         targets = training["report_to"] if isinstance(training["report_to"], list) else [training["report_to"]]

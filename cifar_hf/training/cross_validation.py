@@ -78,7 +78,8 @@ def format_table(folds: list[dict], summary: dict) -> str:
     lines.append("mean  " + "  ".join(f"{cell(summary[m]['mean']):>8}" for m in METRICS))
     lines.append("std   " + "  ".join(f"{cell(summary[m]['std']):>8}" for m in METRICS))
     if summary["ensemble_test_accuracy"] is not None:
-        lines.append(f"soft-voting ensemble of {len(folds)} folds, test accuracy: {summary['ensemble_test_accuracy']:.4f}")
+        ensemble = summary["ensemble_test_accuracy"]
+        lines.append(f"soft-voting ensemble of {len(folds)} folds, test accuracy: {ensemble:.4f}")
     return "\n".join(lines)
 
 
@@ -134,7 +135,7 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
                          for k in complete]
         ensemble = float((np.mean(probabilities, axis=0).argmax(-1) == data.test.labels).mean())
 
-    summary = {m: dict(zip(("mean", "std"), mean_and_std([f[m] for f in fold_results]))) for m in METRICS}
+    summary = {m: dict(zip(("mean", "std"), mean_and_std([f[m] for f in fold_results]), strict=True)) for m in METRICS}
     summary["ensemble_test_accuracy"] = ensemble
     settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "fold"}  # the same for every fold job
     report = {

@@ -61,7 +61,8 @@ RECIPES: dict[tuple[str, str], Recipe] = {
         epochs=20, batch_size=512, learning_rate=0.4, optimizer="sgd", weight_decay=5e-4, decay_all_parameters=True,
         optimizer_kwargs={"momentum": 0.9, "nesterov": True},
         scheduler="linear", warmup_ratio=0.25, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
-        description="Short schedule for wall-clock speed: batch 512, linear warm-up then linear decay, label smoothing.",
+        description="Short schedule for wall-clock speed: batch 512, linear warm-up then linear decay, "
+                    "label smoothing.",
     ),
     ("resnet", "best"): Recipe(
         epochs=100, batch_size=512, learning_rate=0.4, optimizer="sgd", weight_decay=5e-4,
@@ -93,7 +94,8 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("previt", "default"): Recipe(
         epochs=10, batch_size=32, learning_rate=1e-4, optimizer="adam", weight_decay=1e-7,
         optimizer_kwargs={"betas": (0.9, 0.999)}, scheduler="cosine", horizontal_flip=True,
-        description="The seed's fine-tune: Adam, cosine annealing over the run, images resized to the checkpoint's size.",
+        description="The seed's fine-tune: Adam, cosine annealing over the run, images resized to the "
+                    "checkpoint's size.",
     ),
     ("previt", "fast"): Recipe(
         epochs=5, batch_size=256, learning_rate=3e-4, optimizer="adamw", weight_decay=0.05,

@@ -105,7 +105,9 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarDat
     return model, transform, stats
 
 
-def build_training_arguments(args: RunArguments, recipe: Recipe, training_flags: dict, output_dir: Path) -> TrainingArguments:
+def build_training_arguments(
+    args: RunArguments, recipe: Recipe, training_flags: dict, output_dir: Path
+) -> TrainingArguments:
     batch_size = args.batch_size or recipe.batch_size
     gpu = on_gpu(args)
     values = dict(
@@ -191,7 +193,8 @@ def summarise(output: PredictionOutput, class_names: list[str], name: str) -> Sp
 def hardware_description(args: TrainingArguments) -> str:
     if args.device.type == "cuda":
         return f"{args.world_size}x {torch.cuda.get_device_name(args.device)}"
-    return f"{args.device.type} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores) x{args.world_size}"
+    cpu = platform.processor() or platform.machine()
+    return f"{args.device.type} ({cpu}, {os.cpu_count()} cores) x{args.world_size}"
 
 
 # Run arguments that only one model uses: recorded only for that model's runs.
@@ -434,7 +437,8 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
             logger.info("pushed %s to the Hub: %s", output_dir, url)
         if args.push_adapter:
             try:
-                url = push_adapter_folder(output_dir, args.push_adapter, private=training_flags.get("hub_private_repo"))
+                url = push_adapter_folder(output_dir, args.push_adapter,
+                                          private=training_flags.get("hub_private_repo"))
             except Exception as error:  # as for the full push: the run itself is complete
                 reason = " ".join(str(error).split())[:300] or type(error).__name__
                 raise PushError(f"the run folder {output_dir} is complete, but pushing its adapter to "

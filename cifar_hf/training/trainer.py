@@ -245,7 +245,8 @@ class CifarTrainer(Trainer):
             self._running_sums(self.args.device)
             (staged / PROGRESS).write_text(json.dumps(self._progress()))
             (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps({
-                "sum": float(self._loss_sum), "micro_steps": self._loss_micro_steps, "run_sum": float(self._run_loss_sum)
+                "sum": float(self._loss_sum), "micro_steps": self._loss_micro_steps,
+                "run_sum": float(self._run_loss_sum),
             }))
             if self.is_world_process_zero():
                 if self.ema is not None:
