@@ -29,7 +29,8 @@ def test_vit_patchify_stem_switch(tiny_dataset, tmp_path):
 
 def test_previt_fine_tunes_a_local_checkpoint(tiny_dataset, tiny_imagenet_vit, tmp_path):
     argv = ["-m", "previt", "--model-name-or-path", str(tiny_imagenet_vit), "-d", "cpu",
-            "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1", "-b", "16", "-l", "1e-3", "-s", str(tmp_path), "--disable_tqdm", "true"]
+            "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1", "-b", "16", "-l", "1e-3",
+            "-s", str(tmp_path), "--disable_tqdm", "true"]
     assert main(argv) == 0
     run = tmp_path / "cifar-previt"
     results = json.loads((run / "results.json").read_text())
