@@ -20,11 +20,6 @@ def best_device() -> torch.device:
     return torch.device("cpu")
 
 
-def flip_tta_logits(model, pixels: torch.Tensor) -> torch.Tensor:
-    """Flip test-time augmentation: the float32 mean of the logits of each image and of its mirror image."""
-    return (model(pixel_values=pixels).logits.float() + model(pixel_values=pixels.flip(-1)).logits.float()) / 2
-
-
 def run_results(name_or_path: str) -> dict:
     """The training run's results.json when `name_or_path` is a local run folder, else {}."""
     path = Path(name_or_path) / "results.json"

@@ -214,16 +214,16 @@ def test_seed_recipes_decay_every_parameter(model, decays_biases, tiny_dataset, 
 @pytest.mark.parametrize("model, recipe, expected", [("resnet", "default", False), ("resnet", "fast", True),
                                                      ("vit", "default", True), ("cnn", "default", True)])
 def test_bf16_autocast_follows_the_recipe_on_a_bf16_gpu(model, recipe, expected, monkeypatch):
-    from cifar_hf.training import run
+    from cifar_hf.training import devices
     from cifar_hf.training.arguments import RunArguments
     from cifar_hf.training.recipes import get_recipe
 
-    monkeypatch.setattr(run, "on_gpu", lambda args: True)
+    monkeypatch.setattr(devices, "on_gpu", lambda args: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     args = RunArguments(model=model, recipe=recipe)
-    assert run.uses_bf16(args, get_recipe(model, recipe)) is expected
+    assert devices.uses_bf16(args, get_recipe(model, recipe)) is expected
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert run.uses_bf16(args, get_recipe(model, recipe)) is False
+    assert devices.uses_bf16(args, get_recipe(model, recipe)) is False
 
 
 @pytest.mark.parametrize("model", ["cnn", "vit"])  # cnn: no clipping; vit: its recipe clips at 1.0

@@ -51,7 +51,7 @@ def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False)
     import numpy as np
     import torch
 
-    from ..inference import flip_tta_logits
+    from ..data.augment import flip_tta_logits
 
     device = next(model.parameters()).device
     images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))

@@ -97,3 +97,8 @@ class BatchTransform:
             "image_mean": list(self.mean),
             "image_std": list(self.std),
         }
+
+
+def flip_tta_logits(model, pixels: torch.Tensor) -> torch.Tensor:
+    """Flip test-time augmentation: the float32 mean of the logits of each image and of its mirror image."""
+    return (model(pixel_values=pixels).logits.float() + model(pixel_values=pixels.flip(-1)).logits.float()) / 2

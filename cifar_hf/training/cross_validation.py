@@ -24,7 +24,8 @@ from ..errors import InputError, UsageError
 from ..files import read_json, write_json
 from .arguments import RunArguments
 from .distributed import is_main_process
-from .run import scrub_secrets, train_once
+from .run import train_once
+from .secrets import scrub_secrets
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from ..data import CifarData
 from .arguments import RunArguments
 from .cross_validation import METRICS, mean_and_std, prepare_fold_folder
 from .distributed import is_main_process
-from .run import scrub_secrets, train_once
+from .run import train_once
+from .secrets import scrub_secrets
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,7 @@ processor that preprocesses PIL images exactly as training did, `results.json`, 
 
 import dataclasses
 import logging
-import os
 import pickle
-import platform
 import signal
 import sys
 from pathlib import Path
@@ -31,11 +29,14 @@ from ..models.pretrained import describe_training_preprocessing, load_pretrained
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
-from .callbacks import SaveEveryNEpochs, StopOnSignal, finish_wandb_run, start_wandb_run
+from .callbacks import SaveEveryNEpochs, StopOnSignal
+from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
 from .ema import WeightEMA
 from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
 from .recipes import OPTIMIZERS, Recipe, get_recipe
+from .secrets import scrub_secrets
+from .tracking import finish_wandb_run, start_wandb_run
 from .trainer import CifarTrainer
 
 logger = logging.getLogger(__name__)
@@ -43,26 +44,11 @@ logger = logging.getLogger(__name__)
 CONVNETS = ("cnn", "resnet")
 # Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
 HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
-SECRET_MARKERS = ("token", "api_key", "password", "secret")
 
 
 def run_folder(args: RunArguments) -> Path:
     suffix = "-cv" if args.cross_validate else "-repeat" if args.repeat > 1 else ""
     return Path(args.save_folder) / f"cifar-{args.model}{suffix}"
-
-
-def scrub_secrets(values: dict) -> dict:
-    """Drop every entry whose name says it holds a credential (a `--hub_token` given on the command line, ...)."""
-    return {k: v for k, v in values.items() if not any(marker in k.lower() for marker in SECRET_MARKERS)}
-
-
-def on_gpu(args: RunArguments) -> bool:
-    return args.device in ("auto", "cuda") and torch.cuda.is_available()
-
-
-def uses_bf16(args: RunArguments, recipe: Recipe) -> bool:
-    """bf16 autocast: the recipe's choice, on a GPU that supports it (`--bf16` on the command line overrides)."""
-    return recipe.bf16 and on_gpu(args) and torch.cuda.is_bf16_supported()
 
 
 def normalisation(args: RunArguments, data: CifarData, checkpoint: tuple | None = None) -> dict:
@@ -188,13 +174,6 @@ def summarise(output: PredictionOutput, class_names: list[str], name: str) -> Sp
     metrics = output.metrics
     return SplitEvaluation(metrics[f"{name}_accuracy"], metrics.get(f"{name}_top5_accuracy"), metrics[f"{name}_loss"],
                            per_class_accuracy(confusion, class_names), output, confusion)
-
-
-def hardware_description(args: TrainingArguments) -> str:
-    if args.device.type == "cuda":
-        return f"{args.world_size}x {torch.cuda.get_device_name(args.device)}"
-    cpu = platform.processor() or platform.machine()
-    return f"{args.device.type} ({cpu}, {os.cpu_count()} cores) x{args.world_size}"
 
 
 # Run arguments that only one model uses: recorded only for that model's runs.

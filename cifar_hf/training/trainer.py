@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from accelerate.utils import DistributedType
 from transformers import Trainer
 
-from ..data.augment import BatchTransform
+from ..data.augment import BatchTransform, flip_tta_logits
 from ..errors import TrainingError
-from ..inference import flip_tta_logits
 from . import checkpoints
 from .ema import UpdateEMA, WeightEMA
 from .lora import is_peft_model
@@ -130,7 +129,10 @@ class CifarTrainer(Trainer):
         plain = (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
         return self.accelerator.distributed_type in plain and self.accelerator.mixed_precision != "fp16"
 
+    # Private overrides (transformers may change them without notice), each for what no public hook gives; the
+    # oldest-versions CI run checks them against transformers 5.6 as well as the newest release.
     def _clip_grad_norm(self, model) -> torch.Tensor:
+        # With plain gradients torch's clip is the same number without accelerate's wrapper (see _get_grad_norm).
         if not self._plain_gradients():
             return super()._clip_grad_norm(model)
         return torch.nn.utils.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
@@ -178,6 +180,8 @@ class CifarTrainer(Trainer):
         )
 
     def _maybe_log_save_evaluate(self, *args, **kwargs) -> None:
+        # The one place that runs before a step's log, evaluation and save (callbacks run after them): a non-finite
+        # loss must stop the run before anything after it is written.
         if self.control.should_log or self.control.should_evaluate or self.control.should_save:
             self._stop_if_loss_was_not_finite()
         super()._maybe_log_save_evaluate(*args, **kwargs)
@@ -233,6 +237,8 @@ class CifarTrainer(Trainer):
         return output
 
     def _get_output_dir(self, trial) -> str:
+        # With _save_checkpoint: the Trainer writes checkpoints in place; staging them and publishing each one
+        # complete is what lets a run killed mid-save resume (tests/test_reliability.py).
         if self._staging:  # _save_checkpoint writes into the staging folder, published once complete
             return str(Path(self.args.output_dir) / checkpoints.STAGING)
         return super()._get_output_dir(trial)
