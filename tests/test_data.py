@@ -3,8 +3,8 @@ import io
 import datasets
 import numpy as np
 import pytest
-from conftest import CLASS_NAMES, synthetic_images, write_hub_dataset
 from PIL import Image
+from synthetic import CLASS_NAMES, synthetic_images, write_hub_dataset
 
 from cifar_hf.data import decode as decode_module
 from cifar_hf.data import load_cifar

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import CLASS_NAMES, synthetic_images, write_hub_dataset
 from PIL import Image
+from synthetic import CLASS_NAMES, synthetic_images, write_hub_dataset
 
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main as train

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import datasets
 import pytest
-from conftest import synthetic_images, write_hub_dataset
 from PIL import Image
 from safetensors.torch import load_file
+from synthetic import synthetic_images, write_hub_dataset
 
 import cifar_hf.training.trainer as trainer_module
 from cifar_hf import files

@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import CLASS_NAMES
 from PIL import Image
+from synthetic import CLASS_NAMES
 from transformers import (
     AutoConfig,
     AutoModelForImageClassification,

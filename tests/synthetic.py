@@ -1,0 +1,39 @@
+"""Tiny synthetic datasets in the Hub layout, made by the tests themselves (no network); imported by the tests and
+by conftest's fixtures (tests import helpers from here, never from conftest)."""
+
+from pathlib import Path
+
+import datasets
+import numpy as np
+from PIL import Image
+
+CLASS_NAMES = ["red", "green", "blue", "dark"]
+COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [30, 30, 30]], dtype=np.int16)
+
+
+def synthetic_images(num_images: int, seed: int, size: int = 32, num_classes: int = len(CLASS_NAMES)):
+    """Learnable images: each class has its own colour, plus noise; labels are balanced."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(num_images) % num_classes
+    rng.shuffle(labels)
+    noise = rng.integers(-40, 41, (num_images, size, size, 3))
+    pixels = np.clip(COLOURS[labels % len(COLOURS)][:, None, None, :] + noise, 0, 255).astype(np.uint8)
+    return [Image.fromarray(p) for p in pixels], labels.tolist()
+
+
+def write_hub_dataset(folder: Path, splits: dict, class_names=CLASS_NAMES, image_column="img", label_column="label"):
+    """Write `splits` ({name: (images, labels)}) as parquet files plus a dataset card, like a Hub dataset repo."""
+    labels = datasets.ClassLabel(names=class_names)
+    features = datasets.Features({image_column: datasets.Image(), label_column: labels})
+    configs = []
+    for split, (images, labels) in splits.items():
+        data = datasets.Dataset.from_dict({image_column: images, label_column: labels}, features=features)
+        data.to_parquet(str(folder / "plain_text" / f"{split}-00000-of-00001.parquet"))
+        configs.append(f"  - split: {split}\n    path: plain_text/{split}-*")
+    names = "\n".join(f"          '{i}': {name}" for i, name in enumerate(class_names))
+    (folder / "README.md").write_text(
+        "---\nconfigs:\n- config_name: plain_text\n  data_files:\n" + "\n".join(configs) + "\n  default: true\n"
+        f"dataset_info:\n  config_name: plain_text\n  features:\n  - name: {image_column}\n    dtype: image\n"
+        f"  - name: {label_column}\n    dtype:\n      class_label:\n        names:\n{names}\n---\n# synthetic\n"
+    )
+    return folder
