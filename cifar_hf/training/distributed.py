@@ -43,7 +43,10 @@ def main_process_result(accelerator, compute):
 def _sees(mark: Path, token: str) -> bool:
     deadline = time.monotonic() + SHARED_CHECK_WAIT_S
     while True:
-        os.listdir(mark.parent)  # revalidates the folder's cached entries on NFS
+        try:
+            os.listdir(mark.parent)  # revalidates the folder's cached entries on NFS
+        except FileNotFoundError:  # only rank 0 creates the run folder: another machine's may not exist at all
+            pass
         if mark.is_file() and mark.read_text() == token:
             return True
         if time.monotonic() > deadline:
