@@ -34,7 +34,7 @@ def test_help_lists_and_loads_no_framework(command):
     assert last == "0 []"
     if not command:  # the top level: every command with its line
         listed = [line.split()[0] for line in text if line.startswith("  ")]
-        assert listed == ["train", "evaluate", "predict", "report"]
+        assert listed == ["train", "evaluate", "predict", "report", "tune", "demo", "export"]
 
 
 def test_no_command_prints_the_commands_and_exits_2(capsys):

@@ -84,7 +84,7 @@ def load_scored_split(args, trained: dict, dataset: str, split: str | None = Non
                                                      **columns)
         return arrays, class_names
     data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
-                      max_eval_samples=max_eval_samples, **columns)
+                      max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
     return {"validation": data.validation, "train": data.train}[split], data.class_names
 
 

@@ -161,10 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args, training_flags = parse_arguments(argv, check_model=check_run_folder)
-        except EOFError:  # Ctrl-D at a question (Ctrl-C arrives as SIGINT, below)
+        except (EOFError, KeyboardInterrupt, Preempted) as error:  # Ctrl-D or Ctrl-C at a question
             print("\ninterrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions",
                   file=sys.stderr)
-            return INTERRUPTED
+            return getattr(error, "exit_code", INTERRUPTED)
         training_args = check_training_arguments(args, training_flags)
         check_save_folder(args.save_folder)
         run = RunFolder(run_folder(args), args.overwrite, shared=bool(args.fold))
