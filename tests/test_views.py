@@ -64,12 +64,12 @@ def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
     names = [line.split("|")[1].strip() for line in table[2:]]
     # Named by their path below the folder given, so that the two cifar-cnn runs can be told apart (issue 14).
     assert sorted(names) == ["cv/cifar-cnn-cv (2-fold CV)", "good/cifar-cnn", "weak/cifar-cnn"]
-    sizes = {line.split("|")[1].strip(): line.split("|")[7].strip() for line in table[2:]}  # images behind each score
+    sizes = {line.split("|")[1].strip(): line.split("|")[8].strip() for line in table[2:]}  # images behind each score
     assert sizes == {"good/cifar-cnn": "40 / 80", "weak/cifar-cnn": "40 / 80",
                      "cv/cifar-cnn-cv (2-fold CV)": "120 / 80"}  # a fold validates on its held-out fold
     accuracies = []
     for line in table[2:]:
-        cell = line.split("|")[6].strip()
+        cell = line.split("|")[7].strip()  # after run, model, data, recipe, epochs, val acc: test acc
         accuracies.append(float(cell.split("%")[0]))
     assert accuracies == sorted(accuracies, reverse=True)
     cv_line = next(line for line in table if "CV" in line)
