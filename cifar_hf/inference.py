@@ -6,10 +6,9 @@ import torch
 import transformers
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from .data import BatchTransform
+from .data.preprocessing import from_image_processor
 from .errors import InputError
 from .files import read_json
-from .models.pretrained import processor_preprocessing, processor_resample
 
 
 def best_device() -> torch.device:
@@ -43,6 +42,5 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     except (OSError, ValueError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
-    side, mean, std = processor_preprocessing(processor, model.config)
-    transform = BatchTransform(mean=mean, std=std, image_size=side, resample=processor_resample(processor))
+    transform = from_image_processor(processor, model.config)
     return model.to(best_device()).eval(), transform, processor

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 from PIL import Image
-from transformers import ViTImageProcessor
 
 from cifar_hf.data.augment import BatchTransform, random_crop, random_horizontal_flip
+from cifar_hf.data.preprocessing import to_image_processor
 
 
 def coordinate_images(batch: int, size: int = 32) -> torch.Tensor:
@@ -54,7 +54,7 @@ def test_evaluation_transform_is_deterministic_normalisation():
 def test_resize_matches_the_saved_image_processor():
     """previt: the on-device 32->224 resize equals what the saved image processor does to a PIL image."""
     transform = BatchTransform(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=224)
-    processor = ViTImageProcessor(**transform.image_processor_kwargs())
+    processor = to_image_processor(transform)
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     ours = transform(torch.from_numpy(pixels).permute(0, 3, 1, 2), train=False)

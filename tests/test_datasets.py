@@ -16,6 +16,7 @@ from cifar_hf.commands.train import main as train
 from cifar_hf.data import augment, load_cifar
 from cifar_hf.data import decode as decode_module
 from cifar_hf.data.augment import CIFAR10_MEAN
+from cifar_hf.data.preprocessing import image_processor_kwargs
 from cifar_hf.data.statistics import channel_statistics
 from cifar_hf.errors import InputError, UsageError
 from cifar_hf.metrics import top5_accuracy
@@ -135,7 +136,7 @@ def test_resnet_and_vit_train_at_64px(model, images64, tmp_path):
                                                         data, tmp_path)
     trainer.train()
     assert trainer.model.config.image_size == 64 and hyperparameters["data"]["model_input_size"] == 64
-    assert transform.image_processor_kwargs()["size"] == {"height": 64, "width": 64}
+    assert image_processor_kwargs(transform)["size"] == {"height": 64, "width": 64}
     pixels = torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2)
     assert transform(pixels, train=False).shape == (8, 3, 64, 64)
     assert trainer.model.eval()(pixel_values=transform(pixels, train=False)).logits.shape == (8, 4)

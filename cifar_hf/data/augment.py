@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-PIL_RESAMPLE = {"bilinear": 2, "bicubic": 3}  # BatchTransform.resample -> PIL.Image.Resampling value
 
 
 def random_crop(pixels: torch.Tensor, padding: int) -> torch.Tensor:
@@ -84,19 +83,6 @@ class BatchTransform:
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images
-
-    def image_processor_kwargs(self) -> dict:
-        """The same preprocessing for `ViTImageProcessor`, so that inference on PIL images matches training."""
-        return {
-            "do_resize": True,
-            "size": {"height": self.image_size, "width": self.image_size},
-            "resample": PIL_RESAMPLE[self.resample],
-            "do_rescale": True,
-            "rescale_factor": 1 / 255,
-            "do_normalize": True,
-            "image_mean": list(self.mean),
-            "image_std": list(self.std),
-        }
 
 
 def flip_tta_logits(model, pixels: torch.Tensor) -> torch.Tensor:

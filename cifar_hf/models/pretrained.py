@@ -10,13 +10,12 @@ import huggingface_hub
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
-from ..data.augment import PIL_RESAMPLE
+from ..data.preprocessing import processor_preprocessing
 from ..errors import InputError
 
 logger = logging.getLogger(__name__)
 
 # Used when a checkpoint ships no image processor: the original ViT's preprocessing.
-FALLBACK_MEAN, FALLBACK_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 TIMM_WRAPPER = "timm_wrapper"  # model_type of Transformers' wrapper around timm checkpoints
 
 
@@ -96,26 +95,6 @@ def name_timm_classes(config, class_names: list[str]) -> None:
         del config.label_descriptions
 
 
-def describe_training_preprocessing(config, side: int, resample: str, mean: tuple, std: tuple) -> None:
-    """Rewrite a timm config's `pretrained_cfg` to training's preprocessing.
-
-    `AutoImageProcessor` and `pipeline()` build a timm folder's processor from this dict, not from
-    preprocessor_config.json: left as the checkpoint's, they would resize to 248 bicubic and crop 224 while training
-    resized the whole image to 224 bilinear. `squash` with crop_pct 1 resizes the whole image to side x side.
-    """
-    if config.model_type != TIMM_WRAPPER:
-        return
-    config.pretrained_cfg = {
-        **(config.pretrained_cfg or {}),
-        "input_size": [3, side, side],
-        "interpolation": resample,
-        "crop_pct": 1.0,
-        "crop_mode": "squash",
-        "mean": list(mean),
-        "std": list(std),
-    }
-
-
 def pretrained_preprocessing(name_or_path: str, config) -> tuple[int, tuple, tuple]:
     """(input side, mean, std) the checkpoint was trained with, read from its image processor."""
     # timm's processor has only a PIL backend: asking for it spares a "torchvision backend not available" warning.
@@ -125,25 +104,3 @@ def pretrained_preprocessing(name_or_path: str, config) -> tuple[int, tuple, tup
     except (OSError, ValueError):
         processor = None
     return processor_preprocessing(processor, config)
-
-
-def processor_preprocessing(processor, config) -> tuple[int, tuple, tuple]:
-    """(input side, mean, std) of an image processor (timm's data_config or a Transformers one), else defaults."""
-    data_config = getattr(processor, "data_config", None)  # timm checkpoints
-    if data_config:
-        return int(data_config["input_size"][-1]), tuple(data_config["mean"]), tuple(data_config["std"])
-    if processor is not None and getattr(processor, "image_mean", None) is not None:
-        size = processor.size or {}
-        side = size.get("height") or size.get("shortest_edge") or getattr(config, "image_size", 224)
-        return int(side), tuple(processor.image_mean), tuple(processor.image_std)
-    image_size = getattr(config, "image_size", 224)
-    return int(image_size[0] if isinstance(image_size, (list, tuple)) else image_size), FALLBACK_MEAN, FALLBACK_STD
-
-
-def processor_resample(processor) -> str:
-    """'bilinear' or 'bicubic': an image processor's interpolation (timm's data_config or a PIL resample value)."""
-    data_config = getattr(processor, "data_config", None)
-    if data_config and data_config.get("interpolation") in PIL_RESAMPLE:
-        return data_config["interpolation"]
-    names = {value: name for name, value in PIL_RESAMPLE.items()}
-    return names.get(int(getattr(processor, "resample", 2) or 2), "bilinear")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.augment import PIL_RESAMPLE
+from ..data.preprocessing import PIL_RESAMPLE
 from ..errors import InputError
 from .extras import require
 

@@ -15,17 +15,18 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import transformers
-from transformers import EarlyStoppingCallback, TrainingArguments, ViTImageProcessor
+from transformers import EarlyStoppingCallback, TrainingArguments
 from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
+from ..data.preprocessing import describe_training_preprocessing, to_image_processor
 from ..data.statistics import channel_statistics
 from ..errors import InputError, Preempted, PushError, StorageError
 from ..files import atomic_path, write_json, write_text
 from ..hub import push_adapter_folder, push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
-from ..models.pretrained import describe_training_preprocessing, load_pretrained_classifier, pretrained_preprocessing
+from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
 from .arguments import RunArguments
@@ -254,7 +255,7 @@ def write_run_folder(
                          f"{results['model']}: validation accuracy {results['val_accuracy']:.4f}")
     plot_confusion_matrix(shown.confusion, class_names, output_dir / "confusion_matrix.png",
                           f"{results['model']}, {split} split: accuracy {shown.accuracy:.4f}")
-    processor = ViTImageProcessor(**transform.image_processor_kwargs())
+    processor = to_image_processor(transform)
     write_text(output_dir / "preprocessor_config.json", processor.to_json_string())
     write_json(output_dir / "results.json", results, default=str)
     write_model_card(output_dir, results)
