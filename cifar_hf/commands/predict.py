@@ -51,7 +51,10 @@ def main(argv=None) -> int:
 
 
 def classify(args) -> int:
-    """One line per image with its top classes; 1 when an image could not be read."""
+    """One line per image with its top classes, through `pipeline("image-classification")`; 1 when an image could
+    not be read (the others are still classified)."""
+    from transformers import pipeline
+
     from ..inference import load_classifier
 
     try:
@@ -59,7 +62,8 @@ def classify(args) -> int:
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    device = next(model.parameters()).device
+    classifier = pipeline("image-classification", model=model, image_processor=processor,
+                          device=next(model.parameters()).device)
     top_k = min(args.top_k, model.config.num_labels)
     failed = 0
     for start in range(0, len(args.images), BATCH_SIZE):
@@ -73,11 +77,6 @@ def classify(args) -> int:
                 failed += 1
         if not images:
             continue
-        pixels = processor(images, return_tensors="pt")["pixel_values"].to(device)
-        probabilities = model(pixel_values=pixels).logits.float().softmax(-1)
-        top = probabilities.topk(top_k)
-        names = model.config.id2label
-        for path, values, indices in zip(paths, top.values, top.indices, strict=True):
-            best = zip(values.tolist(), indices.tolist(), strict=True)
-            print(f"{path}: " + ", ".join(f"{names[i]} {p:.3f}" for p, i in best))
+        for path, best in zip(paths, classifier(images, top_k=top_k, batch_size=BATCH_SIZE), strict=True):
+            print(f"{path}: " + ", ".join(f"{entry['label']} {entry['score']:.3f}" for entry in best))
     return 1 if failed else 0
