@@ -37,3 +37,9 @@ def write_hub_dataset(folder: Path, splits: dict, class_names=CLASS_NAMES, image
         f"  - name: {label_column}\n    dtype:\n      class_label:\n        names:\n{names}\n---\n# synthetic\n"
     )
     return folder
+
+
+def tiny_run_args(dataset, save, *extra, model: str = "cnn") -> list[str]:
+    """The command line of a tiny CPU run on a synthetic dataset (40 validation images), quiet; `extra` flags last."""
+    return ["-m", model, "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "-s", str(save),
+            "--disable_tqdm", "true", *extra]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import tiny_run_args
 from wandb_records import read_records
 
 import cifar_hf.training.cross_validation as cross_validation
@@ -18,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cv_argv(dataset, save, *extra):
-    return ["-m", "cnn", "-c", "--folds", "3", "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "-e", "1",
-            "-b", "32", "-l", "3e-3", "-s", str(save), "--disable_tqdm", "true", *extra]
+    return tiny_run_args(dataset, save, "-c", "--folds", "3", "-e", "1", "-b", "32", "-l", "3e-3", *extra)
 
 
 @pytest.fixture(scope="module")

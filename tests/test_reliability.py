@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic import tiny_run_args
 
 import cifar_hf.training.trainer as trainer_module
 from cifar_hf.commands.train import main
@@ -39,8 +40,8 @@ sys.exit(main(sys.argv[1:]))
 
 
 def argv(dataset, save, *extra):
-    return ["-m", "cnn", "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "--max-train-samples", str(TRAIN),
-            "-e", "2", "-b", str(BATCH), "-l", "3e-3", "-f", "1", "-s", str(save), "--disable_tqdm", "true", *extra]
+    return tiny_run_args(dataset, save, "--max-train-samples", str(TRAIN), "-e", "2", "-b", str(BATCH), "-l", "3e-3",
+                         "-f", "1", *extra)
 
 
 def run_process(args, env_extra=None, launcher=None):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import tiny_run_args
 from transformers import AutoModelForImageClassification, pipeline
 from wandb_records import logged
 
@@ -23,8 +24,7 @@ RESULT_KEYS = {"model", "epochs", "seed", "val_accuracy", "val_loss", "test_accu
 @pytest.fixture(scope="module")
 def cnn_run(tiny_dataset, tmp_path_factory):
     save = tmp_path_factory.mktemp("runs")
-    code = main(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "4", "-b", "16",
-                 "-l", "3e-3", "-f", "2", "-s", str(save), "--disable_tqdm", "true"])
+    code = main(tiny_run_args(tiny_dataset, save, "-e", "4", "-b", "16", "-l", "3e-3", "-f", "2"))
     assert code == 0
     return save / "cifar-cnn"
 
@@ -93,8 +93,7 @@ def test_bad_input_writes_nothing(tiny_dataset, tmp_path, capsys):
 
 
 def test_overwrite_replaces_the_folder(tiny_dataset, tmp_path):
-    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1",
-            "--max-train-samples", "32", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    argv = tiny_run_args(tiny_dataset, tmp_path, "-e", "1", "--max-train-samples", "32")
     assert main(argv) == 0
     (tmp_path / "cifar-cnn" / "stale.txt").write_text("old")
     assert main(argv + ["--overwrite"]) == 0
@@ -106,8 +105,7 @@ def test_overwrite_replaces_the_folder(tiny_dataset, tmp_path):
 def test_wandb_offline_run_records_metrics_and_hyperparameters(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_DIR", raising=False)
-    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "2", "-w",
-            "-s", str(tmp_path), "--disable_tqdm", "true"]
+    argv = tiny_run_args(tiny_dataset, tmp_path, "-e", "2", "-w")
     assert main(argv) == 0
     import wandb
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from synthetic import tiny_run_args
 
 import cifar_hf.training.repeat as repeat
 import cifar_hf.tuning.study as tuning_study
@@ -204,9 +205,8 @@ def test_without_optuna_tune_names_the_pip_command(tiny_dataset, tmp_path, capsy
 
 
 def repeat_argv(dataset, save, *extra):
-    return ["-m", "cnn", "--repeat", "3", "-d", "cpu", "--dataset", str(dataset), "--val-size", "40",
-            "--max-train-samples", "80", "-e", "1", "-b", "16", "-l", "3e-3", "-s", str(save),
-            "--disable_tqdm", "true", *extra]
+    return tiny_run_args(dataset, save, "--repeat", "3", "--max-train-samples", "80", "-e", "1", "-b", "16",
+                         "-l", "3e-3", *extra)
 
 
 def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, tmp_path, monkeypatch, capsys):

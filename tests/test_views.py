@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from synthetic import tiny_run_args
 
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main as train
@@ -13,8 +14,7 @@ from cifar_hf.plots import epoch_curves
 
 
 def run(dataset, save, *extra):
-    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "-b", "16",
-            "-s", str(save), "--disable_tqdm", "true", *extra]
+    argv = tiny_run_args(dataset, save, "-b", "16", *extra)
     assert train(argv) == 0
 
 

@@ -3,14 +3,14 @@
 import json
 
 from PIL import Image
+from synthetic import tiny_run_args
 from transformers import pipeline
 
 from cifar_hf.commands.train import main
 
 
 def test_vit_trains_from_scratch_and_the_loss_goes_down(tiny_dataset, tmp_path):
-    argv = ["-m", "vit", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "3", "-b", "32",
-            "-l", "2e-3", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    argv = tiny_run_args(tiny_dataset, tmp_path, "-e", "3", "-b", "32", "-l", "2e-3", model="vit")
     assert main(argv) == 0
     run = tmp_path / "cifar-vit"
     losses = [e["loss"] for e in json.loads((run / "trainer_state.json").read_text())["log_history"] if "loss" in e]
@@ -21,16 +21,15 @@ def test_vit_trains_from_scratch_and_the_loss_goes_down(tiny_dataset, tmp_path):
 
 
 def test_vit_patchify_stem_switch(tiny_dataset, tmp_path):
-    argv = ["-m", "vit", "--vit-stem", "patchify", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40",
-            "-e", "1", "--max-train-samples", "64", "-s", str(tmp_path), "--disable_tqdm", "true"]
+    argv = tiny_run_args(tiny_dataset, tmp_path, "--vit-stem", "patchify", "-e", "1", "--max-train-samples", "64",
+                         model="vit")
     assert main(argv) == 0
     assert json.loads((tmp_path / "cifar-vit" / "config.json").read_text())["stem"] == "patchify"
 
 
 def test_previt_fine_tunes_a_local_checkpoint(tiny_dataset, tiny_imagenet_vit, tmp_path):
-    argv = ["-m", "previt", "--model-name-or-path", str(tiny_imagenet_vit), "-d", "cpu",
-            "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1", "-b", "16", "-l", "1e-3",
-            "-s", str(tmp_path), "--disable_tqdm", "true"]
+    argv = tiny_run_args(tiny_dataset, tmp_path, "--model-name-or-path", str(tiny_imagenet_vit), "-e", "1", "-b", "16",
+                         "-l", "1e-3", model="previt")
     assert main(argv) == 0
     run = tmp_path / "cifar-previt"
     results = json.loads((run / "results.json").read_text())
