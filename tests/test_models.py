@@ -50,6 +50,13 @@ def test_vit_config_rejects_a_stem_that_cannot_reach_the_grid():
         CifarViTConfig(stem="bogus")
 
 
+def test_resnet_config_rejects_stages_that_do_not_pair_up():
+    from cifar_hf.models import CifarResNetConfig
+
+    with pytest.raises(ValueError, match="same number of stages"):
+        CifarResNetConfig(hidden_sizes=[64, 128], depths=[2, 2, 2])
+
+
 def test_vit_attention_is_scaled_by_inverse_sqrt_head_dim():
     model = build_scratch_model("vit", NAMES, num_hidden_layers=1, drop_path_rate=0.0).eval()
     attention = model.layers[0].attention

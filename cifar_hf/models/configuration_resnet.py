@@ -20,5 +20,11 @@ class CifarResNetConfig(PreTrainedConfig):
     hidden_sizes: list[int] | tuple[int, ...] = (64, 128, 256, 512)
     depths: list[int] | tuple[int, ...] = (2, 2, 2, 2)
 
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        if len(self.hidden_sizes) != len(self.depths):
+            raise ValueError(f"hidden_sizes {list(self.hidden_sizes)} and depths {list(self.depths)} must name the "
+                             "same number of stages")
+
 
 __all__ = ["CifarResNetConfig"]

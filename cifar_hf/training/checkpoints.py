@@ -16,7 +16,8 @@ import shutil
 import time
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
+from ..files import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ def rotate(run_folder: Path, keep: int | None, protect: str | None = None) -> No
 
 def load_model_weights(model, folder: Path) -> None:
     """A checkpoint's weights into `model`, through from_pretrained (the saved names may be the legacy ones)."""
+    saved_type = read_json(Path(folder) / "config.json").get("model_type")
+    if saved_type != model.config.model_type:  # another model's checkpoint: its config would not even build
+        raise InputError(f"--resume: {folder} does not fit this model (a {saved_type} checkpoint, the model is "
+                         f"{model.config.model_type})")
     saved = type(model).from_pretrained(str(folder), dtype=next(model.parameters()).dtype)
     model.load_state_dict(saved.state_dict(), strict=True)
 
