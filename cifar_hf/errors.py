@@ -1,5 +1,19 @@
 """Errors reported as a single line with a non-zero exit status, never as a traceback."""
 
+import sys
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none): what a one-line error quotes."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def print_error(error: "CifarError") -> int:
+    """Print a command's one-line error and return its exit status."""
+    print(f"error: {error}", file=sys.stderr)
+    return error.exit_code
+
 
 class CifarError(Exception):
     exit_code = 1

@@ -7,7 +7,7 @@ import transformers
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from .data.preprocessing import from_image_processor
-from .errors import InputError
+from .errors import InputError, first_line
 from .files import read_json
 
 
@@ -40,7 +40,7 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
         )
         processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        detail = first_line(error)
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
     transform = from_image_processor(processor, model.config)
     return model.to(best_device()).eval(), transform, processor

@@ -8,7 +8,7 @@ import numpy as np
 from .files import atomic_path
 
 
-def _pyplot():
+def pyplot():
     """matplotlib, loaded when the first figure is drawn: a run does not pay for it before its first step."""
     import matplotlib
 
@@ -36,7 +36,7 @@ def plot_training_curves(log_history: list[dict], path: Path, title: str) -> dic
     curves = epoch_curves(log_history)
     from matplotlib.ticker import MaxNLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, (loss_axis, accuracy_axis, lr_axis) = plt.subplots(1, 3, figsize=(13, 3.8))
     loss_axis.plot(curves["train_epoch"], curves["train_loss"], "o-", label="train")
     loss_axis.plot(curves["eval_epoch"], curves["eval_loss"], "s-", label="validation")
@@ -66,7 +66,7 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: P
     totals = confusion.sum(axis=1, keepdims=True)
     normalised = np.divide(confusion, totals, out=np.zeros(confusion.shape, dtype=float), where=totals > 0)
     size = max(5.0, 0.6 * len(class_names) + 2)
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(size, size))
     image = axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
@@ -87,7 +87,7 @@ def plot_confusion_matrix(confusion: np.ndarray, class_names: list[str], path: P
 
 def plot_trials(trials: list[dict], path: Path, title: str) -> None:
     """A study's value per trial (complete and pruned ones) and the best complete value so far."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for state, marker, colour in (("COMPLETE", "o", "tab:blue"), ("PRUNED", "x", "tab:grey")):
         shown = [t for t in trials if t["state"] == state and t["value"] is not None]

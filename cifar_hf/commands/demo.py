@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, print_error
 from ..serving.space import default_space_id, push_space, write_space
 
 
@@ -60,8 +60,7 @@ def main(argv=None) -> int:
     try:
         return space(args) if args.write_space else serve(args)
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
     except OSError as error:  # a port in use or a folder that cannot be written
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..data.defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import CifarError, InputError, StorageError, UsageError
+from ..errors import CifarError, InputError, StorageError, UsageError, first_line, print_error
 
 
 def parse(argv):
@@ -125,14 +125,12 @@ def main(argv=None) -> int:
         if args.temperature_scale and args.split != "validation":
             validation = to_model_labels(*load_scored_split(args, trained, dataset, "validation"), class_names)
     except CifarError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
     try:
         return write_and_print(args, trained, dataset, class_names, arrays, validation, model, transform, corruptions,
                                severities)
     except CifarError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
 
 
 def write_and_print(args, trained: dict, dataset: str, class_names: list[str], arrays, validation, model, transform,
@@ -229,7 +227,7 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
         try:
             url = push_evaluation(args.push, trained, report)
         except Exception as error:  # huggingface_hub raises many types (HTTP, auth, missing repo); the files are kept
-            print(f"error: --push {args.push}: {str(error).splitlines()[0] if str(error) else type(error).__name__} "
+            print(f"error: --push {args.push}: {first_line(error)} "
                   f"(the evaluation is saved in {output})", file=sys.stderr)
             return 1
         print(f"pushed the evaluation to the model card of {args.push}: {url}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, print_error
 from ..inference import load_classifier, run_results
 from ..serving.onnx_export import DEFAULT_OPSET, export_onnx, max_logit_difference, onnx_session, parity_ok
 from ..serving.samples import run_samples
@@ -73,8 +73,7 @@ def main(argv=None) -> int:
         batches = [pixels] if args.dynamic_batch else list(pixels.split(1))
         measured = [max_logit_difference(session, model, batch) for batch in batches]
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
     difference, scale = max(d for d, _ in measured), max(s for _, s in measured)
     print(f"wrote {path} and {path.parent / 'preprocessing.json'} (opset {args.opset}, "
           f"{'dynamic' if args.dynamic_batch else 'fixed'} batch)")

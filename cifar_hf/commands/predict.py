@@ -10,7 +10,7 @@ import os
 import stat
 import sys
 
-from ..errors import InputError
+from ..errors import InputError, print_error
 
 
 def parse(argv):
@@ -60,8 +60,7 @@ def classify(args) -> int:
     try:
         model, _, processor = load_classifier(args.model, args.trust_remote_code)
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
     classifier = pipeline("image-classification", model=model, image_processor=processor,
                           device=next(model.parameters()).device)
     top_k = min(args.top_k, model.config.num_labels)

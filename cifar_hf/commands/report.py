@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import CifarError
+from ..errors import CifarError, print_error
 from ..files import read_json, write_text
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
@@ -123,6 +123,5 @@ def main(argv=None) -> int:
         if args.output:
             write_text(args.output, table + "\n")
     except CifarError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
     return 0

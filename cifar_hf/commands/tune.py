@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, UsageError
+from ..errors import CifarError, UsageError, print_error
 from ..training.arguments import parse_arguments
 from ..training.run import HUB_FLAGS
 from .train import setup_logging
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             url = push_run_folder(best, repo, private=hub_flags.get("hub_private_repo"))
             print(f"pushed the best trial {best} to the Hub: {url}")
     except CifarError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return print_error(error)
     print(format_summary(summary, folder))
     return 0
 

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
 from ..data.preprocessing import processor_preprocessing
-from ..errors import InputError
+from ..errors import InputError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ TIMM_WRAPPER = "timm_wrapper"  # model_type of Transformers' wrapper around timm
 
 
 def _unreachable(name_or_path: str, error: Exception) -> InputError:
-    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    detail = first_line(error)
     return InputError(
         f"--model-name-or-path: cannot load '{name_or_path}' ({detail}). Offline or a wrong id? Pass a local folder "
         "holding the checkpoint's config.json and weights, e.g. --model-name-or-path ./vit-base-patch16-224"

@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
-from ..plots import plt
+from ..plots import pyplot
 
 
 def plot_robustness(clean_accuracy: float, corruptions: dict, families: dict, path: Path, title: str) -> None:
     """Accuracy against severity: one panel per corruption family, one line per corruption, clean accuracy dashed."""
     order = list(dict.fromkeys(families[name] for name in corruptions))
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(order), figsize=(3.6 * len(order), 3.6), squeeze=False, sharey=True)
     for axis, family in zip(axes[0], order, strict=True):
         for name, by_severity in corruptions.items():
@@ -27,6 +28,7 @@ def plot_robustness(clean_accuracy: float, corruptions: dict, families: dict, pa
 
 def plot_reliability_diagram(bins: list[dict], path: Path, title: str, calibrated: list[dict] | None = None) -> None:
     """Accuracy per confidence bin against the diagonal of perfect calibration; bar width is the bin."""
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.8, 4.8))
     series = [("model", bins, "tab:blue")] + ([("temperature-scaled", calibrated, "tab:orange")] if calibrated else [])
     for label, these, colour in series:

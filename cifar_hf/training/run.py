@@ -21,7 +21,7 @@ from transformers.trainer_utils import PredictionOutput
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
 from ..data.preprocessing import describe_training_preprocessing, to_image_processor
 from ..data.statistics import channel_statistics
-from ..errors import InputError, Preempted, PushError, StorageError
+from ..errors import InputError, Preempted, PushError, StorageError, first_line
 from ..files import atomic_path, write_json, write_text
 from ..hub import push_adapter_folder, push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
@@ -326,7 +326,7 @@ def train_checkpointed(trainer: CifarTrainer, resume: str | None, output_dir: Pa
         return trainer.train(resume_from_checkpoint=resume)
     except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickled object
         raise InputError(f"--resume: {resume} holds a file that is not plain tensors, refusing to load it "
-                         f"({str(error).splitlines()[0]})") from None
+                         f"({first_line(error)})") from None
     except OSError as error:
         raise StorageError(f"cannot write a checkpoint in {output_dir}: {error.strerror or error}") from None
     except RuntimeError as error:  # torch.save reports a failed write (a full disk) as a RuntimeError
@@ -338,7 +338,7 @@ def train_checkpointed(trainer: CifarTrainer, resume: str | None, output_dir: Pa
         if "unexpected pos" not in message and "write failed" not in message:
             raise
         raise StorageError(f"cannot write a checkpoint in {output_dir} (is the disk full?): "
-                           f"{message.splitlines()[0]}") from None
+                           f"{first_line(error)}") from None
 
 
 def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags, data,

@@ -10,7 +10,7 @@ A space maps a `Recipe` field to a distribution; a YAML file (`--space`) replace
 import dataclasses
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..training.recipes import Recipe
 
 # Numeric recipe fields a trial may set; the rest (optimizer, scheduler, ...) name choices, not values.
@@ -84,7 +84,7 @@ def load_space(path: str | None, model: str) -> dict:
     except OSError as error:
         raise UsageError(f"--space {path}: cannot read it ({error.strerror})") from None
     except yaml.YAMLError as error:
-        raise UsageError(f"--space {path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise UsageError(f"--space {path}: not valid YAML ({first_line(error)})") from None
     return check_space(space, f"--space {path}")
 
 

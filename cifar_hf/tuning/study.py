@@ -18,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 
-from ..errors import CifarError, InputError, Preempted, UsageError
+from ..errors import CifarError, InputError, Preempted, UsageError, first_line
 from ..training import checkpoints
 from ..training.recipes import get_recipe
 from ..training.run import train_once
@@ -49,7 +49,7 @@ def open_storage(url: str | None, study_folder: Path):
         try:
             return optuna.storages.RDBStorage(url), contextlib.nullcontext()
         except Exception as error:  # sqlalchemy raises many kinds for a bad URL or an unreachable server
-            raise UsageError(f"--storage {url}: cannot open it ({str(error).splitlines()[0]})") from None
+            raise UsageError(f"--storage {url}: cannot open it ({first_line(error)})") from None
     path = Path(url) if url else study_folder / JOURNAL
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = optuna.storages.journal
