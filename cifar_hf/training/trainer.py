@@ -15,11 +15,12 @@ from ..errors import TrainingError
 from . import checkpoints
 from .ema import UpdateEMA, WeightEMA
 from .lora import is_peft_model
+from .loss_tracker import LossTracker
 
 PROGRESS = "train_progress.json"  # in every checkpoint: runtime and images of the run so far
 
 
-class CifarTrainer(Trainer):
+class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     """A `Trainer` whose batches hold uint8 `pixel_values`.
 
     Each batch is turned into model input on the training device (crop/flip/normalise/resize, see
@@ -40,15 +41,8 @@ class CifarTrainer(Trainer):
         self.batch_transform = batch_transform
         self.label_smoothing = label_smoothing
         self.mixup = mixup  # a timm.data.Mixup, which also applies the label smoothing
-        self._staging = False
         self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
-        # The running training loss since the last log, kept here (and in checkpoints) rather than in the
-        # Trainer's loop variable, so that a resumed run logs the same epoch loss as an uninterrupted one.
-        # The sums stay on the device: reading a loss every step would stall the GPU's queue once per step.
-        self._loss_sum, self._loss_micro_steps = None, 0
-        self._run_loss_sum = None  # over the whole run, for the final train_loss
-        self._restored_sums = (0.0, 0.0)  # (since the last log, whole run) from a resumed checkpoint
-        self._first_bad = None  # (global step, loss) of the first non-finite loss, as device tensors
+        self.losses = LossTracker()
         self._parameter_count = None  # for floating_point_ops
         # (global step, EvalLoopOutput) of the latest evaluation of the validation split: the run's final validation
         # metrics reuse it when the weights have not changed since, rather than scoring the same weights again.
@@ -118,7 +112,7 @@ class CifarTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         self._seed_step()
         loss = super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)
-        self._accumulate(loss.detach())
+        self.losses.add(loss.detach(), self.state.global_step)
         return loss
 
     def _plain_gradients(self) -> bool:
@@ -145,33 +139,12 @@ class CifarTrainer(Trainer):
             return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
         return super()._get_grad_norm(model, grad_norm)
 
-    def _running_sums(self, device) -> None:
-        """Create the on-device sums at first use, from a resumed checkpoint's values when there is one."""
-        if self._loss_sum is None:
-            since_log, whole_run = self._restored_sums
-            self._loss_sum = torch.tensor(since_log, dtype=torch.float64, device=device)
-            self._run_loss_sum = torch.tensor(whole_run, dtype=torch.float64, device=device)
-            self._first_bad = (torch.tensor(-1, device=device), torch.tensor(0.0, device=device))
-
-    def _accumulate(self, loss: torch.Tensor) -> None:
-        """Add a step's loss to the running sums and note the first non-finite one, without a host sync."""
-        self._running_sums(loss.device)
-        self._loss_sum += loss
-        self._run_loss_sum += loss
-        self._loss_micro_steps += 1
-        step, value = self._first_bad
-        newly_bad = ~torch.isfinite(loss) & (step < 0)
-        self._first_bad = (torch.where(newly_bad, self.state.global_step + 1, step),
-                           torch.where(newly_bad, loss.float(), value))
-
     def _stop_if_loss_was_not_finite(self) -> None:
         """Raise, on every process, before anything is logged, evaluated or saved after a non-finite loss."""
-        self._running_sums(self.args.device)
-        found = self.accelerator.gather(torch.stack([t.double() for t in self._first_bad]).view(1, 2))
-        bad = [(int(step), value) for step, value in found.tolist() if step >= 0]
-        if not bad:
+        bad = self.losses.first_non_finite(self.accelerator)
+        if bad is None:
             return
-        step, value = min(bad)
+        step, value = bad
         epoch = step / self.state.max_steps * self.args.num_train_epochs if self.state.max_steps else 0.0
         last = checkpoints.complete_checkpoints(Path(self.args.output_dir))
         raise TrainingError(
@@ -187,16 +160,10 @@ class CifarTrainer(Trainer):
         super()._maybe_log_save_evaluate(*args, **kwargs)
 
     def log(self, logs: dict, start_time=None) -> None:
-        self._running_sums(self.args.device)
-        if "loss" in logs and self._loss_micro_steps:
-            total = self.accelerator.reduce(self._loss_sum.clone(), reduction="mean")
-            logs["loss"] = total.item() / (self._loss_micro_steps / self.args.gradient_accumulation_steps)
-            self._loss_sum.zero_()
-            self._loss_micro_steps = 0
-        if "train_loss" in logs and self.state.global_step:
-            # The Trainer's own train_loss counts only this session's steps.
-            total = self.accelerator.reduce(self._run_loss_sum.clone(), reduction="mean")
-            logs["train_loss"] = total.item() / self.state.global_step
+        if "loss" in logs and self.losses.micro_steps:
+            logs["loss"] = self.losses.epoch_loss(self.accelerator, self.args.gradient_accumulation_steps)
+        if "train_loss" in logs and self.state.global_step:  # the Trainer's own counts only this session's steps
+            logs["train_loss"] = self.losses.run_loss(self.accelerator, self.state.global_step)
         super().log(logs, start_time)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
@@ -206,9 +173,7 @@ class CifarTrainer(Trainer):
         if isinstance(resume_from_checkpoint, str):
             saved = Path(resume_from_checkpoint) / f"running_loss_{self.args.process_index}.json"
             if saved.is_file():
-                state = json.loads(saved.read_text())
-                self._restored_sums = (state["sum"], state["run_sum"])
-                self._loss_micro_steps = state["micro_steps"]
+                self.losses.load_state_dict(json.loads(saved.read_text()))
             progress = Path(resume_from_checkpoint) / PROGRESS
             if progress.is_file():
                 self._earlier_parts = json.loads(progress.read_text())
@@ -236,38 +201,15 @@ class CifarTrainer(Trainer):
         metrics["train_runtime"], metrics["train_samples_per_second"] = round(runtime, 4), round(images / runtime, 3)
         return output
 
-    def _get_output_dir(self, trial) -> str:
-        # With _save_checkpoint: the Trainer writes checkpoints in place; staging them and publishing each one
-        # complete is what lets a run killed mid-save resume (tests/test_reliability.py).
-        if self._staging:  # _save_checkpoint writes into the staging folder, published once complete
-            return str(Path(self.args.output_dir) / checkpoints.STAGING)
-        return super()._get_output_dir(trial)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        self._staging = True
-        try:
-            super()._save_checkpoint(model, trial)
-            staged = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
-            self._running_sums(self.args.device)
-            (staged / PROGRESS).write_text(json.dumps(self._progress()))
-            (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps({
-                "sum": float(self._loss_sum), "micro_steps": self._loss_micro_steps,
-                "run_sum": float(self._run_loss_sum),
-            }))
-            if self.is_world_process_zero():
-                if self.ema is not None:
-                    self.ema.save(staged)
-                if self._point_at_best_checkpoint():  # the Trainer recorded the staging path, or none
-                    self.state.save_to_json(str(staged / "trainer_state.json"))
-        finally:
-            self._staging = False
-        self.accelerator.wait_for_everyone()  # every process has written its RNG state
+    def write_checkpoint_extras(self, staged: Path) -> None:
+        """What a resume needs beyond the Trainer's files: progress, loss sums, the EMA, the best-model pointer."""
+        (staged / PROGRESS).write_text(json.dumps(self._progress()))
+        (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps(self.losses.state_dict()))
         if self.is_world_process_zero():
-            run = Path(self.args.output_dir)
-            name = f"checkpoint-{self.state.global_step}"
-            checkpoints.publish(run / checkpoints.STAGING / name, run / name, self.state.global_step)
-            checkpoints.rotate(run, self.args.save_total_limit, protect=self.state.best_model_checkpoint)
-        self.accelerator.wait_for_everyone()
+            if self.ema is not None:
+                self.ema.save(staged)
+            if self._point_at_best_checkpoint():  # the Trainer recorded the staging path, or none
+                self.state.save_to_json(str(staged / "trainer_state.json"))
 
     def _point_at_best_checkpoint(self) -> bool:
         """Record the best checkpoint by its published path (the Trainer looks for it beside the staged one)."""
