@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError, UsageError
-from ..files import read_json
+from ..files import fsync_directory, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -26,21 +26,12 @@ MARKER = "checkpoint_complete.json"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def _fsync_directory(folder: Path) -> None:
-    """Make the folder's entries (new files, a rename into it) durable."""
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
 def _fsync_tree(folder: Path) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_directory(folder)
+    fsync_directory(folder)
 
 
 def publish(staged: Path, final: Path, step: int) -> None:
@@ -54,7 +45,7 @@ def publish(staged: Path, final: Path, step: int) -> None:
     if final.exists():  # a torn leftover with the same step
         shutil.rmtree(final)
     os.replace(staged, final)
-    _fsync_directory(final.parent)  # the rename itself
+    fsync_directory(final.parent)  # the rename itself
 
 
 def is_complete(folder: Path) -> bool:
