@@ -134,6 +134,31 @@ def test_an_unreachable_hub_is_found_at_once_without_retries(tiny_dataset, tmp_p
     assert lookups == [True]  # the cache only: no request for the Hub client to retry
 
 
+def test_an_unreachable_hub_for_the_dataset_is_one_line_at_once(tmp_path, monkeypatch, capsys):
+    import socket
+
+    import datasets
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    requests = []
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # as for a user who did not set it
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    load_dataset = datasets.load_dataset
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: requests.append(datasets.config.HF_HUB_OFFLINE)
+                        or load_dataset(*a, **k))
+    assert cli(["train", "-m", "cnn", "-d", "cpu", "--dataset", "no-such-org/no-such-data", "-s", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Hub is unreachable and 'no-such-org/no-such-data' is not in the local cache" in err[0]
+    assert requests == [True]  # the cache only: nothing for the Hub client to retry
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_card_names_a_local_dataset_and_the_base_checkpoint_by_their_own_names(tmp_path, monkeypatch):
     import yaml
 

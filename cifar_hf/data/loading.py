@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
+import huggingface_hub
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, first_line
+from ..offline import hub_reachable
 from .decode import choose_image_size, decode_split, image_sizes
 from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from .splits import stratified_split, stratified_subset
@@ -69,13 +71,18 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
             return datasets.load_dataset(str(path))
         except Exception as error:
             raise InputError(f"--dataset: cannot read {name_or_path} as a dataset: {error}") from None
+    unreachable = not datasets.config.HF_HUB_OFFLINE and not hub_reachable()
+    if unreachable:  # the cache alone, without the Hub client's retries
+        datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
     try:
         return datasets.load_dataset(name_or_path)
     except Exception as error:
+        if unreachable:
+            raise InputError(f"--dataset: the Hugging Face Hub is unreachable and '{name_or_path}' is not in the "
+                             "local cache. Pass a local copy instead: --dataset PATH") from None
         raise InputError(
             f"--dataset: cannot load '{name_or_path}' from the Hugging Face Hub ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). "
-            "Offline? Pass a local copy instead: --dataset PATH"
+            f"{first_line(error)}). Offline? Pass a local copy instead: --dataset PATH"
         ) from None
 
 

@@ -1,8 +1,6 @@
 """`previt`: an ImageNet classification checkpoint (ViT, DeiT, timm through Transformers' wrapper) with a new head."""
 
 import logging
-import os
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -12,6 +10,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 from ..data.preprocessing import processor_preprocessing
 from ..errors import InputError, first_line
+from ..offline import hub_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -25,21 +24,6 @@ def _unreachable(name_or_path: str, error: Exception) -> InputError:
         f"--model-name-or-path: cannot load '{name_or_path}' ({detail}). Offline or a wrong id? Pass a local folder "
         "holding the checkpoint's config.json and weights, e.g. --model-name-or-path ./vit-base-patch16-224"
     )
-
-
-def hub_reachable(timeout_s: float = 5.0) -> bool:
-    """One TCP connection to the Hub's endpoint (the Hub client would retry for about a minute before failing).
-
-    Behind a proxy a direct connection says nothing, so the Hub counts as reachable and the client decides.
-    """
-    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    endpoint = urlparse(huggingface_hub.constants.ENDPOINT)
-    try:
-        socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout_s).close()
-        return True
-    except OSError:
-        return False
 
 
 def check_checkpoint(name_or_path: str) -> None:
