@@ -42,6 +42,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         self.label_smoothing = label_smoothing
         self.mixup = mixup  # a timm.data.Mixup, which also applies the label smoothing
         self._micro_step = None  # training_step calls so far; set from global_step at the first call (resume)
+        self._part_start_step = None  # global_step when this process's part of the run took its first step
         self.losses = LossTracker()
         self._parameter_count = None  # for floating_point_ops
         # (global step, EvalLoopOutput) of the latest evaluation of the validation split: the run's final validation
@@ -77,6 +78,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         """
         if self._micro_step is None:
             self._micro_step = self.state.global_step * self.args.gradient_accumulation_steps
+            self._part_start_step = self.state.global_step
         key = (self.args.seed * 1_000_003 + self.args.process_index) * 10_000_019 + self._micro_step
         # Only the generators a step draws from. torch.manual_seed would also queue a seed, with a formatted stack
         # trace, for every backend not yet started (XPU, MTIA, ...): about 0.5 ms of host time per step.
@@ -185,7 +187,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     def _progress(self) -> dict:
         """Runtime and images of the whole run up to now: the earlier parts plus this one."""
         args = self.args
-        steps = self.state.global_step - self._initial_global_step  # the Trainer's first step of this part
+        steps = self.state.global_step - (self._part_start_step or self.state.global_step)
         images = steps * args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
         return {"train_runtime_s": self._earlier_parts["train_runtime_s"] + time.time() - self._part_started,
                 "train_samples": self._earlier_parts["train_samples"] + images}
