@@ -187,7 +187,8 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     def _progress(self) -> dict:
         """Runtime and images of the whole run up to now: the earlier parts plus this one."""
         args = self.args
-        steps = self.state.global_step - (self._part_start_step or self.state.global_step)
+        start = self.state.global_step if self._part_start_step is None else self._part_start_step
+        steps = self.state.global_step - start
         images = steps * args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
         return {"train_runtime_s": self._earlier_parts["train_runtime_s"] + time.time() - self._part_started,
                 "train_samples": self._earlier_parts["train_samples"] + images}
