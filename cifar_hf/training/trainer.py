@@ -200,7 +200,8 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
             return output
         metrics = output.metrics
         runtime = earlier["train_runtime_s"] + metrics["train_runtime"]
-        images = earlier["train_samples"] + metrics["train_samples_per_second"] * metrics["train_runtime"]
+        # Images counted here, not from the Trainer's speed: releases differ on whether it counts resumed steps.
+        images = self._progress()["train_samples"]
         metrics["train_runtime"], metrics["train_samples_per_second"] = round(runtime, 4), round(images / runtime, 3)
         return output
 
