@@ -91,6 +91,9 @@ def test_wandb_gets_one_run_per_fold_in_one_group(tiny_dataset, tmp_path, monkey
     monkeypatch.delenv("WANDB_DIR", raising=False)
     monkeypatch.delenv("WANDB_RUN_GROUP", raising=False)
     assert main(cv_argv(tiny_dataset, tmp_path, "--folds", "2", "-w")) == 0
+    import wandb
+
+    wandb.teardown()  # the wandb service writes the run files asynchronously: stop it so that they are complete
     run_files = sorted((tmp_path / "cifar-cnn-cv").glob("fold-*/wandb/offline-run-*/run-*.wandb"))
     assert [p.parts[-4] for p in run_files] == ["fold-1", "fold-2"]  # each fold keeps its own wandb files
     groups, names = set(), set()
