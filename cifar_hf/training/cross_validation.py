@@ -55,18 +55,19 @@ def prepare_fold_folder(folder: Path) -> str | None:
     return None
 
 
-def read_fold_results(folder: Path, number: int, count: int) -> dict | None:
-    """A complete fold's results; None when the fold must be trained (again: an unreadable results.json)."""
+def read_member_results(folder: Path, name: str) -> dict | None:
+    """A complete member run's results (a fold, a repeat's seed); None when it must be trained (again: an unreadable
+    results.json)."""
     path = folder / "results.json"
     if not path.exists():
         return None
     try:
         results = read_json(path)
     except InputError as error:
-        logger.warning("fold %d/%d: %s; training this fold again", number, count, error)
-        path.unlink()  # without it the fold is a partial one, resumed from its last checkpoint or started again
+        logger.warning("%s: %s; training it again", name, error)
+        path.unlink()  # without it the run is a partial one, resumed from its last checkpoint or started again
         return None
-    logger.info("fold %d/%d is complete: reading its results, not retraining", number, count)
+    logger.info("%s is complete: reading its results, not retraining", name)
     return results
 
 
@@ -105,7 +106,7 @@ def train_fold(args: RunArguments, training_flags: dict, data: CifarData, folds:
     with exclusive(lock, busy) if is_main_process() else contextlib.nullcontext():
         if args.overwrite and args.fold and folder.exists() and is_main_process():
             shutil.rmtree(folder)  # this job's own fold, under its lock: the other folds belong to other jobs
-        if read_fold_results(folder, number, args.folds) is not None:
+        if read_member_results(folder, f"fold {number}/{args.folds}") is not None:
             return
         index = number - 1
         fold_args = dataclasses.replace(

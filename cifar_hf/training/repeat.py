@@ -6,14 +6,14 @@ is read back, one with checkpoints continues from the last, any other partial on
 """
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
 
 from ..data import CifarData
+from ..files import write_json
 from .arguments import RunArguments
-from .cross_validation import METRICS, mean_and_std, prepare_fold_folder
+from .cross_validation import METRICS, mean_and_std, prepare_fold_folder, read_member_results
 from .distributed import is_main_process
 from .run import train_once
 from .secrets import scrub_secrets
@@ -48,10 +48,8 @@ def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repea
     per_seed = []
     for seed in range(args.seed, args.seed + args.repeat):
         folder = repeat_folder / f"seed-{seed}"
-        if (folder / "results.json").exists():
-            logger.info("seed %d is complete: reading its results, not retraining", seed)
-            results = json.loads((folder / "results.json").read_text())
-        else:
+        results = read_member_results(folder, f"seed {seed}")
+        if results is None:
             # The split was drawn once with --seed (in `data`); only the initialisation and data order change.
             run_args = dataclasses.replace(args, repeat=1, resume=prepare_fold_folder(folder), seed=seed)
             flags = {"run_name": f"{repeat_folder.name}-seed-{seed}", **training_flags}
@@ -74,5 +72,5 @@ def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repea
                                           "training_arguments": scrub_secrets(training_flags)}),
     }
     if is_main_process():  # one writer under a distributed launch
-        (repeat_folder / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(repeat_folder / "results.json", report)  # whole or absent, as every result file
     return {**report, "table": format_table(per_seed, summary)}
