@@ -6,6 +6,7 @@ import torch
 import transformers
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+from . import models  # noqa: F401  (registers the project's model types with the Auto classes)
 from .data.preprocessing import from_image_processor
 from .errors import InputError, first_line
 from .files import read_json
