@@ -4,6 +4,7 @@ The run folder (`<save-folder>/cifar-<model>/`) holds the final model (safetenso
 processor that preprocesses PIL images exactly as training did, `results.json`, and `checkpoint-*` folders.
 """
 
+import contextlib
 import dataclasses
 import logging
 import pickle
@@ -350,8 +351,9 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         raise Preempted(f"stopped by {name} at step {trainer.state.global_step}: checkpoint saved in {output_dir}; "
                         "continue with --resume auto", stop_on_signal.stopped_by, kept="checkpoint")
     staging = output_dir / checkpoints.STAGING
-    if staging.is_dir() and not any(staging.iterdir()):  # left empty by the last publish; not a torn checkpoint
-        staging.rmdir()
+    if training_args.should_save and staging.is_dir() and not any(staging.iterdir()):  # the last publish left it empty
+        with contextlib.suppress(FileNotFoundError):  # another machine's saving process, on shared storage, was first
+            staging.rmdir()
     cuda = training_args.device.type == "cuda"
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if cuda else None
 
