@@ -25,6 +25,14 @@ def random_data(num_images: int = 64) -> CifarData:
     return CifarData("synthetic", ["a", "b", "c", "d"], arrays, arrays.take(np.arange(16)), None)
 
 
+def test_every_registered_model_has_a_default_recipe_and_no_recipe_names_another():
+    from cifar_hf.models import MODEL_NAMES
+    from cifar_hf.training import arguments
+
+    assert arguments.MODEL_NAMES == MODEL_NAMES  # -m's choices, read from the recipes without loading torch
+    assert all((model, "default") in RECIPES for model in MODEL_NAMES)
+
+
 def test_cutout_zeroes_one_clipped_square_per_image():
     torch.manual_seed(0)
     images = torch.ones(2000, 3, 32, 32)

@@ -8,12 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from ..errors import InputError, print_error
-from ..inference import load_classifier, run_results
-from ..serving.onnx_export import DEFAULT_OPSET, export_onnx, max_logit_difference, onnx_session, parity_ok
-from ..serving.samples import run_samples
+from ..serving import DEFAULT_OPSET
 from .predict import read_image
 
 CHECK_IMAGES = 8
@@ -47,6 +43,11 @@ def default_output(model: str) -> Path:
 
 
 def check_images(args) -> tuple[list, str]:
+    import torch
+
+    from ..inference import run_results
+    from ..serving.samples import run_samples
+
     if args.check_images:
         return [read_image(path) for path in args.check_images], f"{len(args.check_images)} given images"
     samples = run_samples(run_results(args.model), per_class=1, limit=CHECK_IMAGES)
@@ -61,6 +62,9 @@ def check_images(args) -> tuple[list, str]:
 
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    from ..inference import load_classifier
+    from ..serving.onnx_export import export_onnx, max_logit_difference, onnx_session, parity_ok
+
     try:
         model, transform, processor = load_classifier(args.model, args.trust_remote_code)
         model = model.to("cpu")

@@ -11,17 +11,15 @@ import signal
 import sys
 from pathlib import Path
 
-from ..data import load_cifar
 from ..errors import CifarError, Preempted, UsageError
 from ..files import read_json
-from ..models.pretrained import check_checkpoint
 from ..training import replaced_run
-from ..training.arguments import RunArguments, parse_arguments
+from ..training.arguments import RunArguments, parse_arguments, run_folder
 from ..training.distributed import is_main_process
 from ..training.folder_lock import LOCK_NAME, FolderLock
-from ..training.lora import import_peft
 from ..training.recipes import get_recipe
-from ..training.run import build_training_arguments, run_folder, train_once
+
+# torch, transformers' models and datasets are imported where a run needs them: `--help` answers without them.
 
 logger = logging.getLogger("cifar_hf")
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
@@ -73,6 +71,8 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
             validate_repo_id(repo)
         except HFValidationError as error:
             raise UsageError(f"--hub_model_id: {error}") from None
+    from ..training.run import build_training_arguments
+
     try:
         return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
@@ -154,7 +154,6 @@ class RunFolder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    setup_logging()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous_handlers = {number: signal.signal(number, raise_on_stop_signal) for number in stop_signals}
     run = None
@@ -165,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\ninterrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions",
                   file=sys.stderr)
             return getattr(error, "exit_code", INTERRUPTED)
+        setup_logging()  # after parsing: it loads datasets, which `--help` does not need
         training_args = check_training_arguments(args, training_flags)
         check_save_folder(args.save_folder)
         run = RunFolder(run_folder(args), args.overwrite, shared=bool(args.fold))
@@ -180,9 +180,15 @@ def main(argv: list[str] | None = None) -> int:
 
             datasets.disable_progress_bars()
         if args.model == "previt":
+            from ..models.pretrained import check_checkpoint
+
             check_checkpoint(args.model_name_or_path)
         if args.lora_r is not None:
+            from ..training.lora import import_peft
+
             import_peft()  # before any data work: a missing optional extra is one line, at once
+        from ..data import load_cifar
+
         data = load_cifar(
             args.dataset,
             val_size=args.val_size,
@@ -232,6 +238,8 @@ def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> 
 
         print(repeat_runs(args, training_flags, data, folder)["table"])
         return 0
+    from ..training.run import train_once
+
     results = train_once(args, training_flags, data, folder)
     test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
     if results.get("test_top5_accuracy") is not None:

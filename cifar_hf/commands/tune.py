@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CifarError, UsageError, print_error
-from ..training.arguments import parse_arguments
-from ..training.run import HUB_FLAGS
+from ..training.arguments import HUB_FLAGS, parse_arguments
 from .train import setup_logging
 
 # Command-line flags that fix a searched field: the study then leaves it out of the space.

@@ -16,10 +16,10 @@ from PIL import Image
 
 from ..data.preprocessing import PIL_RESAMPLE
 from ..errors import InputError
+from . import DEFAULT_OPSET
 from .extras import require
 
 CONTRACT_FILE = "preprocessing.json"
-DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime 1.17+ runs it
 OPERATOR_PATTERN = re.compile(r"target=(torch\.ops\.[\w.]+)|(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+)")
 SUMMARY_PATTERN = re.compile(r"## Exception summary\s+<class '[\w.]+'>: ([^\n]+)")  # the dynamo exporter's root cause
 ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*m")

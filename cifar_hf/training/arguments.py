@@ -10,15 +10,18 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser  # the transformers package is lazy: this loads no torch, so --help is fast
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from ..errors import UsageError
-from ..models import MODEL_NAMES
 from .recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MODEL_NAMES = tuple(dict.fromkeys(model for model, _ in RECIPES))  # cifar_hf.models' registry, read without torch
+# Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
+HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
 
 
 def _arg(default, help: str, aliases: list[str] | None = None, **kwargs):
@@ -137,6 +140,11 @@ class RunArguments:
                 raise UsageError(f"-d/--device {self.device}: no such device on this machine (try -d auto or -d cpu)")
 
 
+def run_folder(args: RunArguments) -> Path:
+    suffix = "-cv" if args.cross_validate else "-repeat" if args.repeat > 1 else ""
+    return Path(args.save_folder) / f"cifar-{args.model}{suffix}"
+
+
 # Seed flag -> the TrainingArguments field that says the same thing.
 EQUIVALENT_FLAGS = {
     "epoch": "num_train_epochs",
@@ -155,6 +163,8 @@ RESERVED_FIELDS = {
 
 def _explicit_training_flags(argv: list[str]) -> dict:
     """Only the TrainingArguments fields that `argv` sets, parsed with their proper types."""
+    from transformers import TrainingArguments
+
     parser = HfArgumentParser(TrainingArguments, prog="run_classification.py")
     for action in parser._actions:
         if action.dest != "help":

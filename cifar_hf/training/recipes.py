@@ -6,15 +6,13 @@ transform. `-e/-b/-l` and any TrainingArguments flag override it.
 
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 
 @dataclass(frozen=True)
 class Recipe:
     epochs: int
     batch_size: int
     learning_rate: float
-    optimizer: str  # a key of OPTIMIZERS
+    optimizer: str  # a key of run.OPTIMIZERS
     weight_decay: float = 0.0
     decay_all_parameters: bool = False  # the seed's optimizers decayed biases too; the Trainer's grouping skips them
     optimizer_kwargs: dict = field(default_factory=dict)
@@ -38,7 +36,6 @@ class Recipe:
         return asdict(self)
 
 
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("cnn", "default"): Recipe(

@@ -30,13 +30,13 @@ from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
-from .arguments import RunArguments
+from .arguments import HUB_FLAGS, RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
 from .ema import WeightEMA
 from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
-from .recipes import OPTIMIZERS, Recipe, get_recipe
+from .recipes import Recipe, get_recipe
 from .secrets import scrub_secrets
 from .tracking import finish_wandb_run, start_wandb_run
 from .trainer import CifarTrainer
@@ -44,13 +44,7 @@ from .trainer import CifarTrainer
 logger = logging.getLogger(__name__)
 
 CONVNETS = ("cnn", "resnet")
-# Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
-HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
-
-
-def run_folder(args: RunArguments) -> Path:
-    suffix = "-cv" if args.cross_validate else "-repeat" if args.repeat > 1 else ""
-    return Path(args.save_folder) / f"cifar-{args.model}{suffix}"
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
 
 def normalisation(args: RunArguments, data: CifarData, checkpoint: tuple | None = None) -> dict:
