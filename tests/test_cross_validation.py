@@ -14,6 +14,7 @@ from wandb_records import read_records
 import cifar_hf.training.cross_validation as cross_validation
 from cifar_hf.commands.train import main
 from cifar_hf.data import load_cifar
+from cifar_hf.training import folder_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +144,7 @@ def test_fold_jobs_running_at_once_build_the_sequential_report(cv_run, tiny_data
 def test_a_fold_another_job_is_training_is_refused(tiny_dataset, tmp_path, capsys):
     cv_folder = tmp_path / "cifar-cnn-cv"
     cv_folder.mkdir()
-    with cross_validation.exclusive(cv_folder / ".fold-1.lock"):  # held as a running job holds it
+    with folder_lock.exclusive(cv_folder / ".fold-1.lock"):  # held as a running job holds it
         assert main(cv_argv(tiny_dataset, tmp_path, "--fold", "1")) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: fold 1 of {cv_folder} is being trained by another job (it holds {cv_folder / '.fold-1.lock'})")

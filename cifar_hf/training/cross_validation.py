@@ -11,7 +11,6 @@ complete so far (atomically, one job at a time); once every fold is complete it 
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import os
 import shutil
@@ -20,10 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data import CifarData, stratified_folds
-from ..errors import InputError, UsageError
+from ..errors import InputError
 from ..files import read_json, write_json
 from .arguments import RunArguments
 from .distributed import is_main_process
+from .folder_lock import exclusive
 from .run import train_once
 from .secrets import scrub_secrets
 
@@ -83,20 +83,6 @@ def format_table(folds: list[dict], summary: dict) -> str:
         ensemble = summary["ensemble_test_accuracy"]
         lines.append(f"soft-voting ensemble of {len(folds)} folds, test accuracy: {ensemble:.4f}")
     return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def exclusive(lock_file: Path, busy_message: str | None = None):
-    """Hold an exclusive lock on `lock_file` (released by the system if the job dies); fail at once or wait."""
-    with open(lock_file, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy_message else 0))
-        except BlockingIOError:
-            raise UsageError(busy_message) from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def train_fold(args: RunArguments, training_flags: dict, data: CifarData, folds: list, cv_folder: Path, number: int):

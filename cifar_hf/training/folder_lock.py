@@ -1,9 +1,11 @@
-"""One live run per run folder: an exclusive `fcntl.flock` on `<run>/.run.lock`, held until the process exits.
+"""Exclusive `fcntl.flock` locks: one live run per run folder (`<run>/.run.lock`, held until the run ends), and
+`exclusive` for shorter sections (one job per cross-validation fold, one writer of the folds' report).
 
 The kernel drops a flock when its holder dies (even by kill -9), so a lock left by a dead process never blocks; the
-file's contents (pid, host, start time) only name the holder in messages.
+run lock's contents (pid, host, start time) only name the holder in messages.
 """
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -17,6 +19,21 @@ from ..errors import UsageError
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".run.lock"
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path, busy_message: str | None = None):
+    """Hold an exclusive lock on `lock_file` for the block: with `busy_message`, a held lock is that one-line
+    UsageError at once; without, the block waits its turn."""
+    with open(lock_file, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy_message else 0))
+        except BlockingIOError:
+            raise UsageError(busy_message) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _holder(handle) -> dict:
