@@ -9,6 +9,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_update
 
 from .files import read_json, write_text
+from .offline import is_hub_id
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
@@ -29,12 +30,6 @@ def _percent(value) -> str:
 def _stats(hp: dict, key: str) -> str:
     values = hp.get("data", {}).get("normalisation", {}).get(key)
     return "n/a" if values is None else "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
-
-
-def is_hub_id(name_or_path) -> bool:
-    """'owner/name' that is not a local path."""
-    text = str(name_or_path)
-    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and not Path(text).expanduser().exists()
 
 
 def portable_name(name_or_path) -> str:

@@ -1,10 +1,34 @@
-"""Is the Hub reachable? Asked once: an offline machine gets one line at once, not a minute of retries."""
+"""Hub id or local path, and is the Hub reachable? Asked once: an offline machine gets one line at once, not a
+minute of the Hub client's retries."""
 
 import os
 import socket
+import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import huggingface_hub
+
+
+def looks_like_path(name: str) -> bool:
+    """A local path rather than a Hub id: written like one, or present on this machine."""
+    return str(name).startswith((".", "/", "~")) or Path(str(name)).expanduser().exists()
+
+
+def is_hub_id(name) -> bool:
+    """'owner/name' that is not a local path."""
+    return str(name).count("/") == 1 and not looks_like_path(name)
+
+
+def go_offline_if_unreachable() -> bool:
+    """One probe; when the Hub does not answer, every later Hub read of this process uses the local cache alone (as
+    with HF_HUB_OFFLINE=1). True when this probe switched to offline; False when online or offline already."""
+    if huggingface_hub.constants.HF_HUB_OFFLINE or hub_reachable():
+        return False
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+    if "datasets" in sys.modules:  # datasets keeps its own copy of the setting
+        sys.modules["datasets"].config.HF_HUB_OFFLINE = True
+    return True
 
 
 def hub_reachable(timeout_s: float = 5.0) -> bool:

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-import huggingface_hub
 import numpy as np
 
 from ..errors import InputError, first_line
-from ..offline import hub_reachable
+from ..offline import go_offline_if_unreachable, looks_like_path
 from .decode import choose_image_size, decode_split, image_sizes
 from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from .splits import stratified_split, stratified_subset
@@ -54,10 +53,6 @@ class CifarData:
     image_size: int = 32  # side of the stored (decoded) images
 
 
-def looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
-
-
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
     """A Hub dataset id, a Hub-layout folder (parquet + card), a `save_to_disk` folder or an image-folder tree."""
     if looks_like_path(name_or_path):
@@ -71,9 +66,7 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
             return datasets.load_dataset(str(path))
         except Exception as error:
             raise InputError(f"--dataset: cannot read {name_or_path} as a dataset: {error}") from None
-    unreachable = not datasets.config.HF_HUB_OFFLINE and not hub_reachable()
-    if unreachable:  # the cache alone, without the Hub client's retries
-        datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    unreachable = go_offline_if_unreachable()
     try:
         return datasets.load_dataset(name_or_path)
     except Exception as error:

@@ -10,11 +10,10 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 from ..data.preprocessing import processor_preprocessing
 from ..errors import InputError, first_line
-from ..offline import hub_reachable
+from ..offline import go_offline_if_unreachable
 
 logger = logging.getLogger(__name__)
 
-# Used when a checkpoint ships no image processor: the original ViT's preprocessing.
 TIMM_WRAPPER = "timm_wrapper"  # model_type of Transformers' wrapper around timm checkpoints
 
 
@@ -32,14 +31,12 @@ def check_checkpoint(name_or_path: str) -> None:
     A Hub id with the Hub out of reach is looked up in the local cache alone: found, the run goes on offline (as with
     HF_HUB_OFFLINE=1); not found, it stops at once rather than after the Hub client's retries.
     """
-    offline = huggingface_hub.constants.HF_HUB_OFFLINE
-    if not offline and not Path(name_or_path).expanduser().is_dir() and not hub_reachable():
+    if not Path(name_or_path).expanduser().is_dir() and go_offline_if_unreachable():
         try:
             AutoConfig.from_pretrained(name_or_path, trust_remote_code=False, local_files_only=True)
         except (OSError, ValueError):
             host = urlparse(huggingface_hub.constants.ENDPOINT).hostname
             raise _unreachable(name_or_path, OSError(f"{host} is unreachable and it is not cached")) from None
-        huggingface_hub.constants.HF_HUB_OFFLINE = True  # every later load reads the cache, without retries
         logger.warning("the Hub is unreachable: using the cached copy of %s (offline)", name_or_path)
         return
     try:
