@@ -4,6 +4,7 @@ The token is never handled here: `HfApi` reads it from HF_TOKEN or the stored lo
 cannot leak into output, files, results or the wandb config.
 """
 
+import shlex
 from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_update
@@ -35,6 +36,15 @@ def _stats(hp: dict, key: str) -> str:
 def portable_name(name_or_path) -> str:
     """A Hub id as it is; a local folder by its own name (its path means nothing on the Hub or another machine)."""
     return str(name_or_path) if is_hub_id(name_or_path) else Path(str(name_or_path)).expanduser().resolve().name
+
+
+def portable_command(command: str) -> str:
+    """The run's command with local paths (dataset, base checkpoint) named by their folder, as on the card."""
+    parts = shlex.split(command)
+    for index, part in enumerate(parts[1:], 1):
+        if parts[index - 1] in ("--dataset", "--model-name-or-path"):
+            parts[index] = portable_name(part)
+    return shlex.join(parts)
 
 
 def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, config: str | None = None):
@@ -161,6 +171,7 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"- hardware: {results.get('hardware')}; training wall time {results['train_runtime_s']:.1f} s "
         f"({results['train_samples_per_second']:.0f} images/s)",
         f"- software: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}",
+        *([f"- command: `{portable_command(results['command'])}`"] if results.get("command") else []),
         "", "## Use", "",
         "```python",
         "from transformers import AutoModelForImageClassification, pipeline",

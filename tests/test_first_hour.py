@@ -94,6 +94,26 @@ def test_a_cpu_run_warns_and_records_only_what_applied(tiny_dataset, tmp_path, m
     assert "model_name_or_path" not in hyperparameters and "vit_stem" not in hyperparameters
 
 
+def test_the_recorded_command_parses_back_to_the_same_run(tmp_path, monkeypatch):
+    """results.json's command trains the same run again: interactive answers included, the run folder left out."""
+    import shlex
+
+    from cifar_hf.training.arguments import RUN_FOLDER_FIELDS, command_line, parse_arguments
+
+    terminal(monkeypatch, "resnet\n3\n\n0.05\n")  # model, epochs, the batch size's default, learning rate
+    argv = ["-s", str(tmp_path), "--dataset", "../my data/cifar", "-c", "--image-mean", "0.5", "0.4", "0.3",
+            "--image-std", "0.2", "0.2", "0.2", "--tta", "--weight_decay", "0.1", "--report_to", "none"]
+    asked, flags = parse_arguments(argv)
+    command = command_line(asked, flags)
+    assert command.startswith("run_classification.py --model resnet --epoch 3 --batch-size 128 --learning-rate 0.05")
+    assert "'../my data/cifar'" in command and str(tmp_path) not in command  # quoted; no run-folder flags
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no questions this time: the command is complete
+    again, again_flags = parse_arguments(shlex.split(command)[1:])
+    for name in RUN_FOLDER_FIELDS:
+        setattr(again, name, getattr(asked, name))
+    assert again == asked and again_flags == flags
+
+
 def test_evaluate_on_validation_does_not_mention_a_missing_test_split(tiny_dataset_no_test, tmp_path, caplog, capsys):
     argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset_no_test), "--val-size", "40",
             "--max-train-samples", "32", "-e", "1", "-b", "16", "-s", str(tmp_path), "--disable_tqdm", "true"]
@@ -183,6 +203,10 @@ def test_the_card_names_a_local_dataset_and_the_base_checkpoint_by_their_own_nam
     assert meta["model-index"][0]["results"][0]["dataset"]["type"] == "cifar10-jpeg"
     assert "# cifar-hf `previt` on cifar10-jpeg" in card and "../" not in card
     assert "- base checkpoint: `vit_tiny`" in card
+    command = "run_classification.py --model previt --dataset ../data/cifar10-jpeg --model-name-or-path vit_tiny"
+    card = model_card({**results, "command": command})
+    assert "- command: `run_classification.py --model previt --dataset cifar10-jpeg --model-name-or-path vit_tiny`" \
+        in card
     hub_run = {**results, "dataset": "uoft-cs/cifar10",
                "hyperparameters": {"model_name_or_path": "google/vit-base-patch16-224", "recipe_settings": {}}}
     hub_card = model_card(hub_run)

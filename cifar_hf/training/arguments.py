@@ -6,7 +6,9 @@ must be `TrainingArguments` flags. Where the seed's flag and a TrainingArguments
 """
 
 import argparse
+import dataclasses
 import math
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,6 +140,28 @@ class RunArguments:
             available = torch.cuda.is_available() if self.device == "cuda" else torch.backends.mps.is_available()
             if not available:
                 raise UsageError(f"-d/--device {self.device}: no such device on this machine (try -d auto or -d cpu)")
+
+
+# Where a run is written and how its folder is treated: not part of what the run is.
+RUN_FOLDER_FIELDS = ("save_folder", "overwrite", "resume")
+
+
+def command_line(args: RunArguments, training_flags: dict) -> str:
+    """The `run_classification.py` command that trains this run again: every flag that differs from its default
+    (the answers of the interactive questions included), without the run-folder handling."""
+    parts = ["run_classification.py"]
+    for spec in dataclasses.fields(RunArguments):
+        value = getattr(args, spec.name)
+        if spec.name in RUN_FOLDER_FIELDS or value == spec.default:
+            continue
+        flag = "--" + spec.name.replace("_", "-")
+        if isinstance(value, bool):
+            parts += [flag] if value else [flag, "false"]
+        else:
+            parts += [flag, *map(str, value if isinstance(value, list) else [value])]
+    for name, value in training_flags.items():
+        parts += [f"--{name}", *map(str, value if isinstance(value, list) else [value])]
+    return shlex.join(parts)
 
 
 def run_folder(args: RunArguments) -> Path:

@@ -30,7 +30,7 @@ from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
-from .arguments import HUB_FLAGS, RunArguments
+from .arguments import HUB_FLAGS, RunArguments, command_line
 from .callbacks import SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
@@ -395,6 +395,7 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         "ema_decay": args.ema_decay,
         **training_outcome(trainer),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "command": command_line(args, scrub_secrets(training_flags)),
         "hyperparameters": hyperparameters,
     }
     if trainer.is_world_process_zero():
