@@ -12,6 +12,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import load_file
 from synthetic import synthetic_images, write_hub_dataset
@@ -278,6 +279,18 @@ def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp
     assert main(argv(dataset, other, "-m", "resnet", "--resume", "auto")) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "does not fit this model (a cifar_cnn checkpoint" in error_lines(err)[-1]
+
+
+def test_resuming_an_fp16_checkpoint_without_fp16_is_one_line_and_changes_nothing(old_run, dataset, tmp_path, capsys):
+    torch.save({"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                "_growth_tracker": 0}, old_run / "checkpoint-2" / "scaler.pt")  # as a GPU fp16 run saves it
+    before = snapshot(old_run)
+    assert main(argv(dataset, tmp_path, "-e", "3", "--resume", str(old_run / "checkpoint-2"))) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert error_lines(err)[-1].endswith("holds scaler.pt) and this run does not train in fp16: resume it where "
+                                         "--fp16 applies (a CUDA GPU)")
+    assert snapshot(old_run) == before
 
 
 def test_string_labels_without_a_class_label_become_sorted_classes(tmp_path, caplog):

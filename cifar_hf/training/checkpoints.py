@@ -141,6 +141,14 @@ def resolve_resume(run_folder: Path, resume: str) -> str:
     return str(path)
 
 
+def check_loss_scaler(checkpoint: str, scaler) -> None:
+    """An fp16 run's checkpoint holds its loss scaler (scaler.pt); a run without fp16 has no scaler to restore it
+    into (the Trainer would fail deep inside its resume)."""
+    if scaler is None and (Path(checkpoint) / "scaler.pt").is_file():
+        raise UsageError(f"--resume: {checkpoint} was saved by an fp16 run (it holds scaler.pt) and this run does not "
+                         "train in fp16: resume it where --fp16 applies (a CUDA GPU)")
+
+
 class StagedCheckpoints:
     """Trainer mixin: each checkpoint is written into `<run>/.staging/`, then published whole (`publish`) and the
     old ones rotated (`rotate`), so a run killed mid-save always resumes from a complete checkpoint.

@@ -301,6 +301,7 @@ def train_once(
     resume = None
     if args.resume:  # decided once (it removes torn checkpoints), for every process
         resume = main_process_result(trainer.accelerator, lambda: checkpoints.resolve_resume(output_dir, args.resume))
+        checkpoints.check_loss_scaler(resume, trainer.accelerator.scaler)
     stop_on_signal = StopOnSignal(args.stop_check_steps)
     trainer.add_callback(stop_on_signal)
     try:
