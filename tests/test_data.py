@@ -53,6 +53,16 @@ def test_image_folder_tree_loads(tmp_path):
     assert len(data.train) + len(data.validation) == 24
 
 
+def test_an_empty_class_folder_is_one_line_not_a_class_fewer(tmp_path):
+    images, labels = synthetic_images(24, seed=4)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (tmp_path / "train" / CLASS_NAMES[label]).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / "train" / CLASS_NAMES[label] / f"{index}.png")
+    (tmp_path / "train" / "zebra").mkdir()  # a class whose images were never copied
+    with pytest.raises(InputError, match=r"train/zebra is an empty class folder: an image-folder class needs"):
+        load_cifar(str(tmp_path), val_size=4)
+
+
 def test_other_modes_and_sizes_are_converted_not_rejected(tmp_path):
     odd = [
         Image.new("L", (32, 32), 128),

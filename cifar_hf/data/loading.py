@@ -5,6 +5,7 @@ The result is a `CifarData`: decoded uint8 images and labels for train / validat
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,21 @@ class CifarData:
     image_size: int = 32  # side of the stored (decoded) images
 
 
+def empty_class_folders(path: Path) -> list[Path]:
+    """In an image-folder tree (no parquet files), the sub-folders without a single file: the image-folder builder
+    would drop each such class without a word. One walk of the tree."""
+    holding, empty = set(), []
+    for root, folders, files in os.walk(path, topdown=False):
+        if any(name.endswith(".parquet") for name in files):
+            return []
+        here = Path(root)
+        if files or any(here / name in holding for name in folders):
+            holding.add(here)
+        elif here != path and not any(part.startswith(".") for part in here.relative_to(path).parts):
+            empty.append(here)  # .ipynb_checkpoints and the like are no class
+    return sorted(empty)
+
+
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
     """A Hub dataset id, a Hub-layout folder (parquet + card), a `save_to_disk` folder or an image-folder tree."""
     if looks_like_path(name_or_path):
@@ -62,6 +78,11 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             loaded = datasets.load_from_disk(str(path))
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
+        empty = empty_class_folders(path)
+        if empty:
+            more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+            raise InputError(f"--dataset: {empty[0]} is an empty class folder{more}: an image-folder class needs at "
+                             "least one image; add its images or remove the folder")
         try:
             return datasets.load_dataset(str(path))
         except Exception as error:
