@@ -43,3 +43,14 @@ def tiny_run_args(dataset, save, *extra, model: str = "cnn") -> list[str]:
     """The command line of a tiny CPU run on a synthetic dataset (40 validation images), quiet; `extra` flags last."""
     return ["-m", model, "-d", "cpu", "--dataset", str(dataset), "--val-size", "40", "-s", str(save),
             "--disable_tqdm", "true", *extra]
+
+
+def pretend_online(patch) -> None:
+    """The Hub counts as reachable: its one probe is replaced (the tests set HF_HUB_OFFLINE=1, and this machine has
+    no network); the upload itself is replaced by each test."""
+    import huggingface_hub
+
+    import cifar_hf.offline
+
+    patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    patch.setattr(cifar_hf.offline, "hub_reachable", lambda timeout_s=5.0: True)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic import pretend_online
 from transformers import AutoModelForImageClassification
 
 from cifar_hf import hub
@@ -89,6 +90,7 @@ class FakeHfApi:
 def test_lora_on_a_transformers_vit_trains_adapters_and_head_and_saves_merged(tiny_dataset, tiny_imagenet_vit,
                                                                               tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hub, "HfApi", FakeHfApi)
+    pretend_online(monkeypatch)
     run = lora_run(tiny_dataset, tiny_imagenet_vit, tmp_path, "--lora-r", "4", "--push-adapter", "me/cifar-lora")
     assert FakeHfApi.uploaded.keys() == {"adapter_config.json", "adapter_model.safetensors", "README.md"}
     card = FakeHfApi.uploaded["README.md"].decode()

@@ -9,14 +9,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import datasets
 import pytest
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from synthetic import synthetic_images, write_hub_dataset
+from synthetic import pretend_online, synthetic_images, write_hub_dataset
 
+import cifar_hf.hub as hub
 import cifar_hf.training.trainer as trainer_module
 from cifar_hf import files
 from cifar_hf.commands import evaluate, predict, report
@@ -128,12 +130,53 @@ def test_overwrite_failing_in_training_puts_the_old_run_back_and_a_finished_one_
     assert not (old_run / ASIDE).exists() and not (old_run / "checkpoint-4").exists()  # the old run is gone now
 
 
-def test_a_failed_push_keeps_the_finished_run(old_run, dataset, tmp_path, capsys):
-    assert os.environ["HF_HUB_OFFLINE"] == "1"  # the upload fails as it would offline, after training
+class RefusingHfApi:
+    """The Hub answers, and refuses the upload (no permission on the repo)."""
+
+    pushed = []
+
+    def create_repo(self, repo_id, **kwargs):
+        raise PermissionError(f"403 Forbidden: you cannot create {repo_id}")
+
+
+class AcceptingHfApi:
+    pushed = []
+
+    def create_repo(self, repo_id, **kwargs):
+        return SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        AcceptingHfApi.pushed.append((repo_id, folder_path))
+        return SimpleNamespace(commit_url=f"https://hub.invalid/{repo_id}/commit/abc")
+
+
+def test_a_failed_push_keeps_the_finished_run(old_run, dataset, tmp_path, capsys, monkeypatch):
+    pretend_online(monkeypatch)
+    monkeypatch.setattr(hub, "HfApi", RefusingHfApi)
     assert main(argv(dataset, tmp_path, "--overwrite", "-e", "1", "--push_to_hub", "--hub_model_id", "me/x")) == 1
     line = error_lines(capsys.readouterr().err)[-1]
-    assert f"the run folder {old_run} is complete, but pushing it to me/x failed" in line
+    assert f"the run folder {old_run} is complete, but pushing it to me/x failed: 403 Forbidden" in line
     assert json.loads((old_run / "results.json").read_text())["epochs"] == 1 and not (old_run / ASIDE).exists()
+
+
+def test_a_push_with_the_hub_out_of_reach_is_refused_before_training_and_done_later(old_run, dataset, tmp_path,
+                                                                                     capsys, monkeypatch):
+    before = snapshot(old_run)
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # as a user offline
+    assert main(argv(dataset, tmp_path, "--overwrite", "--push_to_hub", "--hub_model_id", "me/x")) == 2
+    line = error_lines(capsys.readouterr().err)[-1]
+    assert line == ("error: --push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
+                    "train without it (push the finished run with the same command and --resume auto)")
+    assert snapshot(old_run) == before  # refused before anything was touched
+
+    pretend_online(monkeypatch)  # back online: the finished run is pushed as it is
+    monkeypatch.setattr(hub, "HfApi", AcceptingHfApi)
+    assert main(argv(dataset, tmp_path, "--resume", "auto", "--push_to_hub", "--hub_model_id", "me/x")) == 0
+    assert AcceptingHfApi.pushed == [("me/x", str(old_run))]
+    assert "is a finished run: pushed it to the Hub (https://hub.invalid/me/x/commit/abc)" in capsys.readouterr().out
+    after = snapshot(old_run)
+    assert after.keys() == before.keys()
+    assert {k for k in before if before[k] != after[k]} <= {"README.md"}  # the card now names the Hub repo
 
 
 def launch(dataset, save, mode: str, tmp_path: Path) -> subprocess.Popen:

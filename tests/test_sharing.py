@@ -11,6 +11,7 @@ import pytest
 import yaml
 from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
+from synthetic import pretend_online
 from transformers import pipeline
 
 import cifar_hf.hub as hub
@@ -52,6 +53,7 @@ def pushed_run(tiny_dataset, tmp_path_factory):
     FakeHfApi.uploaded = save / "uploaded"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hub, "HfApi", FakeHfApi)
+        pretend_online(patch)
         patch.setenv("HF_TOKEN", CANARY)
         patch.setenv("WANDB_API_KEY", CANARY)
         code = train(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "3",

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, Preempted, UsageError
+from ..errors import CifarError, Preempted, PushError, UsageError, first_line
 from ..files import read_json
 from ..training import replaced_run
 from ..training.arguments import RunArguments, parse_arguments, run_folder
@@ -71,12 +71,38 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
             validate_repo_id(repo)
         except HFValidationError as error:
             raise UsageError(f"--hub_model_id: {error}") from None
+    later = {"--push_to_hub": "push the finished run with the same command and --resume auto",
+             "--push-adapter": "the adapter stays in the run folder's adapter/"}
+    pushes = [flag for flag, given in (("--push_to_hub", training_flags.get("push_to_hub")),
+                                       ("--push-adapter", args.push_adapter)) if given]
+    if pushes and hub_out_of_reach():
+        raise UsageError(f"{pushes[0]}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
+                         f"train without it ({later[pushes[0]]})")
     from ..training.run import build_training_arguments
 
     try:
         return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
         raise UsageError(f"invalid training arguments: {' '.join(str(error).split())}") from None
+
+
+def hub_out_of_reach() -> bool:
+    import huggingface_hub
+
+    from ..offline import go_offline_if_unreachable
+
+    return huggingface_hub.constants.HF_HUB_OFFLINE or go_offline_if_unreachable()
+
+
+def push_finished_run(folder: Path, training_flags: dict) -> None:
+    from ..hub import push_run_folder
+
+    repo = training_flags.get("hub_model_id") or folder.name
+    try:
+        url = push_run_folder(folder, repo, private=training_flags.get("hub_private_repo"))
+    except Exception as error:  # no token, no permission: the run stays as it is
+        raise PushError(f"pushing the finished run {folder} to {repo} failed: {first_line(error)}") from None
+    print(f"{folder} is a finished run: pushed it to the Hub ({url}); nothing else changed")
 
 
 def finished_epochs(folder: Path) -> float | None:
@@ -172,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         check_run_folder(args)
         finished = args.resume == "auto" and not args.cross_validate and finished_epochs(run.folder)
         if finished == training_args.num_train_epochs:
+            if training_flags.get("push_to_hub"):  # a finished run pushed afterwards, e.g. once back online
+                push_finished_run(run.folder, training_flags)
+                return 0
             print(f"{run.folder} is a finished run ({training_args.num_train_epochs:g} epochs): nothing to resume, "
                   "nothing changed (pass more epochs with -e to continue it)")
             return 0

@@ -411,7 +411,7 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
             except Exception as error:  # offline, no token, no permission: the run itself is complete
                 reason = " ".join(str(error).split())[:300] or type(error).__name__
                 raise PushError(f"the run folder {output_dir} is complete, but pushing it to {repo} failed: "
-                                f"{reason}") from None
+                                f"{reason} (push it again with the same command and --resume auto)") from None
             logger.info("pushed %s to the Hub: %s", output_dir, url)
         if args.push_adapter:
             try:
