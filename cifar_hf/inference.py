@@ -27,6 +27,19 @@ def run_results(name_or_path: str) -> dict:
     return read_json(path, recovery) if path.is_file() else {}
 
 
+def check_weights_fit(name_or_path: str, loading: dict) -> None:
+    mismatched = sorted(loading.get("mismatched_keys") or [], key=lambda entry: entry[0])
+    if mismatched:
+        key, saved, expected = mismatched[0]
+        more = f" and {len(mismatched) - 1} more" if len(mismatched) > 1 else ""
+        raise InputError(f"--model: {name_or_path}: its config.json does not fit its weights ({key}: saved "
+                         f"{tuple(saved)}, the config builds {tuple(expected)}{more})")
+    missing = sorted(loading.get("missing_keys") or [])
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise InputError(f"--model: {name_or_path}: its weights lack {missing[0]}{more}, which its config.json builds")
+
+
 def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     """(model in eval mode on the best device, the BatchTransform matching its saved image processor).
 
@@ -36,12 +49,16 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     transformers.logging.disable_progress_bar()  # keep the commands' output to their own lines
     transformers.logging.set_verbosity_error()
     try:
-        model = AutoModelForImageClassification.from_pretrained(
-            name_or_path, trust_remote_code=trust_remote_code, dtype=torch.float32
+        # Loaded leniently, then checked: a config.json that does not fit the weights is one line naming a tensor,
+        # not the loader's RuntimeError, and never a model with freshly initialised layers.
+        model, loading = AutoModelForImageClassification.from_pretrained(
+            name_or_path, trust_remote_code=trust_remote_code, dtype=torch.float32, ignore_mismatched_sizes=True,
+            output_loading_info=True,
         )
         processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         detail = first_line(error)
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
+    check_weights_fit(name_or_path, loading)
     transform = from_image_processor(processor, model.config)
     return model.to(best_device()).eval(), transform, processor

@@ -315,6 +315,20 @@ def test_label_gaps_and_a_single_class_are_one_line_and_write_nothing(tmp_path, 
         assert not (tmp_path / "runs" / "cifar-cnn").exists()
 
 
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_config_that_does_not_fit_the_weights_is_one_line(old_run, tmp_path, capsys, command):
+    config = json.loads((old_run / "config.json").read_text())
+    (old_run / "config.json").write_text(json.dumps({**config, "conv_channels": [8, 16, 64]}))  # edited by hand
+    image = tmp_path / "cat.png"
+    Image.new("RGB", (32, 32)).save(image)
+    extra = ["--split", "validation", "--output", str(tmp_path)] if command == "evaluate" else [str(image)]
+    assert {"evaluate": evaluate, "predict": predict}[command].main(["--model", str(old_run), *extra]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert error_lines(err) == [f"error: --model: {old_run}: its config.json does not fit its weights "
+                                "(features.6.bias: saved (32,), the config builds (64,) and 2 more)"]
+
+
 def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
