@@ -136,6 +136,7 @@ def test_resnet_and_vit_train_at_64px(model, images64, tmp_path):
                                                         data, tmp_path)
     trainer.train()
     assert trainer.model.config.image_size == 64 and hyperparameters["data"]["model_input_size"] == 64
+    assert transform.crop_padding == hyperparameters["recipe_settings"]["crop_padding"] == 8  # the recipe's 4 at 32
     assert image_processor_kwargs(transform)["size"] == {"height": 64, "width": 64}
     pixels = torch.from_numpy(data.validation.pixels).permute(0, 3, 1, 2)
     assert transform(pixels, train=False).shape == (8, 3, 64, 64)

@@ -4,7 +4,7 @@ A recipe is plain data; `cifar_hf.training.run` turns it into `TrainingArguments
 transform. `-e/-b/-l` and any TrainingArguments flag override it.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,16 @@ RECIPES: dict[tuple[str, str], Recipe] = {
                "cosine (Dosovitskiy et al. 2021)",
     ),
 }
+
+
+RECIPE_IMAGE_SIZE = 32  # the recipes' pixel sizes (crop padding, cutout) are for CIFAR's 32x32 images
+
+
+def at_image_size(recipe: Recipe, image_size: int) -> Recipe:
+    """The recipe with its pixel-sized augmentation scaled to the stored images (4 px of crop padding at 32 px are
+    8 px at 64 px), so that a larger dataset gets the same augmentation, not a weaker one."""
+    scale = image_size / RECIPE_IMAGE_SIZE
+    return replace(recipe, crop_padding=round(recipe.crop_padding * scale), cutout=round(recipe.cutout * scale))
 
 
 def get_recipe(model: str, name: str = "default") -> Recipe:

@@ -36,7 +36,7 @@ from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
 from .ema import WeightEMA
 from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
-from .recipes import Recipe, get_recipe
+from .recipes import Recipe, at_image_size, get_recipe
 from .secrets import scrub_secrets
 from .tracking import finish_wandb_run, start_wandb_run
 from .trainer import CifarTrainer
@@ -190,7 +190,7 @@ def build_trainer(
 
     `recipe` replaces the named recipe (a tuning trial's sampled values); `callbacks` are added to the Trainer's.
     """
-    recipe = recipe or get_recipe(args.model, args.recipe)
+    recipe = at_image_size(recipe or get_recipe(args.model, args.recipe), data.image_size)
     if on_gpu(args):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
