@@ -54,3 +54,7 @@ def pretend_online(patch) -> None:
 
     patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     patch.setattr(cifar_hf.offline, "hub_reachable", lambda timeout_s=5.0: True)
+
+
+# The real ImageNet ViT-Tiny in the timm layout, in the shared folder beside the repository (as .ci/run's ../shared).
+TIMM_VIT_TINY = Path(__file__).resolve().parents[2] / "shared" / "models" / "vit_tiny_patch16_224.augreg_in21k_ft_in1k"

@@ -2,7 +2,6 @@
 
 import json
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import datasets
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import TIMM_VIT_TINY
 from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
 
 from cifar_hf.__main__ import main as cli
@@ -17,7 +17,7 @@ from cifar_hf.commands.train import main as train
 from cifar_hf.errors import InputError
 from cifar_hf.serving.onnx_export import contract_pixels, export_onnx, load_contract, onnx_session
 
-VIT_TINY = Path("/work/shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k")
+VIT_TINY = TIMM_VIT_TINY
 KINDS = ["cnn", "resnet", "vit", "previt"]
 
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from safetensors.torch import load_file
-from synthetic import pretend_online
+from synthetic import TIMM_VIT_TINY, pretend_online
 from transformers import AutoModelForImageClassification
 
 from cifar_hf import hub
@@ -18,7 +18,6 @@ from cifar_hf.models.pretrained import load_pretrained_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["red", "green", "blue", "dark"]
-TIMM_VIT_TINY = Path("/work/shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k")
 
 # A fresh interpreter in which `import peft` fails, as on a machine without the extra: the merged run folder must load.
 WITHOUT_PEFT = """

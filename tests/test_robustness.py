@@ -7,6 +7,8 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from PIL import Image
+from synthetic import TIMM_VIT_TINY
+from transformers import AutoModelForImageClassification, pipeline
 
 import cifar_hf.hub as hub
 from cifar_hf.__main__ import main as cli
@@ -19,7 +21,7 @@ from cifar_hf.robustness import (
     fit_temperature,
     negative_log_likelihood,
 )
-from cifar_hf.robustness.calibration import calibration_report
+from cifar_hf.robustness.calibration import calibration_report, with_temperature
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +218,43 @@ def test_another_test_set_reports_the_gap_to_the_runs_own_accuracy(trained_cnn, 
     assert report["shift"]["run_split"] == "test" and report["shift"]["run_accuracy"] == trained["test_accuracy"]
     assert report["shift"]["accuracy_gap"] == pytest.approx(trained["test_accuracy"] - report["accuracy"])
     assert len(hub.evaluation_results(report, trained["dataset"])) == 4  # its accuracy is new information
+
+
+def test_save_calibrated_writes_a_copy_whose_pipeline_gives_the_calibrated_probabilities(trained_cnn, tmp_path,
+                                                                                         capsys):
+    before = {p.name: p.read_bytes() for p in trained_cnn.iterdir() if p.suffix in (".safetensors", ".json")}
+    calibrated = tmp_path / "calibrated"
+    assert cli(["evaluate", "--model", str(trained_cnn), "--temperature-scale", "--save-calibrated", str(calibrated),
+                "--output", str(tmp_path / "evaluation")]) == 0
+    temperature = json.loads((tmp_path / "evaluation" / "evaluation-test.json").read_text())[
+        "temperature_scaling"]["temperature"]
+    assert json.loads((calibrated / "config.json").read_text())["calibration_temperature"] == temperature != 1
+    assert {p.name: p.read_bytes() for p in trained_cnn.iterdir() if p.name in before} == before  # run untouched
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    original = pipeline("image-classification", model=str(trained_cnn), top_k=None)
+    logits = original.model(**original.image_processor(image, return_tensors="pt")).logits[0].detach()
+    expected = torch.softmax(logits / temperature, -1)
+    names = original.model.config.id2label
+    classify = pipeline("image-classification", model=str(calibrated), top_k=None)
+    scores = {p["label"]: p["score"] for p in classify(image)}
+    assert all(scores[names[i]] == pytest.approx(float(expected[i]), abs=1e-5) for i in range(len(names)))
+
+    with pytest.raises(SystemExit) as refused:  # never over an existing folder
+        cli(["evaluate", "--model", str(trained_cnn), "--temperature-scale", "--save-calibrated", str(calibrated)])
+    assert refused.value.code == 2
+    assert "already exists: give a new folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("checkpoint", ["timm", "transformers"])
+def test_the_temperature_folds_into_timm_and_transformers_vits(checkpoint, tiny_imagenet_vit, tmp_path):
+    folder = TIMM_VIT_TINY if checkpoint == "timm" else tiny_imagenet_vit
+    model = AutoModelForImageClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    size = model.config.pretrained_cfg["input_size"][-1] if checkpoint == "timm" else model.config.image_size
+    pixels = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    calibrated = with_temperature(model, 2.5, pixels)
+    calibrated.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(pixel_values=pixels).logits, model(pixel_values=pixels).logits / 2.5, atol=1e-5)
+    assert reloaded.config.calibration_temperature == 2.5

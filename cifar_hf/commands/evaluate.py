@@ -41,9 +41,17 @@ def parse(argv):
     parser.add_argument("--corruption-seed", type=int, default=0, help="seed of the corruptions' randomness")
     parser.add_argument("--temperature-scale", action="store_true",
                         help="fit one softmax temperature on the validation split and report calibration with it")
+    parser.add_argument("--save-calibrated", metavar="DIR", type=Path,
+                        help="with --temperature-scale: write a copy of the model whose probabilities are calibrated "
+                             "(the temperature folded into its classifier; the model itself is not changed)")
     parser.add_argument("--push", metavar="REPO_ID",
                         help="add this evaluation to the model-index of a model on the Hub (token from HF_TOKEN)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.save_calibrated and not args.temperature_scale:
+        parser.error("--save-calibrated needs --temperature-scale")
+    if args.save_calibrated and args.save_calibrated.exists():
+        parser.error(f"--save-calibrated {args.save_calibrated} already exists: give a new folder")
+    return args
 
 
 def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False):
@@ -117,7 +125,7 @@ def main(argv=None) -> int:
         severities = parse_severities(args.severities)
         trained = run_results(args.model)
         dataset = args.dataset or trained.get("dataset") or DEFAULT_DATASET
-        model, transform, _ = load_classifier(args.model, args.trust_remote_code)
+        model, transform, processor = load_classifier(args.model, args.trust_remote_code)
         arrays, dataset_names = load_scored_split(args, trained, dataset)
         class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         arrays = to_model_labels(arrays, dataset_names, class_names)
@@ -128,13 +136,34 @@ def main(argv=None) -> int:
         return print_error(error)
     try:
         return write_and_print(args, trained, dataset, class_names, arrays, validation, model, transform, corruptions,
-                               severities)
+                               severities, processor)
     except CifarError as error:
         return print_error(error)
 
 
+def save_calibrated(model, processor, temperature: float, check_pixels, folder: Path) -> None:
+    """The calibrated copy, written whole into `folder` (built beside it, then renamed: never half a model)."""
+    import shutil
+
+    from ..robustness.calibration import with_temperature
+
+    try:
+        calibrated = with_temperature(model, temperature, check_pixels)
+    except ValueError as error:
+        raise InputError(f"--save-calibrated: {error}") from None
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        calibrated.save_pretrained(partial)
+        processor.save_pretrained(partial)
+        partial.rename(folder)
+    except OSError as error:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise StorageError(f"--save-calibrated {folder}: {error.strerror or error}") from None
+
+
 def write_and_print(args, trained: dict, dataset: str, class_names: list[str], arrays, validation, model, transform,
-                    corruptions, severities) -> int:
+                    corruptions, severities, processor) -> int:
     import numpy as np
     import torch
 
@@ -222,6 +251,12 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
               f"{report['corruption_eval_seconds']:.1f} s, "
               f"{report['corrupted_splits_from_cache']} split(s) from cache")
     written = [output / f"evaluation-{args.split}.json", output / f"confusion_matrix-{args.split}.png", *figures]
+    if args.save_calibrated:
+        temperature = report["temperature_scaling"]["temperature"]
+        sample = torch.from_numpy(arrays.pixels[:8].transpose(0, 3, 1, 2).copy())
+        check = transform(sample.to(model.device), train=False)
+        save_calibrated(model, processor, temperature, check, args.save_calibrated)
+        print(f"calibrated copy (temperature {temperature:.3f} folded into the classifier): {args.save_calibrated}")
     print("written: " + ", ".join(str(p) for p in written + ([card] if card else [])))
     if args.push:
         try:

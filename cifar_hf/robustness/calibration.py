@@ -63,3 +63,32 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
 
     optimizer.step(closure)
     return float(log_t.detach().exp())
+
+
+def classifier_head(model) -> torch.nn.Linear:
+    """The model's last linear layer onto its classes (cnn, resnet and vit, Transformers' and timm's ViTs alike)."""
+    classes = model.config.num_labels
+    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
+    if not heads:
+        raise ValueError(f"{type(model).__name__} has no linear layer onto its {model.config.num_labels} classes")
+    return heads[-1]
+
+
+def with_temperature(model, temperature: float, check_pixels: torch.Tensor):
+    """A copy of `model` whose logits are its own divided by `temperature`: folded into the classifier's weights, so
+    every loader, `pipeline()` and an ONNX export give the calibrated probabilities; `config.calibration_temperature`
+    records the product of every temperature folded in. Checked on `check_pixels` (model inputs)."""
+    import copy
+
+    calibrated = copy.deepcopy(model).eval()
+    head = classifier_head(calibrated)
+    with torch.no_grad():
+        head.weight /= temperature
+        if head.bias is not None:
+            head.bias /= temperature
+        expected = model(pixel_values=check_pixels).logits.float() / temperature
+        got = calibrated(pixel_values=check_pixels).logits.float()
+    if not torch.allclose(got, expected, rtol=1e-4, atol=1e-5):  # something after the head (a norm, a scale)
+        raise ValueError(f"dividing {type(model).__name__}'s classifier by the temperature does not divide its logits")
+    calibrated.config.calibration_temperature = temperature * getattr(model.config, "calibration_temperature", 1.0)
+    return calibrated
