@@ -174,6 +174,20 @@ def test_a_signal_on_one_rank_stops_every_rank_at_the_same_step(preempted):
         assert f"error: stopped by SIGTERM at step {STOP_CHECK}:" in stopped[rank]
 
 
+@pytest.mark.parametrize("signal_at", ["0:2", "0:2,1:3"])  # rank 0 alone; both ranks, a step apart
+def test_a_signal_on_rank_0_or_on_both_a_step_apart_stops_every_rank_at_the_same_step(two_process_run, tiny_dataset,
+                                                                                       signal_at):
+    work, tag = two_process_run, signal_at.replace(":", "at").replace(",", "-")
+    runs, records = work / f"stopped-{tag}", work / f"records-{tag}"
+    outputs = launch_two_machines(work, records, lambda rank: checkpoint_args(tiny_dataset, runs), signal_at)
+    for rank in (0, 1):
+        assert exit_status(records, rank) == 143, outputs[rank][-3000:]
+        assert f"error: stopped by SIGTERM at step {STOP_CHECK}:" in outputs[rank]
+    checkpoint = runs / "cifar-cnn" / f"checkpoint-{STOP_CHECK}"
+    assert (checkpoint / "checkpoint_complete.json").is_file()
+    assert {p.name for p in checkpoint.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+
+
 def test_the_stop_leaves_one_complete_checkpoint_with_every_ranks_state(preempted):
     work, _, _ = preempted
     run = work / "preempted" / "cifar-cnn"
