@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate.utils import DistributedType
 from transformers import Trainer
 
 from ..data.augment import BatchTransform, flip_tta_logits
@@ -116,30 +115,6 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         loss = super().training_step(model, self._model_inputs(inputs, train=True), num_items_in_batch)
         self.losses.add(loss.detach(), self.state.global_step)
         return loss
-
-    def _plain_gradients(self) -> bool:
-        """Whether this process holds the run's whole, unscaled gradients (one process, or DDP after its all-reduce).
-
-        Then torch's own norm is the run's gradient norm; FSDP, DeepSpeed and fp16 loss scaling keep accelerate's.
-        """
-        plain = (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
-        return self.accelerator.distributed_type in plain and self.accelerator.mixed_precision != "fp16"
-
-    # Private overrides (transformers may change them without notice), each for what no public hook gives; the
-    # oldest-versions CI run checks them against transformers 5.6 as well as the newest release.
-    def _clip_grad_norm(self, model) -> torch.Tensor:
-        # With plain gradients torch's clip is the same number without accelerate's wrapper (see _get_grad_norm).
-        if not self._plain_gradients():
-            return super()._clip_grad_norm(model)
-        return torch.nn.utils.clip_grad_norm_(model.parameters(), self.args.max_grad_norm)
-
-    def _get_grad_norm(self, model, grad_norm=None):
-        # The Trainer logs the gradient norm, and so measures it every step, unclipped runs too: through accelerate's
-        # clip_grad_norm_(inf), which then multiplies every gradient by 1. One pass for the same number (CPU, resnet:
-        # 3.9 instead of 8.0 ms per step).
-        if grad_norm is None and self._plain_gradients():
-            return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
-        return super()._get_grad_norm(model, grad_norm)
 
     def _stop_if_loss_was_not_finite(self) -> None:
         """Raise, on every process, before anything is logged, evaluated or saved after a non-finite loss."""
