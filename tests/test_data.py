@@ -61,6 +61,11 @@ def test_an_empty_class_folder_is_one_line_not_a_class_fewer(tmp_path):
     (tmp_path / "train" / "zebra").mkdir()  # a class whose images were never copied
     with pytest.raises(InputError, match=r"train/zebra is an empty class folder: an image-folder class needs"):
         load_cifar(str(tmp_path), val_size=4)
+    (tmp_path / "train" / "zebra").rmdir()
+    (tmp_path / "validation").mkdir()  # an empty split, and a class empty in one split only, are no lost class
+    (tmp_path / "test" / CLASS_NAMES[0]).mkdir(parents=True)
+    (tmp_path / "test" / CLASS_NAMES[0] / ".DS_Store").write_bytes(b"")
+    assert sorted(load_cifar(str(tmp_path), val_size=4).class_names) == sorted(CLASS_NAMES)
 
 
 def test_other_modes_and_sizes_are_converted_not_rejected(tmp_path):

@@ -54,19 +54,26 @@ class CifarData:
     image_size: int = 32  # side of the stored (decoded) images
 
 
+# Folder names the image-folder builder reads as splits, not classes.
+SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
+
+
 def empty_class_folders(path: Path) -> list[Path]:
-    """In an image-folder tree (no parquet files), the sub-folders without a single file: the image-folder builder
-    would drop each such class without a word. One walk of the tree."""
-    holding, empty = set(), []
-    for root, folders, files in os.walk(path, topdown=False):
+    """In an image-folder tree (no parquet files), the class folders without a single image whose class has no
+    images anywhere else in the tree: the image-folder builder would drop each such class without a word."""
+    holding, classes, empty = set(), set(), []
+    for root, folders, files in os.walk(path, topdown=False, followlinks=True):
         if any(name.endswith(".parquet") for name in files):
             return []
         here = Path(root)
+        files = [name for name in files if not name.startswith(".")]  # .DS_Store holds no image
+        if files:
+            classes.add(here.name)
         if files or any(here / name in holding for name in folders):
             holding.add(here)
         elif here != path and not any(part.startswith(".") for part in here.relative_to(path).parts):
             empty.append(here)  # .ipynb_checkpoints and the like are no class
-    return sorted(empty)
+    return sorted(p for p in empty if p.name not in classes and p.name.lower() not in SPLIT_FOLDERS)
 
 
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
