@@ -27,14 +27,15 @@ def run_results(name_or_path: str) -> dict:
     return read_json(path, recovery) if path.is_file() else {}
 
 
-def check_weights_fit(name_or_path: str, loading: dict) -> None:
+def check_weights_fit(name_or_path: str, model, loading: dict) -> None:
     mismatched = sorted(loading.get("mismatched_keys") or [], key=lambda entry: entry[0])
     if mismatched:
         key, saved, expected = mismatched[0]
         more = f" and {len(mismatched) - 1} more" if len(mismatched) > 1 else ""
         raise InputError(f"--model: {name_or_path}: its config.json does not fit its weights ({key}: saved "
                          f"{tuple(saved)}, the config builds {tuple(expected)}{more})")
-    missing = sorted(loading.get("missing_keys") or [])
+    parameters = {name for name, _ in model.named_parameters()}  # a buffer left out (num_batches_tracked) is harmless
+    missing = sorted(key for key in loading.get("missing_keys") or [] if key in parameters)
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise InputError(f"--model: {name_or_path}: its weights lack {missing[0]}{more}, which its config.json builds")
@@ -59,6 +60,6 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     except (OSError, ValueError) as error:
         detail = first_line(error)
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
-    check_weights_fit(name_or_path, loading)
+    check_weights_fit(name_or_path, model, loading)
     transform = from_image_processor(processor, model.config)
     return model.to(best_device()).eval(), transform, processor

@@ -38,6 +38,7 @@ def test_every_fold_is_a_complete_run_folder(cv_run):
         }
         results = json.loads((fold / "results.json").read_text())
         assert results["hyperparameters"]["train_size"] == 160 and results["hyperparameters"]["validation_size"] == 80
+        assert results["command"] is None  # a fold is trained by the -c command, not by a command of its own
 
 
 def test_aggregated_report_is_computed_from_the_folds(cv_run, tiny_dataset):

@@ -89,7 +89,10 @@ def test_a_cpu_run_warns_and_records_only_what_applied(tiny_dataset, tmp_path, m
         warnings.simplefilter("always")
         assert train(argv) == 0
     assert not [w for w in caught if "pin_memory" in str(w.message)]
-    hyperparameters = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())["hyperparameters"]
+    results = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())
+    assert results["command"] == (f"run_classification.py --model cnn --epoch 1 --batch-size 16 --device cpu "
+                                  f"--dataset {tiny_dataset} --val-size 40 --max-train-samples 32 --disable_tqdm True")
+    hyperparameters = results["hyperparameters"]
     assert hyperparameters["recipe_settings"]["bf16"] is False  # the cnn recipe's bf16 needs a GPU
     assert "model_name_or_path" not in hyperparameters and "vit_stem" not in hyperparameters
 

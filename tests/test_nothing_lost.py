@@ -166,7 +166,7 @@ def test_a_push_with_the_hub_out_of_reach_is_refused_before_training_and_done_la
     assert main(argv(dataset, tmp_path, "--overwrite", "--push_to_hub", "--hub_model_id", "me/x")) == 2
     line = error_lines(capsys.readouterr().err)[-1]
     assert line == ("error: --push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
-                    "train without it (push the finished run with the same command and --resume auto)")
+                    "train without it (a finished single run is pushed later by the same command with --resume auto)")
     assert snapshot(old_run) == before  # refused before anything was touched
 
     pretend_online(monkeypatch)  # back online: the finished run is pushed as it is
@@ -327,6 +327,17 @@ def test_a_config_that_does_not_fit_the_weights_is_one_line(old_run, tmp_path, c
     assert "Traceback" not in err
     assert error_lines(err) == [f"error: --model: {old_run}: its config.json does not fit its weights "
                                 "(features.6.bias: saved (32,), the config builds (64,) and 2 more)"]
+
+
+def test_weights_missing_a_tensor_the_config_builds_are_one_line_not_a_fresh_layer(old_run, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    weights = load_file(old_run / "model.safetensors")
+    del weights["mlp.0.bias"]
+    save_file(weights, old_run / "model.safetensors", metadata={"format": "pt"})
+    assert evaluate.main(["--model", str(old_run), "--split", "validation", "--output", str(tmp_path)]) == 1
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: --model: {old_run}: its weights lack mlp.0.bias, which its config.json builds"]
 
 
 def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp_path, capsys):

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import CifarError, Preempted, PushError, UsageError, first_line
 from ..files import read_json
 from ..training import replaced_run
-from ..training.arguments import RunArguments, parse_arguments, run_folder
+from ..training.arguments import RunArguments, command_line, parse_arguments, run_folder
 from ..training.distributed import is_main_process
 from ..training.folder_lock import LOCK_NAME, FolderLock
 from ..training.recipes import get_recipe
@@ -71,11 +71,11 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
             validate_repo_id(repo)
         except HFValidationError as error:
             raise UsageError(f"--hub_model_id: {error}") from None
-    later = {"--push_to_hub": "push the finished run with the same command and --resume auto",
+    later = {"--push_to_hub": "a finished single run is pushed later by the same command with --resume auto",
              "--push-adapter": "the adapter stays in the run folder's adapter/"}
     pushes = [flag for flag, given in (("--push_to_hub", training_flags.get("push_to_hub")),
                                        ("--push-adapter", args.push_adapter)) if given]
-    if pushes and hub_out_of_reach():
+    if pushes and is_main_process() and hub_out_of_reach():  # rank 0 pushes: only its own reach counts
         raise UsageError(f"{pushes[0]}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
                          f"train without it ({later[pushes[0]]})")
     from ..training.run import build_training_arguments
@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         finished = args.resume == "auto" and not args.cross_validate and finished_epochs(run.folder)
         if finished == training_args.num_train_epochs:
             if training_flags.get("push_to_hub"):  # a finished run pushed afterwards, e.g. once back online
-                push_finished_run(run.folder, training_flags)
+                if is_main_process():
+                    push_finished_run(run.folder, training_flags)
                 return 0
             print(f"{run.folder} is a finished run ({training_args.num_train_epochs:g} epochs): nothing to resume, "
                   "nothing changed (pass more epochs with -e to continue it)")
@@ -268,8 +269,9 @@ def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> 
         print(repeat_runs(args, training_flags, data, folder)["table"])
         return 0
     from ..training.run import train_once
+    from ..training.secrets import scrub_secrets
 
-    results = train_once(args, training_flags, data, folder)
+    results = train_once(args, training_flags, data, folder, command=command_line(args, scrub_secrets(training_flags)))
     test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
     if results.get("test_top5_accuracy") is not None:
         test += f" (top-5 {results['test_top5_accuracy']:.4f})"

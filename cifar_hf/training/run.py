@@ -30,7 +30,7 @@ from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints
-from .arguments import HUB_FLAGS, RunArguments, command_line
+from .arguments import HUB_FLAGS, RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
@@ -286,12 +286,13 @@ def training_outcome(trainer: CifarTrainer) -> dict:
 
 def train_once(
     args: RunArguments, training_flags: dict, data: CifarData, output_dir: Path, save_test_probabilities: bool = False,
-    recipe: Recipe | None = None, callbacks: tuple = (),
+    recipe: Recipe | None = None, callbacks: tuple = (), command: str | None = None,
 ) -> dict:
     """Train one model on `data`, save it into `output_dir`, and return (and write) its results.
 
     `save_test_probabilities` also writes the softmax over the test split as `test_probabilities.npy` (ensembles);
-    `recipe` and `callbacks` as in `build_trainer`.
+    `recipe` and `callbacks` as in `build_trainer`; `command`, the command line that trains this run again (a fold,
+    seed or trial of a larger job has none of its own), goes into results.json and the card.
     """
     trainer, transform, hyperparameters = build_trainer(args, training_flags, data, output_dir, recipe, callbacks)
     training_args = trainer.args
@@ -306,7 +307,7 @@ def train_once(
     trainer.add_callback(stop_on_signal)
     try:
         results = train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags,
-                                  data, output_dir, save_test_probabilities)
+                                  data, output_dir, save_test_probabilities, command)
     finally:
         stop_on_signal.restore()
     if stop_on_signal.signal_number is not None:  # it came during the final evaluation or the writing: both finished
@@ -338,7 +339,7 @@ def train_checkpointed(trainer: CifarTrainer, resume: str | None, output_dir: Pa
 
 
 def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags, data,
-                    output_dir, save_test_probabilities):
+                    output_dir, save_test_probabilities, command):
     training_args = trainer.args
     train_output = train_checkpointed(trainer, resume, output_dir)
     if stop_on_signal.stopped_by is not None:  # the same on every process, whichever got the signal
@@ -346,9 +347,10 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         raise Preempted(f"stopped by {name} at step {trainer.state.global_step}: checkpoint saved in {output_dir}; "
                         "continue with --resume auto", stop_on_signal.stopped_by, kept="checkpoint")
     staging = output_dir / checkpoints.STAGING
-    if training_args.should_save and staging.is_dir() and not any(staging.iterdir()):  # the last publish left it empty
-        with contextlib.suppress(FileNotFoundError):  # another machine's saving process, on shared storage, was first
-            staging.rmdir()
+    if training_args.should_save:  # the last publish left it empty; on shared storage another machine may be first
+        with contextlib.suppress(FileNotFoundError):
+            if not any(staging.iterdir()):
+                staging.rmdir()
     cuda = training_args.device.type == "cuda"
     peak_memory = torch.cuda.max_memory_allocated(training_args.device) if cuda else None
 
@@ -396,7 +398,7 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         "ema_decay": args.ema_decay,
         **training_outcome(trainer),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "command": command_line(args, scrub_secrets(training_flags)),
+        "command": command,
         "hyperparameters": hyperparameters,
     }
     if trainer.is_world_process_zero():
@@ -411,7 +413,8 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
             except Exception as error:  # offline, no token, no permission: the run itself is complete
                 reason = " ".join(str(error).split())[:300] or type(error).__name__
                 raise PushError(f"the run folder {output_dir} is complete, but pushing it to {repo} failed: "
-                                f"{reason} (push it again with the same command and --resume auto)") from None
+                                f"{reason} (a single run: push it again with the same command and --resume auto)"
+                                ) from None
             logger.info("pushed %s to the Hub: %s", output_dir, url)
         if args.push_adapter:
             try:
