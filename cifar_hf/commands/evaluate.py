@@ -49,6 +49,8 @@ def parse(argv):
     args = parser.parse_args(argv)
     if args.save_calibrated and not args.temperature_scale:
         parser.error("--save-calibrated needs --temperature-scale")
+    if args.save_calibrated and args.tta:  # a temperature fitted on flip-averaged logits fits no single pass
+        parser.error("--save-calibrated fits the model as it serves, one pass per image: leave out --tta")
     if args.save_calibrated and args.save_calibrated.exists():
         parser.error(f"--save-calibrated {args.save_calibrated} already exists: give a new folder")
     return args
