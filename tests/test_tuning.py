@@ -241,3 +241,12 @@ def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, 
     assert "cifar-cnn-repeat (3 seeds)" in table and "seed-2023" not in table
     mean, std = report["test_accuracy_mean"], report["test_accuracy_std"]
     assert f"{100 * mean:.2f}% ± {100 * std:.2f}" in table
+
+
+def test_a_push_with_the_hub_out_of_reach_is_refused_before_any_trial(tiny_dataset, tmp_path, capsys):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"  # as a user offline
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 2, "--push_to_hub", "--hub_model_id", "me/best")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); tune without "
+        "it and push the best trial's folder later")
+    assert list(tmp_path.iterdir()) == []  # no study was started

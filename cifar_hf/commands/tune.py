@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, UsageError, print_error
+from ..errors import CifarError, PushError, UsageError, first_line, print_error
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from .train import setup_logging
 
@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.save_folder) / f"cifar-{args.model}-tune"
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
+        if hub_flags.get("push_to_hub"):
+            from .train import hub_out_of_reach
+
+            if hub_out_of_reach():
+                raise UsageError("--push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is "
+                                 "set); tune without it and push the best trial's folder later")
         # The storage opens first: a bad --storage is reported before minutes of loading images.
         study = Study(args, training_flags, folder, space, tune.trials, tune.storage, tune.study_name,
                       tune.prune_after, tune.stale_after)
@@ -82,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
             best = folder / summary["best_folder"]
             repo = hub_flags.get("hub_model_id") or folder.name
-            url = push_run_folder(best, repo, private=hub_flags.get("hub_private_repo"))
+            try:
+                url = push_run_folder(best, repo, private=hub_flags.get("hub_private_repo"))
+            except Exception as error:  # no token, no permission: the study and its folders are complete
+                raise PushError(f"the study is complete, but pushing its best trial {best} to {repo} failed: "
+                                f"{first_line(error)}") from None
             print(f"pushed the best trial {best} to the Hub: {url}")
     except CifarError as error:
         return print_error(error)
