@@ -20,6 +20,11 @@ def is_hub_id(name) -> bool:
     return str(name).count("/") == 1 and not looks_like_path(name)
 
 
+def hub_out_of_reach() -> bool:
+    """HF_HUB_OFFLINE is set, or one probe finds the Hub unreachable (and this process goes offline)."""
+    return huggingface_hub.constants.HF_HUB_OFFLINE or go_offline_if_unreachable()
+
+
 def go_offline_if_unreachable() -> bool:
     """One probe; when the Hub does not answer, every later Hub read of this process uses the local cache alone (as
     with HF_HUB_OFFLINE=1). True when this probe switched to offline; False when online or offline already."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import CifarError, Preempted, PushError, UsageError, first_line
 from ..files import read_json
+from ..offline import hub_out_of_reach
 from ..training import replaced_run
 from ..training.arguments import RunArguments, command_line, parse_arguments, run_folder
 from ..training.distributed import is_main_process
@@ -84,14 +85,6 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
         return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
         raise UsageError(f"invalid training arguments: {' '.join(str(error).split())}") from None
-
-
-def hub_out_of_reach() -> bool:
-    import huggingface_hub
-
-    from ..offline import go_offline_if_unreachable
-
-    return huggingface_hub.constants.HF_HUB_OFFLINE or go_offline_if_unreachable()
 
 
 def push_finished_run(folder: Path, training_flags: dict) -> None:

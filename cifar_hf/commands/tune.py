@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CifarError, PushError, UsageError, first_line, print_error
+from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from .train import setup_logging
 
@@ -69,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
         if hub_flags.get("push_to_hub"):
-            from .train import hub_out_of_reach
-
             if hub_out_of_reach():
                 raise UsageError("--push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is "
                                  "set); tune without it and push the best trial's folder later")

@@ -70,7 +70,7 @@ def classifier_head(model) -> torch.nn.Linear:
     classes = model.config.num_labels
     heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == classes]
     if not heads:
-        raise ValueError(f"{type(model).__name__} has no linear layer onto its {model.config.num_labels} classes")
+        raise ValueError(f"{type(model).__name__} has no linear layer onto its {classes} classes")
     return heads[-1]
 
 

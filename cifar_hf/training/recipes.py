@@ -36,7 +36,6 @@ class Recipe:
         return asdict(self)
 
 
-
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("cnn", "default"): Recipe(
         epochs=20, batch_size=128, learning_rate=1e-4, optimizer="adam", weight_decay=0.01, decay_all_parameters=True,
