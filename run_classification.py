@@ -6,7 +6,7 @@ See `python run_classification.py --help` and the README.
 
 import sys
 
-from cifar_hf.commands.train import main
+from cifar_hf.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["train", *sys.argv[1:]]))

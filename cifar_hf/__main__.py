@@ -1,5 +1,6 @@
 """`python -m cifar_hf COMMAND ...` (also installed as `cifar-hf`)."""
 
+import os
 import sys
 
 COMMANDS = {
@@ -12,6 +13,7 @@ COMMANDS = {
     "export": ("cifar_hf.commands.export", "export a trained model to ONNX, checked against PyTorch"),
 }
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output closed early (`cifar-hf --help | head`)
 
 
 def usage() -> str:
@@ -22,7 +24,17 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            return run(sys.argv[1:] if argv is None else argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not as a traceback in the interpreter's exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush must not fail again
+        return BROKEN_PIPE
+
+
+def run(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(usage())
         return 0

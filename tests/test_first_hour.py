@@ -3,6 +3,7 @@
 import builtins
 import io
 import json
+import os
 import subprocess
 import sys
 import warnings
@@ -39,6 +40,25 @@ def test_help_lists_and_loads_no_framework(command):
     if not command:  # the top level: every command with its line
         listed = [line.split()[0] for line in text if line.startswith("  ")]
         assert listed == ["train", "evaluate", "predict", "report", "tune", "demo", "export"]
+
+
+@pytest.mark.parametrize("command", [["cifar_hf", "--help"], ["cifar_hf", "report", "--help"]])
+def test_help_into_a_closed_pipe_is_no_traceback(command):
+    """`cifar-hf --help | head -1`: the reader may close before the help is written."""
+    read, write = os.pipe()
+    os.close(read)
+    done = subprocess.run([sys.executable, "-m", *command], stdout=write, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    os.close(write)
+    assert done.stderr == "" and done.returncode in (0, 141)  # argparse's own help ignores the closed pipe
+
+
+def test_train_help_states_each_default_once(capsys):
+    with pytest.raises(SystemExit):
+        train(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "Epochs (default: the model's recipe). --batch_size" in text  # its own words, not a second default
+    assert "Number of cross-validation folds. (default: 5)" in text
 
 
 def test_no_command_prints_the_commands_and_exits_2(capsys):

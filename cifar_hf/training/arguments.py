@@ -26,6 +26,15 @@ MODEL_NAMES = tuple(dict.fromkeys(model for model, _ in RECIPES))  # cifar_hf.mo
 HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends a flag's default only where its help does not state one and there is one worth showing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _arg(default, help: str, aliases: list[str] | None = None, **kwargs):
     metadata = {"help": help, **kwargs}
     if aliases:
@@ -256,6 +265,7 @@ def parse_arguments(
     parser = HfArgumentParser(
         RunArguments,
         prog="run_classification.py",
+        formatter_class=DefaultsHelpFormatter,
         description="Train an image classifier (CIFAR-10 by default) with the Hugging Face Trainer.",
         epilog="Any TrainingArguments flag is passed through too, e.g. --bf16, --dataloader_num_workers 2, "
         "--push_to_hub, --torch_compile.",
