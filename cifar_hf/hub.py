@@ -5,10 +5,12 @@ cannot leak into output, files, results or the wandb config.
 """
 
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_update
 
+from .errors import PushError, first_line
 from .files import read_json, write_text
 from .offline import is_hub_id
 
@@ -223,6 +225,17 @@ def adapter_card(results: dict, repo_id: str) -> str:
         "```", "",
     ])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def push_or_raise(push: Callable[[], str], failure: str, hint: str = "") -> str:
+    """Run a Hub upload and return its URL; any error becomes one PushError line: `<failure>: <why><hint>`.
+
+    Every push is the last step of its command, so what it would have uploaded stays as it is.
+    """
+    try:
+        return push()
+    except Exception as error:  # huggingface_hub raises many types: offline, no token, no permission, no such repo
+        raise PushError(f"{failure}: {first_line(error)}{hint}") from None
 
 
 def push_adapter_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:

@@ -210,6 +210,18 @@ def test_push_sends_exactly_the_evaluation_results_without_a_token(trained_cnn, 
                            round(report["mean_corruption_accuracy"], 4)}
 
 
+def test_a_refused_push_is_one_line_and_keeps_the_evaluation(trained_cnn, tmp_path, monkeypatch, capsys):
+    def refuse(*args, **kwargs):
+        raise PermissionError("403 Forbidden: you cannot write to me/tiny-cnn\n\nRequest ID: abc")
+
+    monkeypatch.setattr(hub, "metadata_update", refuse)
+    assert cli(["evaluate", "--model", str(trained_cnn), "--output", str(tmp_path), "--push", "me/tiny-cnn"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"error: --push me/tiny-cnn failed: 403 Forbidden: you cannot write to me/tiny-cnn "
+                       f"(the evaluation is saved in {tmp_path})")
+    assert "Traceback" not in "\n".join(err) and (tmp_path / "evaluation-test.json").is_file()
+
+
 def test_another_test_set_reports_the_gap_to_the_runs_own_accuracy(trained_cnn, tiny_dataset_no_test, tmp_path):
     assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(tiny_dataset_no_test), "--split",
                 "validation", "--output", str(tmp_path)]) == 0

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..data.defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import CifarError, InputError, StorageError, UsageError, first_line, print_error
+from ..errors import CifarError, InputError, PushError, StorageError, UsageError, print_error
 
 
 def parse(argv):
@@ -170,7 +170,7 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
     import torch
 
     from ..files import write_json
-    from ..hub import push_evaluation, write_model_card
+    from ..hub import push_evaluation, push_or_raise, write_model_card
     from ..metrics import TOP5_ABOVE_CLASSES, confusion_matrix, load_accuracy, per_class_accuracy, top5_accuracy
     from ..plots import plot_confusion_matrix
     from ..robustness.report import calibration_section, corruption_report, write_figures
@@ -262,10 +262,9 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
     print("written: " + ", ".join(str(p) for p in written + ([card] if card else [])))
     if args.push:
         try:
-            url = push_evaluation(args.push, trained, report)
-        except Exception as error:  # huggingface_hub raises many types (HTTP, auth, missing repo); the files are kept
-            print(f"error: --push {args.push}: {first_line(error)} "
-                  f"(the evaluation is saved in {output})", file=sys.stderr)
-            return 1
+            url = push_or_raise(lambda: push_evaluation(args.push, trained, report), f"--push {args.push} failed",
+                                f" (the evaluation is saved in {output})")
+        except PushError as error:
+            return print_error(error)
         print(f"pushed the evaluation to the model card of {args.push}: {url}")
     return 0

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, Preempted, PushError, UsageError, first_line
+from ..errors import CifarError, Preempted, UsageError
 from ..files import read_json
 from ..offline import hub_out_of_reach
 from ..training import replaced_run
@@ -88,13 +88,11 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
 
 
 def push_finished_run(folder: Path, training_flags: dict) -> None:
-    from ..hub import push_run_folder
+    from ..hub import push_or_raise, push_run_folder
 
     repo = training_flags.get("hub_model_id") or folder.name
-    try:
-        url = push_run_folder(folder, repo, private=training_flags.get("hub_private_repo"))
-    except Exception as error:  # no token, no permission: the run stays as it is
-        raise PushError(f"pushing the finished run {folder} to {repo} failed: {first_line(error)}") from None
+    url = push_or_raise(lambda: push_run_folder(folder, repo, private=training_flags.get("hub_private_repo")),
+                        f"pushing the finished run {folder} to {repo} failed")
     print(f"{folder} is a finished run: pushed it to the Hub ({url}); nothing else changed")
 
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, PushError, UsageError, first_line, print_error
+from ..errors import CifarError, UsageError, print_error
 from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from .train import setup_logging
@@ -83,15 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                                 skip_bad_images=args.skip_bad_images)
         summary = study.run()
         if hub_flags.get("push_to_hub") and summary["best_folder"]:
-            from ..hub import push_run_folder
+            from ..hub import push_or_raise, push_run_folder
 
             best = folder / summary["best_folder"]
             repo = hub_flags.get("hub_model_id") or folder.name
-            try:
-                url = push_run_folder(best, repo, private=hub_flags.get("hub_private_repo"))
-            except Exception as error:  # no token, no permission: the study and its folders are complete
-                raise PushError(f"the study is complete, but pushing its best trial {best} to {repo} failed: "
-                                f"{first_line(error)}") from None
+            url = push_or_raise(lambda: push_run_folder(best, repo, private=hub_flags.get("hub_private_repo")),
+                                f"the study is complete, but pushing its best trial {best} to {repo} failed")
             print(f"pushed the best trial {best} to the Hub: {url}")
     except CifarError as error:
         return print_error(error)

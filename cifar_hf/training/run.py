@@ -22,9 +22,9 @@ from transformers.trainer_utils import PredictionOutput
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
 from ..data.preprocessing import describe_training_preprocessing, to_image_processor
 from ..data.statistics import channel_statistics
-from ..errors import InputError, Preempted, PushError, StorageError, first_line
+from ..errors import InputError, Preempted, StorageError, first_line
 from ..files import atomic_path, write_json, write_text
-from ..hub import push_adapter_folder, push_run_folder, write_model_card
+from ..hub import push_adapter_folder, push_or_raise, push_run_folder, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
@@ -408,21 +408,15 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
             finish_wandb_run(results, output_dir, shown.output, data.class_names)
         if training_flags.get("push_to_hub"):
             repo = training_flags.get("hub_model_id") or output_dir.name
-            try:
-                url = push_run_folder(output_dir, repo, private=training_flags.get("hub_private_repo"))
-            except Exception as error:  # offline, no token, no permission: the run itself is complete
-                reason = " ".join(str(error).split())[:300] or type(error).__name__
-                raise PushError(f"the run folder {output_dir} is complete, but pushing it to {repo} failed: "
-                                f"{reason} (a single run: push it again with the same command and --resume auto)"
-                                ) from None
+            private = training_flags.get("hub_private_repo")
+            url = push_or_raise(lambda: push_run_folder(output_dir, repo, private=private),
+                                f"the run folder {output_dir} is complete, but pushing it to {repo} failed",
+                                " (a single run: push it again with the same command and --resume auto)")
             logger.info("pushed %s to the Hub: %s", output_dir, url)
         if args.push_adapter:
-            try:
-                url = push_adapter_folder(output_dir, args.push_adapter,
-                                          private=training_flags.get("hub_private_repo"))
-            except Exception as error:  # as for the full push: the run itself is complete
-                reason = " ".join(str(error).split())[:300] or type(error).__name__
-                raise PushError(f"the run folder {output_dir} is complete, but pushing its adapter to "
-                                f"{args.push_adapter} failed: {reason}") from None
+            private = training_flags.get("hub_private_repo")
+            url = push_or_raise(
+                lambda: push_adapter_folder(output_dir, args.push_adapter, private=private),
+                f"the run folder {output_dir} is complete, but pushing its adapter to {args.push_adapter} failed")
             logger.info("pushed the adapter %s to the Hub: %s", output_dir / ADAPTER_FOLDER, url)
     return results
