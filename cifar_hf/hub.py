@@ -162,7 +162,8 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"(seeded, stratified hold-out of the training split, seed {results['seed']}); "
         f"{hp.get('test_size') or 'no'} test images",
         *([f"- base checkpoint: `{portable_name(hp['model_name_or_path'])}`"] if hp.get("model_name_or_path") else []),
-        f"- epochs: {results['epochs']}, batch size {results.get('per_device_batch_size')} per device "
+        f"- epochs: {results['epochs']}{_stop_and_kept(results, hp)}, "
+        f"batch size {results.get('per_device_batch_size')} per device "
         f"x {results.get('world_size', 1)} device(s) = {results.get('global_batch_size')}",
         f"- optimizer: {recipe.get('optimizer')}, learning rate {hp.get('learning_rate')}, weight decay "
         f"{recipe.get('weight_decay')}, scheduler {recipe.get('scheduler')}",
@@ -187,6 +188,17 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     ]
     return str(ModelCard(
         f"---\n{card_data(results, repo_id, evaluations).to_yaml()}\n---\n\n" + "\n".join(lines)))
+
+
+def _stop_and_kept(results: dict, hp: dict) -> str:
+    """Where early stopping ended the run and which epoch's weights were kept, when either differs from the last."""
+    text = ""
+    if results.get("stopped_early"):
+        text += (f" (early stopping ended it after epoch {results['stopped_at_epoch']:g}: no better validation "
+                 f"accuracy for {hp.get('early_stopping_patience')} epochs)")
+    if hp.get("training_arguments", {}).get("load_best_model_at_end") and results.get("kept_epoch") is not None:
+        text += f", weights of epoch {results['kept_epoch']:g} kept (the best validation accuracy)"
+    return text
 
 
 def parameter_lines(results: dict) -> list[str]:

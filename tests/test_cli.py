@@ -52,6 +52,7 @@ def test_same_value_twice_is_fine_conflicting_values_are_not():
         (["-m", "cnn", "--val-size", "0"], "--val-size"),
         (["-m", "cnn", "--recipe", "turbo"], "--recipe"),
         (["-m", "cnn", "--output_dir", "x"], "-s/--save-folder"),
+        (["-m", "cnn", "--optim", "sgd"], "--optim is set by this script; use --recipe"),
         (["-m", "cnn", "--no-such-flag", "1"], "--no-such-flag"),
         (["-e", "3"], "-m/--model is required"),
     ],

@@ -124,3 +124,27 @@ def test_previt_fast_recipe_trains_transformers_models_with_soft_target_cross_en
     logits = trainer.model(pixel_values=inputs["pixel_values"]).logits
     assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, inputs["labels"]).item(), rel=1e-5)
     assert trainer.model.config.problem_type != "multi_label_classification", "soft targets are not multi-label"
+
+
+def test_training_arguments_flags_replace_the_recipe_and_the_record_says_so(tmp_path):
+    """--weight_decay, --lr_scheduler_type, --label_smoothing_factor apply, and results and card show what applied."""
+    args = RunArguments(model="cnn", device="cpu", batch_size=8)
+    flags = {"max_steps": 4, "eval_strategy": "no", "report_to": "none", "weight_decay": 0.5,
+             "lr_scheduler_type": "linear", "label_smoothing_factor": 0.3, "warmup_steps": 0.25}
+    trainer, _, hyperparameters = build_trainer(args, flags, random_data(), tmp_path)
+    applied = hyperparameters["recipe_settings"]
+    assert (applied["weight_decay"], applied["scheduler"], applied["label_smoothing"]) == (0.5, "linear", 0.3)
+    assert applied["warmup_ratio"] == 0.25
+    trainer.create_optimizer_and_scheduler(num_training_steps=4)
+    assert max(group["weight_decay"] for group in trainer.optimizer.param_groups) == 0.5
+    lrs = []
+    for _ in range(4):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    assert lrs[0] == 0 and lrs[1] > lrs[2] > lrs[3] > 0, "one warm-up step, then linear decay"
+    # Smoothing is applied once, as soft targets: the Trainer's own smoother stays off (it would smooth eval losses).
+    assert trainer.label_smoothing == 0.3 and trainer.args.label_smoothing_factor == 0
+    inputs = trainer._model_inputs({"pixel_values": torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+                                    "labels": torch.tensor([0, 1])}, train=True)
+    assert torch.allclose(inputs["labels"][0], torch.tensor([0.775, 0.075, 0.075, 0.075]))

@@ -86,6 +86,9 @@ def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tiny_dataset, tmp_pa
     assert results["kept_epoch"] == 2 and results["best_val_accuracy_during_training"] == 0.9
     assert results["stopped_early"] is True and results["stopped_at_epoch"] == 4
     assert [e["epoch"] for e in history(folder) if "eval_accuracy" in e] == [1, 2, 3, 4]
+    card = (folder / "README.md").read_text()
+    assert ("- epochs: 6 (early stopping ended it after epoch 4: no better validation accuracy for 2 epochs), "
+            "weights of epoch 2 kept (the best validation accuracy),") in card
 
     best = folder / "checkpoint-8"
     assert [p.name for p in checkpoints.complete_checkpoints(folder)] == [best.name]  # survived rotation (limit 1)

@@ -189,6 +189,8 @@ RESERVED_FIELDS = {
     "use_cpu": "-d/--device",
     "save_strategy": "-f/--ckpt-frequency",
     "save_steps": "-f/--ckpt-frequency",
+    "optim": "--recipe (each recipe names its optimizer, see docs/recipes.md)",
+    "optim_args": "--recipe (each recipe names its optimizer, see docs/recipes.md)",
     "resume_from_checkpoint": "--resume",
     "hub_token": "the HF_TOKEN environment variable or `hf auth login` (a token on the command line leaks)",
 }

@@ -115,6 +115,21 @@ def at_image_size(recipe: Recipe, image_size: int) -> Recipe:
     return replace(recipe, crop_padding=round(recipe.crop_padding * scale), cutout=round(recipe.cutout * scale))
 
 
+# TrainingArguments flags that replace a recipe setting: given on the command line they apply, and the record says so.
+FLAG_SETTINGS = {"weight_decay": "weight_decay", "lr_scheduler_type": "scheduler",
+                 "lr_scheduler_kwargs": "scheduler_kwargs", "max_grad_norm": "max_grad_norm",
+                 "label_smoothing_factor": "label_smoothing"}
+
+
+def with_training_flags(recipe: Recipe, training_flags: dict) -> Recipe:
+    """The recipe as it applies once TrainingArguments flags given on the command line replace its settings."""
+    changes = {setting: getattr(training_flags[flag], "value", training_flags[flag])  # an enum flag: its name
+               for flag, setting in FLAG_SETTINGS.items() if flag in training_flags}
+    if 0 < training_flags.get("warmup_steps", 1) < 1:  # v5: a warmup_steps below 1 is a ratio of the steps
+        changes["warmup_ratio"] = training_flags["warmup_steps"]
+    return replace(recipe, **changes)
+
+
 def get_recipe(model: str, name: str = "default") -> Recipe:
     try:
         return RECIPES[model, name]

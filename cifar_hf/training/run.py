@@ -36,7 +36,7 @@ from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
 from .ema import WeightEMA
 from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
-from .recipes import Recipe, at_image_size, get_recipe
+from .recipes import Recipe, at_image_size, get_recipe, with_training_flags
 from .secrets import scrub_secrets
 from .tracking import finish_wandb_run, start_wandb_run
 from .trainer import CifarTrainer
@@ -123,7 +123,8 @@ def build_training_arguments(
         label_names=["labels"],
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
     )
-    values.update({k: v for k, v in training_flags.items() if k not in HUB_FLAGS})  # explicit flags win
+    # Explicit flags win; label smoothing is CifarTrainer's (soft targets, also under mixup), not the Trainer's too.
+    values.update({k: v for k, v in training_flags.items() if k not in (*HUB_FLAGS, "label_smoothing_factor")})
     if values.get("load_best_model_at_end"):  # the Trainer keeps the best of the per-epoch checkpoints
         values["save_strategy"] = "epoch"
     return TrainingArguments(**values)
@@ -190,7 +191,8 @@ def build_trainer(
 
     `recipe` replaces the named recipe (a tuning trial's sampled values); `callbacks` are added to the Trainer's.
     """
-    recipe = at_image_size(recipe or get_recipe(args.model, args.recipe), data.image_size)
+    recipe = with_training_flags(at_image_size(recipe or get_recipe(args.model, args.recipe), data.image_size),
+                                 training_flags)
     if on_gpu(args):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
