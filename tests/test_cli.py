@@ -77,3 +77,12 @@ def test_interactive_terminal_asks_for_the_model(monkeypatch):
     monkeypatch.setattr(sys, "stdin", answers)
     args, _ = parse_arguments([])
     assert (args.model, args.epoch, args.batch_size, args.learning_rate) == ("resnet", 4, 128, 0.05)
+
+
+def test_interactive_questions_skip_what_the_flags_gave(monkeypatch):
+    answers = io.StringIO("cnn\n\n")  # the model, then Enter at the one question left: the learning rate
+    answers.isatty = lambda: True
+    monkeypatch.setattr(sys, "stdin", answers)
+    args, _ = parse_arguments(["--num_train_epochs", "2", "-b", "32"])
+    assert (args.model, args.epoch, args.batch_size, args.learning_rate) == ("cnn", 2, 32, 1e-4)
+    assert answers.read() == ""  # both answers were read: no question was asked for -e or -b

@@ -239,11 +239,15 @@ def ask_interactively(args: RunArguments, check_model: Callable[[RunArguments], 
     if check_model is not None:
         check_model(args)
     recipe = RECIPES[args.model, args.recipe]
-    args.epoch = _prompt("Epochs", recipe.epochs, int, "-e/--epoch")
-    args.validate()
-    args.batch_size = _prompt("Batch size", recipe.batch_size, int, "-b/--batch-size")
-    args.validate()
-    args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float, "-l/--learning-rate")
+    # Only what the command line left open: a value given as a flag is the user's answer already.
+    if args.epoch is None:
+        args.epoch = _prompt("Epochs", recipe.epochs, int, "-e/--epoch")
+        args.validate()
+    if args.batch_size is None:
+        args.batch_size = _prompt("Batch size", recipe.batch_size, int, "-b/--batch-size")
+        args.validate()
+    if args.learning_rate is None:
+        args.learning_rate = _prompt("Learning rate", recipe.learning_rate, float, "-l/--learning-rate")
 
 
 def _refuse_conflicting_spellings(argv: list[str], spellings: tuple[str, ...]) -> None:
