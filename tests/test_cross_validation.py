@@ -157,3 +157,10 @@ def test_fold_out_of_range_is_one_line(tiny_dataset, tmp_path, capsys, flags):
     assert main(cv_argv(tiny_dataset, tmp_path, *flags)) == 2
     message = f"error: --fold {flags[1]}: give it with -c/--cross-validate, from 1 to --folds (3)"
     assert capsys.readouterr().err.strip() == message
+
+
+def test_more_folds_than_images_is_one_line(tiny_dataset, tmp_path, capsys):
+    argv = tiny_run_args(tiny_dataset, tmp_path, "-c", "--folds", "241", "-e", "1")
+    assert main(argv) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --folds 241: the training split has only 240 images, fewer than the folds")

@@ -147,6 +147,9 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
 
 
 def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv_folder: Path) -> dict:
+    if args.folds > len(data.full_train):
+        raise InputError(f"--folds {args.folds}: the training split has only {len(data.full_train)} images, "
+                         "fewer than the folds")
     folds = stratified_folds(data.full_train.labels, args.folds, args.seed)
     for number in [args.fold] if args.fold else range(1, args.folds + 1):
         train_fold(args, training_flags, data, folds, cv_folder, number)
