@@ -250,3 +250,26 @@ def test_a_push_with_the_hub_out_of_reach_is_refused_before_any_trial(tiny_datas
         "error: --push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); tune without "
         "it and push the best trial's folder later")
     assert list(tmp_path.iterdir()) == []  # no study was started
+
+
+def test_a_stop_signal_while_the_study_loads_its_data_is_one_line(tiny_dataset, tmp_path, monkeypatch, capsys):
+    import signal
+
+    import cifar_hf.data
+
+    def not_handled(number, frame):
+        raise AssertionError("tune left SIGTERM to its default action: the process would die without a word")
+
+    def load_and_get_stopped(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler preempting the job while the images decode
+        time.sleep(5)  # the handler raises before this returns
+        raise AssertionError("no stop")
+
+    previous = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        monkeypatch.setattr(cifar_hf.data, "load_cifar", load_and_get_stopped)
+        assert tune_main(tune_argv(tiny_dataset, tmp_path, 2)) == 143
+        assert signal.getsignal(signal.SIGTERM) is not_handled  # tune put the caller's handler back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: stopped by SIGTERM"

@@ -6,13 +6,14 @@ several workers given one `--storage` share one study.
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from ..errors import CifarError, UsageError, print_error
 from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
-from .train import setup_logging
+from .train import raise_on_stop_signal, setup_logging
 
 # Command-line flags that fix a searched field: the study then leaves it out of the space.
 FIXED_BY_FLAG = {"epochs": "epoch", "batch_size": "batch_size", "learning_rate": "learning_rate"}
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         tune_parser().print_help()
         return 0
     setup_logging()
+    # A stop signal outside a trial's training loop (loading, a trial's setup) is one line and the signal's status.
+    previous_handlers = {number: signal.signal(number, raise_on_stop_signal) for number in (signal.SIGTERM,
+                                                                                           signal.SIGINT)}
     try:
         try:
             tune, rest = tune_parser().parse_known_args(argv)
@@ -92,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pushed the best trial {best} to the Hub: {url}")
     except CifarError as error:
         return print_error(error)
+    finally:
+        for number, handler in previous_handlers.items():
+            signal.signal(number, handler)
     print(format_summary(summary, folder))
     return 0
 
