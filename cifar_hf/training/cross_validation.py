@@ -33,10 +33,11 @@ METRICS = ("val_accuracy", "val_loss", "test_accuracy", "test_loss")
 
 
 def mean_and_std(values: list) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation (ddof=1), or Nones when a metric is missing (no test split)."""
+    """Mean and sample standard deviation (ddof=1), or Nones when a metric is missing (no test split); one value has
+    no spread to measure, so its std is None, not 0."""
     if not values or any(v is None for v in values):
         return None, None
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
 def fold_data(data: CifarData, folds: list[np.ndarray], index: int) -> CifarData:
