@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 if is_main_process():
                     push_finished_run(run.folder, training_flags)
                 return 0
-            length = (f"{training_args.max_steps} steps" if training_args.max_steps > 0
+            length = (f"--max_steps {training_args.max_steps}" if training_args.max_steps > 0
                       else f"{training_args.num_train_epochs:g} epochs")
             print(f"{run.folder} is a finished run ({length}): nothing to resume, nothing changed (pass more epochs "
                   "with -e to continue it)")
