@@ -417,17 +417,21 @@ def test_resume_with_other_defining_flags_is_one_line_before_the_data_and_change
 
 def test_resume_to_fewer_epochs_than_trained_is_refused_and_keeps_the_replaced_run(old_run, dataset, tmp_path,
                                                                                    no_data, capsys):
-    expected = ["error: --resume: -e 1 is below the 2 epochs the run being resumed has trained; resume with the run's "
-                "own flags, or start a new run with --overwrite"]
+    suffix = "; resume with the run's own flags, or start a new run with --overwrite"
     before = snapshot(old_run)
     assert main(argv(dataset, tmp_path, "-e", "1", "--resume", "auto")) == 2  # a finished 2-epoch run
-    assert error_lines(capsys.readouterr().err) == expected and snapshot(old_run) == before
-    # An --overwrite stopped after its checkpoints: the old run waits in .replaced/ for this one to finish.
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: --resume: -e 1 is below the run's own -e 2 (a resume may only add epochs){suffix}"]
+    assert snapshot(old_run) == before
+    # An --overwrite stopped after its checkpoints (written before the record): the old run waits in .replaced/.
     (old_run / ASIDE).mkdir()
     (old_run / "results.json").rename(old_run / ASIDE / "results.json")
+    forget_run_flags(old_run / "checkpoint-4")
     before = snapshot(old_run)
     assert main(argv(dataset, tmp_path, "-e", "1", "--resume", "auto")) == 2
-    assert error_lines(capsys.readouterr().err) == expected and snapshot(old_run) == before
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: --resume: -e 1 is below the 2 epochs the run being resumed has trained{suffix}"]
+    assert snapshot(old_run) == before
 
 
 def test_overwrite_with_resume_is_refused_at_once(old_run, dataset, tmp_path, no_data, capsys):

@@ -116,7 +116,7 @@ def check_resume_flags(folder: Path, args: RunArguments, training_args, training
     source = run_record.resumed_from(folder, args.resume)
     if source is not None:
         flags = run_record.defining_flags(args, training_args, training_flags)
-        run_record.check_resume(source, flags, training_args.num_train_epochs, training_args.max_steps)
+        run_record.check_resume(source, flags, training_args.max_steps)
 
 
 def setup_logging() -> None:

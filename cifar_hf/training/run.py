@@ -306,8 +306,7 @@ def train_once(
     if args.resume:  # decided once (it removes torn checkpoints), for every process
         resume = main_process_result(trainer.accelerator, lambda: checkpoints.resolve_resume(output_dir, args.resume))
         checkpoints.check_loss_scaler(resume, trainer.accelerator.scaler)
-        run_record.check_resume(Path(resume), trainer.run_flags, training_args.num_train_epochs,
-                                training_args.max_steps)
+        run_record.check_resume(Path(resume), trainer.run_flags, training_args.max_steps)
     stop_on_signal = StopOnSignal(args.stop_check_steps)
     trainer.add_callback(stop_on_signal)
     try:

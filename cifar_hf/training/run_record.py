@@ -19,7 +19,7 @@ RECORD = "run_flags.json"
 # Where and how a run is written, reported or organised, none of which changes its trained weights. -d/--device too:
 # a run preempted on one machine may continue on another, only floating-point rounding differs there.
 NOT_DEFINING_ARGUMENTS = {"save_folder", "overwrite", "resume", "ckpt_frequency", "wandb", "device",
-                          "stop_check_steps", "push_adapter", "cross_validate", "fold", "repeat", "epoch"}
+                          "stop_check_steps", "push_adapter", "cross_validate", "fold", "repeat"}
 NOT_DEFINING_TRAINING_FLAGS = {"report_to", "run_name", "push_to_hub", "disable_tqdm", "save_total_limit",
                                "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
                                "dataloader_pin_memory", "per_device_eval_batch_size", "eval_accumulation_steps"}
@@ -41,7 +41,8 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
     """flag -> value for every flag that changes what the run trains; -l and -b as they resolved (recipe or given)."""
     flags = {flag_name(spec.name): getattr(args, spec.name) for spec in dataclasses.fields(RunArguments)
              if spec.name not in NOT_DEFINING_ARGUMENTS}
-    flags.update({"-l": training_args.learning_rate, "-b": training_args.per_device_train_batch_size})
+    flags.update({"-e": training_args.num_train_epochs, "-l": training_args.learning_rate,
+                  "-b": training_args.per_device_train_batch_size})
     if Path(args.dataset).exists():  # a local folder, however it is spelled (relative, through a link)
         flags["--dataset"] = str(Path(args.dataset).resolve())
     for field, model in MODEL_SPECIFIC_ARGUMENTS.items():  # a cnn run has no base checkpoint or ViT stem
@@ -84,20 +85,30 @@ def _shown(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def check_resume(source: Path, flags: dict, epochs: float, max_steps: int) -> None:
-    """Refuse, in one line, a resume of `source` whose defining flags differ from its record, or whose -e is below
-    the epochs it has already trained (the Trainer would train nothing and record the fewer epochs)."""
+def _fewer_epochs(epochs: float, planned: float | None, source: Path) -> str | None:
+    if planned is not None:
+        return None if epochs >= planned else f"-e {epochs:g} is below the run's own -e {planned:g} (a resume may " \
+            "only add epochs)"
+    done = trained_epochs(source)  # a checkpoint or run written before the record
+    if done is not None and epochs < done - 1e-6:
+        return f"-e {epochs:g} is below the {done:g} epochs the run being resumed has trained"
+    return None
+
+
+def check_resume(source: Path, flags: dict, max_steps: int) -> None:
+    """Refuse, in one line, a resume of `source` whose defining flags differ from its record. -e may grow (a finished
+    run continues to more epochs) but never shrink: the Trainer would stop at once, or cut the planned schedule short,
+    and record the fewer epochs. Without a record, -e is still checked against the epochs already trained."""
     problems = []
     record = source / RECORD
-    if record.is_file():
-        recorded = read_json(record, "move it away to resume unchecked")
-        for flag in [*flags, *(flag for flag in recorded if flag not in flags)]:
-            if recorded.get(flag) != flags.get(flag):
-                problems.append(f"{flag} {_shown(flags.get(flag))} differs from the run being resumed "
-                                f"({_shown(recorded.get(flag))})")
-    done = trained_epochs(source)
-    if max_steps <= 0 and done is not None and epochs < done - 1e-6:
-        problems.append(f"-e {epochs:g} is below the {done:g} epochs the run being resumed has trained")
+    recorded = read_json(record, "move it away to resume unchecked") if record.is_file() else {}
+    for flag in [*flags, *(flag for flag in recorded if flag not in flags)]:
+        if flag != "-e" and recorded and recorded.get(flag) != flags.get(flag):
+            problems.append(f"{flag} {_shown(flags.get(flag))} differs from the run being resumed "
+                            f"({_shown(recorded.get(flag))})")
+    shrunk = _fewer_epochs(flags["-e"], recorded.get("-e"), source)
+    if shrunk and max_steps <= 0:  # with --max_steps (compared above), -e does not set the run's length
+        problems.insert(0, shrunk)
     if problems:
         raise UsageError(f"--resume: {', '.join(problems)}; resume with the run's own flags, or start a new run "
                          "with --overwrite")
