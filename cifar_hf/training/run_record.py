@@ -86,10 +86,10 @@ def _shown(value) -> str:
 
 
 def _fewer_epochs(epochs: float, planned: float | None, source: Path) -> str | None:
-    if planned is not None:
-        return None if epochs >= planned else f"-e {epochs:g} is below the run's own -e {planned:g} (a resume may " \
-            "only add epochs)"
-    done = trained_epochs(source)  # a checkpoint or run written before the record
+    """Why -e is too few for `source`, else None."""
+    if planned is not None and epochs < planned:
+        return f"-e {epochs:g} is below the run's own -e {planned:g} (a resume may only add epochs)"
+    done = trained_epochs(source) if planned is None else None  # a checkpoint or run written before the record
     if done is not None and epochs < done - 1e-6:
         return f"-e {epochs:g} is below the {done:g} epochs the run being resumed has trained"
     return None
