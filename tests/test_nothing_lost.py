@@ -2,6 +2,7 @@
 per folder, stop signals after training, atomic result files, verified checkpoints, damaged files as one line."""
 
 import errno
+import itertools
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from synthetic import pretend_online, synthetic_images, write_hub_dataset
 
+import cifar_hf.data
 import cifar_hf.hub as hub
 import cifar_hf.training.trainer as trainer_module
 from cifar_hf import files
@@ -25,8 +27,9 @@ from cifar_hf.commands import evaluate, predict, report
 from cifar_hf.commands.train import main
 from cifar_hf.data import load_cifar
 from cifar_hf.errors import StorageError
-from cifar_hf.training import checkpoints
+from cifar_hf.training import checkpoints, run_record
 from cifar_hf.training.folder_lock import LOCK_NAME
+from cifar_hf.training.recipes import get_recipe
 from cifar_hf.training.replaced_run import ASIDE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -343,7 +346,12 @@ def test_weights_missing_a_tensor_the_config_builds_are_one_line_not_a_fresh_lay
 def test_resume_from_another_models_checkpoint_is_one_line(old_run, dataset, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
-    shutil.copytree(old_run / "checkpoint-2", other / "cifar-resnet" / "checkpoint-2")  # a cnn checkpoint
+    checkpoint = other / "cifar-resnet" / "checkpoint-2"
+    shutil.copytree(old_run / "checkpoint-2", checkpoint)  # a cnn checkpoint
+    assert main(argv(dataset, other, "-m", "resnet", "--resume", "auto")) == 2  # its recorded flags name the model
+    assert error_lines(capsys.readouterr().err)[-1].startswith("error: --resume: -m resnet differs from the run being "
+                                                               "resumed (cnn)")
+    forget_run_flags(checkpoint)  # as a checkpoint written before the record: its weights are checked instead
     assert main(argv(dataset, other, "-m", "resnet", "--resume", "auto")) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and "does not fit this model (a cifar_cnn checkpoint" in error_lines(err)[-1]
@@ -369,3 +377,90 @@ def test_string_labels_without_a_class_label_become_sorted_classes(tmp_path, cap
     assert "holds strings without a ClassLabel" in caplog.text
     decoded = [data.class_names[i] for i in data.full_train.labels]
     assert decoded == labels  # every row keeps its own label
+
+
+def forget_run_flags(checkpoint: Path) -> None:
+    """Make `checkpoint` one written before run_flags.json existed (its marker no longer lists the file)."""
+    (checkpoint / run_record.RECORD).unlink()
+    marker = json.loads((checkpoint / checkpoints.MARKER).read_text())
+    del marker["file_sizes"][run_record.RECORD]
+    (checkpoint / checkpoints.MARKER).write_text(json.dumps(marker))
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Decoding any data fails the test: what these runs check must come before it."""
+    def load_cifar(*args, **kwargs):
+        raise AssertionError("the data was loaded")
+
+    monkeypatch.setattr(cifar_hf.data, "load_cifar", load_cifar)
+
+
+def test_resume_with_other_defining_flags_is_one_line_before_the_data_and_changes_nothing(old_run, dataset, tmp_path,
+                                                                                          no_data, capsys):
+    (old_run / ASIDE).mkdir()  # the run an interrupted --overwrite moved aside: it must survive a refused resume
+    (old_run / ASIDE / "results.json").write_text("{}")
+    before = snapshot(old_run)
+    recipe_rate = get_recipe("cnn").learning_rate
+    cases = {("-l", "0.05"): f"-l 0.05 differs from the run being resumed ({recipe_rate})",
+             ("-b", "8"): "-b 8 differs from the run being resumed (16)",
+             ("--seed", "7", "--max-train-samples", "24"): "--seed 7 differs from the run being resumed (2023), "
+             "--max-train-samples 24 differs from the run being resumed (unset)",
+             ("--weight_decay", "0.1"): "--weight_decay 0.1 differs from the run being resumed (unset)"}
+    resumes = (["--resume", "auto"], ["--resume", str(old_run / "checkpoint-2")])  # the finished run, a checkpoint
+    for (flags, expected), resume in itertools.product(cases.items(), resumes):
+        assert main(argv(dataset, tmp_path, "-e", "3", *resume, *flags)) == 2, flags
+        assert error_lines(capsys.readouterr().err) == [
+            f"error: --resume: {expected}; resume with the run's own flags, or start a new run with --overwrite"]
+        assert snapshot(old_run) == before, flags
+
+
+def test_resume_to_fewer_epochs_than_trained_is_refused_and_keeps_the_replaced_run(old_run, dataset, tmp_path,
+                                                                                   no_data, capsys):
+    suffix = "; resume with the run's own flags, or start a new run with --overwrite"
+    before = snapshot(old_run)
+    assert main(argv(dataset, tmp_path, "-e", "1", "--resume", "auto")) == 2  # a finished 2-epoch run
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: --resume: -e 1 is below the run's own -e 2 (a resume may only add epochs){suffix}"]
+    assert snapshot(old_run) == before
+    # An --overwrite stopped after its checkpoints (written before the record): the old run waits in .replaced/.
+    (old_run / ASIDE).mkdir()
+    (old_run / "results.json").rename(old_run / ASIDE / "results.json")
+    forget_run_flags(old_run / "checkpoint-4")
+    before = snapshot(old_run)
+    assert main(argv(dataset, tmp_path, "-e", "1", "--resume", "auto")) == 2
+    assert error_lines(capsys.readouterr().err) == [
+        f"error: --resume: -e 1 is below the 2 epochs the run being resumed has trained{suffix}"]
+    assert snapshot(old_run) == before
+
+
+def test_overwrite_with_resume_is_refused_at_once(old_run, dataset, tmp_path, no_data, capsys):
+    before = snapshot(old_run)
+    assert main(argv(dataset, tmp_path, "-e", "5", "--overwrite", "--resume", "auto")) == 2
+    assert error_lines(capsys.readouterr().err) == [
+        "error: --overwrite and --resume do not combine: --overwrite starts a new run in the folder, --resume "
+        "continues the one there; give one"]
+    assert snapshot(old_run) == before
+
+
+def test_a_run_cut_short_by_max_steps_records_what_ran_and_is_not_finished_at_its_epochs(dataset, tmp_path, capsys):
+    assert main(argv(dataset, tmp_path, "--max_steps", "1")) == 0  # -e 2 of 2 steps each: a quarter of the run
+    run = tmp_path / "cifar-cnn"
+    results = json.loads((run / "results.json").read_text())
+    assert (results["epochs"], results["global_step"], results["hyperparameters"]["epochs"]) == (0.5, 1, 2)
+    before = snapshot(run)
+    capsys.readouterr()
+    assert main(argv(dataset, tmp_path, "--resume", "auto")) == 2  # not a finished 2-epoch run, nor resumable as one
+    assert error_lines(capsys.readouterr().err) == [
+        "error: --resume: --max_steps unset differs from the run being resumed (1); resume with the run's own flags, "
+        "or start a new run with --overwrite"]
+    assert main(argv(dataset, tmp_path, "--max_steps", "1", "--resume", "auto")) == 0
+    assert f"{run} is a finished run (--max_steps 1): nothing to resume" in capsys.readouterr().out
+    assert snapshot(run) == before
+
+
+def test_resume_with_the_runs_own_flags_may_change_where_and_how_it_is_written(old_run, dataset, tmp_path):
+    assert main(argv(dataset, tmp_path, "-e", "3", "-f", "3", "--logging_steps", "7", "--dataloader_num_workers",
+                     "0", "--resume", "auto")) == 0
+    results = json.loads((old_run / "results.json").read_text())
+    assert (results["epochs"], results["global_step"]) == (3, 6)

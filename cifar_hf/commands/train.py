@@ -96,13 +96,27 @@ def push_finished_run(folder: Path, training_flags: dict) -> None:
     print(f"{folder} is a finished run: pushed it to the Hub ({url}); nothing else changed")
 
 
-def finished_epochs(folder: Path) -> float | None:
-    """The epochs of the finished run in `folder` (None: not finished)."""
+def is_finished(folder: Path, training_args) -> bool:
+    """Whether `folder` holds a finished run of the requested length: -e epochs, or --max_steps steps when given (a
+    run that --max_steps cut short is not finished at -e epochs)."""
     results = folder / "results.json"
     if not results.is_file():
-        return None
-    recovery = "move it away to resume from the last checkpoint"
-    return read_json(results, recovery).get("epochs")
+        return False
+    recorded = read_json(results, "move it away to resume from the last checkpoint")
+    max_steps = recorded.get("hyperparameters", {}).get("training_arguments", {}).get("max_steps", -1)
+    if training_args.max_steps > 0:
+        return max_steps == training_args.max_steps
+    return max_steps <= 0 and recorded.get("epochs") == training_args.num_train_epochs
+
+
+def check_resume_flags(folder: Path, args: RunArguments, training_args, training_flags: dict) -> None:
+    """Before any data is decoded: the resume continues the run as it was started, or is refused in one line."""
+    from ..training import run_record
+
+    source = run_record.resumed_from(folder, args.resume)
+    if source is not None:
+        flags = run_record.defining_flags(args, training_args, training_flags)
+        run_record.check_resume(source, flags, training_args.max_steps)
 
 
 def setup_logging() -> None:
@@ -187,14 +201,18 @@ def main(argv: list[str] | None = None) -> int:
         run = RunFolder(run_folder(args), args.overwrite, shared=bool(args.fold))
         run.lock_it()
         check_run_folder(args)
-        finished = args.resume == "auto" and not args.cross_validate and finished_epochs(run.folder)
-        if finished == training_args.num_train_epochs:
+        single_run = not args.cross_validate and args.repeat == 1  # folds and seeds are checked one by one
+        if args.resume and single_run and is_main_process():
+            check_resume_flags(run.folder, args, training_args, training_flags)
+        if args.resume == "auto" and single_run and is_finished(run.folder, training_args):
             if training_flags.get("push_to_hub"):  # a finished run pushed afterwards, e.g. once back online
                 if is_main_process():
                     push_finished_run(run.folder, training_flags)
                 return 0
-            print(f"{run.folder} is a finished run ({training_args.num_train_epochs:g} epochs): nothing to resume, "
-                  "nothing changed (pass more epochs with -e to continue it)")
+            length = (f"--max_steps {training_args.max_steps}" if training_args.max_steps > 0
+                      else f"{training_args.num_train_epochs:g} epochs")
+            print(f"{run.folder} is a finished run ({length}): nothing to resume, nothing changed (pass more epochs "
+                  "with -e to continue it)")
             return 0
         if training_flags.get("disable_tqdm"):  # quiet means quiet: the decoding bars too
             import datasets

@@ -112,6 +112,9 @@ class RunArguments:
             raise UsageError(f"--folds must be at least 2 (got {self.folds})")
         if self.fold is not None and not (self.cross_validate and 1 <= self.fold <= self.folds):
             raise UsageError(f"--fold {self.fold}: give it with -c/--cross-validate, from 1 to --folds ({self.folds})")
+        if self.overwrite and self.resume:
+            raise UsageError("--overwrite and --resume do not combine: --overwrite starts a new run in the folder, "
+                             "--resume continues the one there; give one")
         if self.repeat > 1 and self.cross_validate:
             raise UsageError("--repeat and -c/--cross-validate do not combine: each already trains several seeds")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):

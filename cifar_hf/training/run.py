@@ -29,7 +29,7 @@ from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
-from . import checkpoints
+from . import checkpoints, run_record
 from .arguments import HUB_FLAGS, RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_gpu, uses_bf16
@@ -236,6 +236,7 @@ def build_trainer(
         tta=args.tta or recipe.tta,
         decay_all_parameters=recipe.decay_all_parameters,
         ema=WeightEMA(args.ema_decay) if args.ema_decay else None,
+        run_flags=run_record.defining_flags(args, training_args, training_flags),
     )
     if args.wandb and trainer.is_world_process_zero():
         start_wandb_run(output_dir, training_args.run_name, hyperparameters)
@@ -254,6 +255,8 @@ def write_run_folder(
                           f"{results['model']}, {split} split: accuracy {shown.accuracy:.4f}")
     processor = to_image_processor(transform)
     write_text(output_dir / "preprocessor_config.json", processor.to_json_string())
+    if trainer.run_flags is not None:  # before results.json: a finished run has both
+        write_json(output_dir / run_record.RECORD, trainer.run_flags)
     write_json(output_dir / "results.json", results, default=str)
     write_model_card(output_dir, results)
 
@@ -305,6 +308,7 @@ def train_once(
     if args.resume:  # decided once (it removes torn checkpoints), for every process
         resume = main_process_result(trainer.accelerator, lambda: checkpoints.resolve_resume(output_dir, args.resume))
         checkpoints.check_loss_scaler(resume, trainer.accelerator.scaler)
+        run_record.check_resume(Path(resume), trainer.run_flags, training_args.max_steps)
     stop_on_signal = StopOnSignal(args.stop_check_steps)
     trainer.add_callback(stop_on_signal)
     try:
@@ -370,7 +374,8 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         "model": args.model,
         "recipe": args.recipe,
         "dataset": data.dataset,
-        "epochs": training_args.num_train_epochs,
+        # What ran: a run that --max_steps ends trains its steps, whatever -e says (hyperparameters keep -e).
+        "epochs": trainer.state.epoch if training_args.max_steps > 0 else training_args.num_train_epochs,
         "seed": training_args.seed,
         "label_column": data.label_column,
         "num_classes": len(data.class_names),

@@ -11,7 +11,7 @@ from transformers import Trainer
 
 from ..data.augment import BatchTransform, flip_tta_logits
 from ..errors import TrainingError
-from . import checkpoints
+from . import checkpoints, run_record
 from .ema import UpdateEMA, WeightEMA
 from .lora import is_peft_model
 from .loss_tracker import LossTracker
@@ -30,8 +30,10 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     """
 
     def __init__(self, *args, batch_transform: BatchTransform, label_smoothing: float = 0.0, mixup=None,
-                 tta: bool = False, decay_all_parameters: bool = False, ema: WeightEMA | None = None, **kwargs):
+                 tta: bool = False, decay_all_parameters: bool = False, ema: WeightEMA | None = None,
+                 run_flags: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.run_flags = run_flags  # the run's defining flags, recorded in each checkpoint (run_record)
         self.ema = ema  # evaluation and checkpoints use (and hold) the averaged weights too
         if ema is not None:
             self.add_callback(UpdateEMA(ema))
@@ -181,10 +183,13 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         return output
 
     def write_checkpoint_extras(self, staged: Path) -> None:
-        """What a resume needs beyond the Trainer's files: progress, loss sums, the EMA, the best-model pointer."""
+        """What a resume needs beyond the Trainer's files: progress, loss sums, the run's defining flags, the EMA, the
+        best-model pointer."""
         (staged / PROGRESS).write_text(json.dumps(self._progress()))
         (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps(self.losses.state_dict()))
         if self.is_world_process_zero():
+            if self.run_flags is not None:
+                run_record.write(staged, self.run_flags)
             if self.ema is not None:
                 self.ema.save(staged)
             if self._point_at_best_checkpoint():  # the Trainer recorded the staging path, or none

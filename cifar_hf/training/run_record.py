@@ -1,0 +1,114 @@
+"""The flags that define a run, recorded in each of its checkpoints and beside its results.json (`run_flags.json`).
+
+`--resume` continues a run as it was started, so a resume whose defining flags differ from the record is refused
+with one line before any data is decoded: it would otherwise train a mix of two runs and record only the new flags.
+Checkpoints and runs written before this record existed are resumed unchecked.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+from ..files import read_json
+from . import checkpoints
+from .arguments import RunArguments
+
+RECORD = "run_flags.json"
+
+# Where and how a run is written, reported or organised, none of which changes its trained weights. -d/--device too:
+# a run preempted on one machine may continue on another, only floating-point rounding differs there.
+NOT_DEFINING_ARGUMENTS = {"save_folder", "overwrite", "resume", "ckpt_frequency", "wandb", "device",
+                          "stop_check_steps", "push_adapter", "cross_validate", "fold", "repeat"}
+NOT_DEFINING_TRAINING_FLAGS = {"report_to", "run_name", "push_to_hub", "disable_tqdm", "save_total_limit",
+                               "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
+                               "dataloader_pin_memory", "per_device_eval_batch_size", "eval_accumulation_steps"}
+NOT_DEFINING_PREFIXES = ("hub_", "logging_", "log_")
+MODEL_SPECIFIC_ARGUMENTS = {"model_name_or_path": "previt", "vit_stem": "vit"}
+SHORT_FLAGS = {"model": "-m", "learning_rate": "-l", "batch_size": "-b", "epoch": "-e"}
+
+
+def flag_name(field: str) -> str:
+    return SHORT_FLAGS.get(field) or "--" + field.replace("_", "-")
+
+
+def _plain(value):
+    """The value as it reads back from JSON (tuples become lists), so a record compares equal to its own run."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def defining_flags(args: RunArguments, training_args, training_flags: dict) -> dict:
+    """flag -> value for every flag that changes what the run trains; -l and -b as they resolved (recipe or given)."""
+    flags = {flag_name(spec.name): getattr(args, spec.name) for spec in dataclasses.fields(RunArguments)
+             if spec.name not in NOT_DEFINING_ARGUMENTS}
+    flags.update({"-e": training_args.num_train_epochs, "-l": training_args.learning_rate,
+                  "-b": training_args.per_device_train_batch_size})
+    if Path(args.dataset).exists():  # a local folder, however it is spelled (relative, through a link)
+        flags["--dataset"] = str(Path(args.dataset).resolve())
+    for field, model in MODEL_SPECIFIC_ARGUMENTS.items():  # a cnn run has no base checkpoint or ViT stem
+        if args.model != model:
+            del flags[flag_name(field)]
+    for name, value in training_flags.items():
+        if name not in NOT_DEFINING_TRAINING_FLAGS and not name.startswith(NOT_DEFINING_PREFIXES):
+            flags[f"--{name}"] = value
+    return _plain(flags)
+
+
+def write(folder: Path, flags: dict) -> None:
+    (Path(folder) / RECORD).write_text(json.dumps(flags, indent=2) + "\n")
+
+
+def resumed_from(run_folder: Path, resume: str) -> Path | None:
+    """What `--resume` continues, found without changing anything: the finished run itself (its results.json), else
+    the checkpoint that resolve_resume will pick; None when there is none (resolve_resume then says why)."""
+    if resume != "auto":
+        return Path(resume) if checkpoints.is_complete(Path(resume)) else None
+    if (Path(run_folder) / "results.json").is_file():
+        return Path(run_folder)
+    return next((c for c in reversed(checkpoints.complete_checkpoints(run_folder)) if checkpoints.damage(c) is None),
+                None)
+
+
+def trained_epochs(source: Path) -> float | None:
+    """Epochs the run had trained when `source` (a finished run folder or a checkpoint) was written."""
+    recovery = "move it away, or start a new run with --overwrite"
+    if (source / "results.json").is_file():
+        return read_json(source / "results.json", recovery).get("epochs")
+    if (source / "trainer_state.json").is_file():
+        return read_json(source / "trainer_state.json", recovery).get("epoch")
+    return None
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "unset"
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _fewer_epochs(epochs: float, planned: float | None, source: Path) -> str | None:
+    """Why -e is too few for `source`, else None."""
+    if planned is not None and epochs < planned:
+        return f"-e {epochs:g} is below the run's own -e {planned:g} (a resume may only add epochs)"
+    done = trained_epochs(source) if planned is None else None  # a checkpoint or run written before the record
+    if done is not None and epochs < done - 1e-6:
+        return f"-e {epochs:g} is below the {done:g} epochs the run being resumed has trained"
+    return None
+
+
+def check_resume(source: Path, flags: dict, max_steps: int) -> None:
+    """Refuse, in one line, a resume of `source` whose defining flags differ from its record. -e may grow (a finished
+    run continues to more epochs) but never shrink: the Trainer would stop at once, or cut the planned schedule short,
+    and record the fewer epochs. Without a record, -e is still checked against the epochs already trained."""
+    problems = []
+    record = source / RECORD
+    recorded = read_json(record, "move it away to resume unchecked") if record.is_file() else {}
+    for flag in [*flags, *(flag for flag in recorded if flag not in flags)]:
+        if flag != "-e" and recorded and recorded.get(flag) != flags.get(flag):
+            problems.append(f"{flag} {_shown(flags.get(flag))} differs from the run being resumed "
+                            f"({_shown(recorded.get(flag))})")
+    shrunk = _fewer_epochs(flags["-e"], recorded.get("-e"), source)
+    if shrunk and max_steps <= 0:  # with --max_steps (compared above), -e does not set the run's length
+        problems.insert(0, shrunk)
+    if problems:
+        raise UsageError(f"--resume: {', '.join(problems)}; resume with the run's own flags, or start a new run "
+                         "with --overwrite")
