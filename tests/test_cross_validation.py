@@ -164,3 +164,19 @@ def test_more_folds_than_images_is_one_line(tiny_dataset, tmp_path, capsys):
     assert main(argv) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: --folds 241: the training split has only 240 images, fewer than the folds")
+
+
+@pytest.mark.parametrize("flags, difference", [
+    (["--folds", "4"], "--folds 4 differs from the flags fold 1 was trained with (3)"),
+    (["-e", "2"], "-e 2 differs from the flags fold 1 was trained with (1)"),
+])
+def test_complete_folds_trained_with_other_flags_are_not_mixed_into_the_report(cv_run, tiny_dataset, tmp_path,
+                                                                               capsys, flags, difference):
+    import shutil
+
+    shutil.copytree(cv_run, tmp_path / "cifar-cnn-cv")
+    before = {p: p.read_bytes() for p in (tmp_path / "cifar-cnn-cv").rglob("*") if p.is_file()}
+    assert main(cv_argv(tiny_dataset, tmp_path, "--resume", "auto", *flags)) == 2  # the last of a flag wins
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {difference}") and "give that run's flags" in line
+    assert {p: p.read_bytes() for p in (tmp_path / "cifar-cnn-cv").rglob("*") if p.is_file()} == before

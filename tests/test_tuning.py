@@ -242,6 +242,12 @@ def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, 
     mean, std = report["test_accuracy_mean"], report["test_accuracy_std"]
     assert f"{100 * mean:.2f}% ± {100 * std:.2f}" in table
 
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert train_main(repeat_argv(tiny_dataset, tmp_path, "--resume", "auto", "-b", "32")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: -b 32 differs from the flags seed 2023 was trained with (16)")  # no summary of unlike seeds
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
 
 def test_a_push_with_the_hub_out_of_reach_is_refused_before_any_trial(tiny_dataset, tmp_path, capsys):
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # as a user offline

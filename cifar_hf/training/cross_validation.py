@@ -19,12 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from ..data import CifarData, stratified_folds
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..files import read_json, write_json
+from . import run_record
 from .arguments import RunArguments
 from .distributed import is_main_process
 from .folder_lock import exclusive
-from .run import train_once
+from .recipes import get_recipe
+from .run import build_training_arguments, train_once
 from .secrets import scrub_secrets
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,25 @@ def prepare_fold_folder(folder: Path) -> str | None:
         shutil.rmtree(folder)  # partial and without a checkpoint: nothing to continue from
     folder.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def check_member(folder: Path, name: str, member: RunArguments, training_flags: dict) -> None:
+    """A complete fold or seed is read back only if it was trained with this job's defining flags (the same -e too:
+    it would not be trained further); otherwise one line, before anything is trained or written."""
+    record = folder / run_record.RECORD
+    if not (folder / "results.json").is_file() or not record.is_file():
+        return
+    training_args = build_training_arguments(member, get_recipe(member.model, member.recipe), training_flags, folder)
+    flags = run_record.defining_flags(member, training_args, training_flags)
+    problems = run_record.differences(read_json(record), flags, f"the flags {name} was trained with")
+    if problems:
+        raise UsageError(f"{', '.join(problems)}: give that run's flags, or start a new one with --overwrite "
+                         f"({folder} is complete)")
+
+
+def fold_member(args: RunArguments, number: int) -> RunArguments:
+    """Fold `number`'s own run: its seed is the job's plus the fold's index."""
+    return dataclasses.replace(args, cross_validate=False, fold=None, resume=None, seed=args.seed + number - 1)
 
 
 def read_member_results(folder: Path, name: str) -> dict | None:
@@ -96,9 +117,7 @@ def train_fold(args: RunArguments, training_flags: dict, data: CifarData, folds:
         if read_member_results(folder, f"fold {number}/{args.folds}") is not None:
             return
         index = number - 1
-        fold_args = dataclasses.replace(
-            args, cross_validate=False, fold=None, resume=prepare_fold_folder(folder), seed=args.seed + index
-        )
+        fold_args = dataclasses.replace(fold_member(args, number), resume=prepare_fold_folder(folder))
         flags = {"run_name": f"{cv_folder.name}-fold-{number}", **training_flags}
         if args.wandb:
             os.environ["WANDB_RUN_GROUP"] = cv_folder.name  # one group, one run per fold
@@ -112,6 +131,7 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
     fold_results = []
     for number in range(1, args.folds + 1):
         results_file = cv_folder / f"fold-{number}" / "results.json"
+        check_member(results_file.parent, f"fold {number}", fold_member(args, number), training_flags)  # other jobs'
         if results_file.exists():
             results = read_json(results_file)
             fold_results.append({"fold": number, **{m: results[m] for m in METRICS},
@@ -152,6 +172,8 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
         raise InputError(f"--folds {args.folds}: the training split has only {len(data.full_train)} images, "
                          "fewer than the folds")
     folds = stratified_folds(data.full_train.labels, args.folds, args.seed)
+    for number in range(1, args.folds + 1):  # before training any fold: a report never mixes two settings
+        check_member(cv_folder / f"fold-{number}", f"fold {number}", fold_member(args, number), training_flags)
     for number in [args.fold] if args.fold else range(1, args.folds + 1):
         train_fold(args, training_flags, data, folds, cv_folder, number)
     if not is_main_process():  # one writer under a distributed launch

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..data import CifarData
 from ..files import write_json
 from .arguments import RunArguments
-from .cross_validation import METRICS, mean_and_std, prepare_fold_folder, read_member_results
+from .cross_validation import METRICS, check_member, mean_and_std, prepare_fold_folder, read_member_results
 from .distributed import is_main_process
 from .run import train_once
 from .secrets import scrub_secrets
@@ -44,14 +44,22 @@ def format_table(per_seed: list[dict], summary: dict) -> str:
     return "\n".join(lines)
 
 
+def seed_member(args: RunArguments, seed: int) -> RunArguments:
+    """The repeat's run with `seed` (the split stays the one --seed drew)."""
+    return dataclasses.replace(args, repeat=1, resume=None, seed=seed)
+
+
 def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repeat_folder: Path) -> dict:
     per_seed = []
-    for seed in range(args.seed, args.seed + args.repeat):
+    seeds = range(args.seed, args.seed + args.repeat)
+    for seed in seeds:  # before training any seed: a summary never mixes two settings
+        check_member(repeat_folder / f"seed-{seed}", f"seed {seed}", seed_member(args, seed), training_flags)
+    for seed in seeds:
         folder = repeat_folder / f"seed-{seed}"
         results = read_member_results(folder, f"seed {seed}")
         if results is None:
             # The split was drawn once with --seed (in `data`); only the initialisation and data order change.
-            run_args = dataclasses.replace(args, repeat=1, resume=prepare_fold_folder(folder), seed=seed)
+            run_args = dataclasses.replace(seed_member(args, seed), resume=prepare_fold_folder(folder))
             flags = {"run_name": f"{repeat_folder.name}-seed-{seed}", **training_flags}
             if args.wandb:
                 os.environ["WANDB_RUN_GROUP"] = repeat_folder.name  # one group, one run per seed

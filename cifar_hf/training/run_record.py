@@ -95,17 +95,23 @@ def _fewer_epochs(epochs: float, planned: float | None, source: Path) -> str | N
     return None
 
 
+def differences(recorded: dict, flags: dict, what: str, ignore: tuple = ()) -> list[str]:
+    """'<flag> <value> differs from <what> (<recorded value>)' for each flag given or recorded, but not both alike;
+    nothing without a record."""
+    if not recorded:
+        return []
+    names = [*flags, *(flag for flag in recorded if flag not in flags)]
+    return [f"{flag} {_shown(flags.get(flag))} differs from {what} ({_shown(recorded.get(flag))})"
+            for flag in names if flag not in ignore and recorded.get(flag) != flags.get(flag)]
+
+
 def check_resume(source: Path, flags: dict, max_steps: int) -> None:
     """Refuse, in one line, a resume of `source` whose defining flags differ from its record. -e may grow (a finished
     run continues to more epochs) but never shrink: the Trainer would stop at once, or cut the planned schedule short,
     and record the fewer epochs. Without a record, -e is still checked against the epochs already trained."""
-    problems = []
     record = source / RECORD
     recorded = read_json(record, "move it away to resume unchecked") if record.is_file() else {}
-    for flag in [*flags, *(flag for flag in recorded if flag not in flags)]:
-        if flag != "-e" and recorded and recorded.get(flag) != flags.get(flag):
-            problems.append(f"{flag} {_shown(flags.get(flag))} differs from the run being resumed "
-                            f"({_shown(recorded.get(flag))})")
+    problems = differences(recorded, flags, "the run being resumed", ignore=("-e",))
     shrunk = _fewer_epochs(flags["-e"], recorded.get("-e"), source)
     if shrunk and max_steps <= 0:  # with --max_steps (compared above), -e does not set the run's length
         problems.insert(0, shrunk)
