@@ -225,7 +225,7 @@ def test_a_refused_push_is_one_line_and_keeps_the_evaluation(trained_cnn, tmp_pa
 def test_another_test_set_reports_the_gap_to_the_runs_own_accuracy(trained_cnn, tiny_dataset_no_test, tmp_path):
     assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(tiny_dataset_no_test), "--split",
                 "validation", "--output", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    report = json.loads((tmp_path / f"evaluation-{tiny_dataset_no_test.name}-validation.json").read_text())
     trained = json.loads((trained_cnn / "results.json").read_text())
     assert report["shift"]["run_split"] == "test" and report["shift"]["run_accuracy"] == trained["test_accuracy"]
     assert report["shift"]["accuracy_gap"] == pytest.approx(trained["test_accuracy"] - report["accuracy"])
