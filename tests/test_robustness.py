@@ -353,7 +353,7 @@ def test_the_runs_own_dataset_written_otherwise_is_still_its_own(trained_cnn, ti
         assert [p.name for p in out.glob("evaluation-*.json")] == ["evaluation-test.json"]
 
 
-@pytest.mark.parametrize("foreign", ['{"accuracy": 0.9}', "[]", "null"])
+@pytest.mark.parametrize("foreign", ['{"accuracy": 0.9}', "[]", "null", "{}"])
 def test_a_results_json_that_is_no_runs_is_one_warning_and_no_shift(foreign, trained_cnn, tiny_dataset, tmp_path,
                                                                     capsys):
     model = tmp_path / "foreign"

@@ -81,15 +81,21 @@ def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False)
     return torch.cat(batches)
 
 
+def is_training_run(results) -> bool:
+    """What evaluate reuses of a run's results.json: its model, numeric accuracies and hyperparameters."""
+    return (isinstance(results, dict) and bool(results.get("model"))
+            and isinstance(results.get("val_accuracy"), int | float)
+            and isinstance(results.get("test_accuracy"), int | float | None)
+            and isinstance(results.get("hyperparameters", {}), dict))
+
+
 def usable_run_results(model: str) -> dict:
     """The run folder's results.json when a training run wrote it, else {}: a foreign one (`[]`, `{"accuracy": 0.9}`)
     gives no dataset, settings or accuracy to compare with, and one warning line."""
     from ..inference import run_results
 
     trained = run_results(model)
-    hp = trained.get("hyperparameters", {}) if isinstance(trained, dict) else None
-    accuracy = trained.get("val_accuracy") if isinstance(trained, dict) else None
-    if trained == {} or (isinstance(hp, dict) and isinstance(accuracy, int | float) and trained.get("model")):
+    if not (Path(model) / "results.json").is_file() or is_training_run(trained):  # no file: a Hub id, bare weights
         return trained
     print(f"warning: {Path(model) / 'results.json'} is not a training run's results: evaluating without the run's "
           "dataset, settings and accuracy", file=sys.stderr)
