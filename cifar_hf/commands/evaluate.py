@@ -33,7 +33,7 @@ def parse(argv):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, help=f"validation split seed (default: the run's, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
-    parser.add_argument("--max-eval-samples", type=int,
+    parser.add_argument("--max-eval-samples", type=int, metavar="N",
                         help="evaluate a seeded, stratified subset of N images (default: on the run's own dataset the "
                              "run's --max-eval-samples, so the run's number is reproduced; on another dataset, every "
                              "image)")
