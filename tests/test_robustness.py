@@ -8,7 +8,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from PIL import Image
-from synthetic import CLASS_NAMES, TIMM_VIT_TINY, synthetic_images
+from synthetic import CLASS_NAMES, TIMM_VIT_TINY, synthetic_images, write_hub_dataset
 from transformers import AutoModelForImageClassification, pipeline
 
 import cifar_hf.hub as hub
@@ -311,6 +311,13 @@ def test_the_runs_subset_applies_to_its_own_dataset_and_another_is_scored_whole(
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("shift:"))
     assert line == shift_line(other["shift"]) and ("below" if gap > 0 else "above" if gap < 0 else "equal") in line
     assert json.loads((tmp_path / "evaluation-test.json").read_text()) == own  # the run's own evaluation stays
+
+
+def test_columns_the_other_dataset_lacks_are_found_as_training_finds_them(trained_cnn, tmp_path):
+    renamed = tmp_path / "renamed"  # neither the run's `img` nor its `label`: the only image and class-label columns
+    write_hub_dataset(renamed, {"test": synthetic_images(12, seed=25)}, image_column="picture", label_column="kind")
+    assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(renamed), "--output", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "evaluation-renamed-test.json").read_text())["num_images"] == 12
 
 
 def test_the_shift_line_says_above_or_below_by_the_sign():
