@@ -230,7 +230,7 @@ def test_evaluate_on_a_test_only_folder_equals_the_runs_own_test_accuracy(cnn64_
     labels = [reordered.index(CLASS_NAMES[label]) for label in labels]
     folder = write_hub_dataset(tmp_path / "test-only", {"test": (images, labels)}, class_names=reordered)
     assert cli(["evaluate", "--model", str(cnn64_run), "--dataset", str(folder), "--output", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "evaluation-test.json").read_text())
+    report = json.loads((tmp_path / "evaluation-test-only-test.json").read_text())  # named by dataset and split
     trained = json.loads((cnn64_run / "results.json").read_text())
     assert report["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9)
     assert report["dataset"] == str(folder) and report["split"] == "test" and report["num_images"] == 40

@@ -1,17 +1,19 @@
 """Corruptions, calibration, and `cifar-hf evaluate --corruptions --temperature-scale` writing onto the model card."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from huggingface_hub import ModelCard
 from PIL import Image
-from synthetic import TIMM_VIT_TINY
+from synthetic import CLASS_NAMES, TIMM_VIT_TINY, synthetic_images, write_hub_dataset
 from transformers import AutoModelForImageClassification, pipeline
 
 import cifar_hf.hub as hub
 from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.evaluate import shift_line
 from cifar_hf.commands.train import main as train
 from cifar_hf.robustness import (
     CORRUPTIONS,
@@ -22,6 +24,7 @@ from cifar_hf.robustness import (
     negative_log_likelihood,
 )
 from cifar_hf.robustness.calibration import calibration_report, with_temperature
+from cifar_hf.robustness.corruptions import parse_corruptions
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +228,7 @@ def test_a_refused_push_is_one_line_and_keeps_the_evaluation(trained_cnn, tmp_pa
 def test_another_test_set_reports_the_gap_to_the_runs_own_accuracy(trained_cnn, tiny_dataset_no_test, tmp_path):
     assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(tiny_dataset_no_test), "--split",
                 "validation", "--output", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    report = json.loads((tmp_path / f"evaluation-{tiny_dataset_no_test.name}-validation.json").read_text())
     trained = json.loads((trained_cnn / "results.json").read_text())
     assert report["shift"]["run_split"] == "test" and report["shift"]["run_accuracy"] == trained["test_accuracy"]
     assert report["shift"]["accuracy_gap"] == pytest.approx(trained["test_accuracy"] - report["accuracy"])
@@ -270,3 +273,125 @@ def test_the_temperature_folds_into_timm_and_transformers_vits(checkpoint, tiny_
     with torch.no_grad():
         assert torch.allclose(reloaded(pixel_values=pixels).logits, model(pixel_values=pixels).logits / 2.5, atol=1e-5)
     assert reloaded.config.calibration_temperature == 2.5
+
+
+# --- evaluate on another dataset, and on a run folder whose results.json is not a run's ---------------------------
+
+def image_folder(root, count: int, seed: int, split: str = "test"):
+    """PNGs in root/<split>/<class>/: columns `image` and `label`, not the runs' `img`."""
+    images, labels = synthetic_images(count, seed=seed)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        (root / split / CLASS_NAMES[label]).mkdir(parents=True, exist_ok=True)
+        image.save(root / split / CLASS_NAMES[label] / f"{index}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def subset_run(tiny_dataset, tmp_path_factory):
+    """A run evaluated on 20-image subsets (--max-eval-samples 20)."""
+    save = tmp_path_factory.mktemp("subset")
+    assert train(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1", "-b", "16",
+                  "--max-eval-samples", "20", "-s", str(save), "--disable_tqdm", "true"]) == 0
+    return save / "cifar-cnn"
+
+
+def test_the_runs_subset_applies_to_its_own_dataset_and_another_is_scored_whole(subset_run, tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(subset_run), "--output", str(tmp_path)]) == 0
+    own = json.loads((tmp_path / "evaluation-test.json").read_text())
+    trained = json.loads((subset_run / "results.json").read_text())
+    assert own["num_images"] == 20 and own["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9)
+    assert "shift" not in own and "shift:" not in capsys.readouterr().out
+
+    photos = image_folder(tmp_path / "photos", 48, seed=21)  # columns image/label: found as training finds them
+    assert cli(["evaluate", "--model", str(subset_run), "--dataset", str(photos), "--output", str(tmp_path)]) == 0
+    other = json.loads((tmp_path / "evaluation-photos-test.json").read_text())
+    assert other["num_images"] == 48 and other["dataset"] == str(photos)
+    gap = other["shift"]["accuracy_gap"]
+    assert gap == pytest.approx(trained["test_accuracy"] - other["accuracy"])
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("shift:"))
+    assert line == shift_line(other["shift"]) and ("below" if gap > 0 else "above" if gap < 0 else "equal") in line
+    assert json.loads((tmp_path / "evaluation-test.json").read_text()) == own  # the run's own evaluation stays
+
+
+def test_columns_the_other_dataset_lacks_are_found_as_training_finds_them(trained_cnn, tmp_path):
+    renamed = tmp_path / "renamed"  # neither the run's `img` nor its `label`: the only image and class-label columns
+    write_hub_dataset(renamed, {"test": synthetic_images(12, seed=25)}, image_column="picture", label_column="kind")
+    assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(renamed), "--output", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "evaluation-renamed-test.json").read_text())["num_images"] == 12
+
+
+def test_the_shift_line_says_above_or_below_by_the_sign():
+    shift = {"run_split": "validation", "run_accuracy": 0.165, "run_dataset": "cifar10"}
+    assert shift_line({**shift, "accuracy_gap": -0.02}) == (
+        "shift: 0.0200 above the run's own validation accuracy 0.1650 on cifar10")
+    assert shift_line({**shift, "accuracy_gap": 0.02}).startswith("shift: 0.0200 below the run's own")
+    assert shift_line({**shift, "accuracy_gap": 0.0}).startswith("shift: equal to the run's own")
+
+
+def test_one_split_of_two_datasets_both_stay_and_both_rows_reach_the_card(subset_run, tmp_path):
+    first = image_folder(tmp_path / "a" / "photos", 12, seed=22)
+    second = image_folder(tmp_path / "b" / "photos", 16, seed=23)  # another folder of the same name
+    for dataset in (first, second, first):  # evaluating the first again replaces only its own evaluation
+        assert cli(["evaluate", "--model", str(subset_run), "--dataset", str(dataset)]) == 0
+    written = sorted(p.name for p in subset_run.glob("evaluation-photos*-test.json"))
+    assert len(written) == 2 and "evaluation-photos-test.json" in written
+    reports = {name: json.loads((subset_run / name).read_text()) for name in written}
+    assert (reports["evaluation-photos-test.json"]["dataset"], reports["evaluation-photos-test.json"]["num_images"]) \
+        == (str(first), 12)
+    assert sorted((r["dataset"], r["num_images"]) for r in reports.values()) == [(str(first), 12), (str(second), 16)]
+    for name in written:
+        stem = name.removeprefix("evaluation-").removesuffix(".json")
+        assert (subset_run / f"confusion_matrix-{stem}.png").is_file()
+        assert (subset_run / f"reliability_diagram-{stem}.png").is_file()
+    card = (subset_run / "README.md").read_text()
+    assert f"| {first} | test | 12 |" in card and f"| {second} | test | 16 |" in card
+
+
+def test_the_runs_own_dataset_written_otherwise_is_still_its_own(trained_cnn, tiny_dataset, tmp_path, capsys):
+    (tmp_path / "link").symlink_to(tiny_dataset)
+    trained = json.loads((trained_cnn / "results.json").read_text())
+    for written in (f"{tiny_dataset}/", str(tmp_path / "link")):
+        out = tmp_path / f"out-{len(written)}"
+        assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", written, "--output", str(out)]) == 0
+        report = json.loads((out / "evaluation-test.json").read_text())
+        assert "shift" not in report and report["dataset"] == trained["dataset"]
+        assert report["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9)
+        assert "shift:" not in capsys.readouterr().out
+        assert [p.name for p in out.glob("evaluation-*.json")] == ["evaluation-test.json"]
+
+
+@pytest.mark.parametrize("foreign", ['{"accuracy": 0.9}', "[]", "null", "{}"])
+def test_a_results_json_that_is_no_runs_is_one_warning_and_no_shift(foreign, trained_cnn, tiny_dataset, tmp_path,
+                                                                    capsys):
+    model = tmp_path / "foreign"
+    shutil.copytree(trained_cnn, model, ignore=shutil.ignore_patterns("checkpoint-*", "evaluation-*", "*.png"))
+    (model / "results.json").write_text(foreign)
+    assert cli(["evaluate", "--model", str(model), "--dataset", str(tiny_dataset), "--output", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"warning: {model / 'results.json'} is not a training run's results: evaluating without the run's dataset, "
+        "settings and accuracy"]
+    report = json.loads((tmp_path / f"evaluation-{tiny_dataset.name}-test.json").read_text())
+    assert report["num_images"] == 80 and "shift" not in report and "shift:" not in captured.out
+    assert (model / "results.json").read_text() == foreign  # and its card is left alone: no run to describe
+
+
+def test_temperature_scaling_without_a_validation_split_names_the_flag(trained_cnn, tmp_path, capsys):
+    test_only = image_folder(tmp_path / "test-only", 8, seed=24)
+    out = tmp_path / "out"
+    assert cli(["evaluate", "--model", str(trained_cnn), "--dataset", str(test_only), "--temperature-scale",
+                "--output", str(out)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --temperature-scale needs a validation split to fit the temperature; {test_only} has none "
+        "(splits: test)"]
+    assert not out.exists()
+
+
+def test_severities_without_corruptions_and_an_empty_list_are_one_line(tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(tmp_path), "--severities", "3"]) == 2
+    assert cli(["evaluate", "--model", str(tmp_path), "--corruptions", ""]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors == ["error: --severities needs --corruptions (the corruptions to score at those severities)",
+                      "error: --corruptions: no corruption named; use 'all' or some of " + ", ".join(CORRUPTIONS)]
+    assert parse_corruptions("fog,fog, contrast,fog") == ["fog", "contrast"]  # each scored once
+    assert not list(tmp_path.iterdir())

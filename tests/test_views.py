@@ -82,3 +82,44 @@ def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
 def test_report_on_a_folder_without_runs(tmp_path, capsys):
     assert cli(["report", str(tmp_path)]) == 1
     assert "no run folder" in capsys.readouterr().err
+
+
+def copy_results(source, folder, **changes):
+    """A run folder holding only `source`'s results.json (all the report reads), with `changes` applied."""
+    folder.mkdir(parents=True)
+    results = {**json.loads((source / "results.json").read_text()), **changes}
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_report_names_colliding_runs_by_their_shortest_distinct_path_and_shows_lora(runs, tmp_path, capsys):
+    good = runs / "good" / "cifar-cnn"
+    copy_results(good, tmp_path / "ckruns" / "cifar-cnn")
+    copy_results(good, tmp_path / "previt" / "cifar-previt", model="previt")
+    copy_results(good, tmp_path / "lora" / "cifar-previt", model="previt",
+                 lora={"r": 4, "adapter": "adapter", "base": "some/vit"})
+    folders = [runs / "good", tmp_path / "ckruns", tmp_path / "previt", tmp_path / "lora"]
+    assert cli(["report", *map(str, folders)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()[2:]
+    cells = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in lines}
+    assert cells == {"good/cifar-cnn": "cnn", "ckruns/cifar-cnn": "cnn", "previt/cifar-previt": "previt",
+                     "lora/cifar-previt": "previt (LoRA r=4)"}
+
+
+def test_report_skips_a_results_json_that_is_no_runs_with_one_warning_each(runs, tmp_path, capsys):
+    foreign = {"dict": '{"accuracy": 0.9}', "list": "[]", "null": "null", "damaged": '{"val_accuracy": 0.',
+               "partial": '{"model": "cnn", "val_accuracy": 0.5}'}
+    for name, text in foreign.items():
+        (tmp_path / "other" / name).mkdir(parents=True)
+        (tmp_path / "other" / name / "results.json").write_text(text)
+    assert cli(["report", str(runs / "good"), str(tmp_path / "other")]) == 0
+    captured = capsys.readouterr()
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == len(foreign) and all(line.startswith("warning: ") for line in warnings)
+    for name in foreign:
+        assert sum(str(tmp_path / "other" / name / "results.json") in line for line in warnings) == 1
+    assert [line.split("|")[1].strip() for line in captured.out.strip().splitlines()[2:]] == ["cifar-cnn"]
+
+    assert cli(["report", str(tmp_path / "other")]) == 1  # nothing left to show
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == len(foreign) + 1 and err[-1].startswith("error: no cifar-hf run under")

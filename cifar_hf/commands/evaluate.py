@@ -12,6 +12,8 @@ evaluates exactly the images the run validated on (the seeded hold-out of the tr
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 import sys
 from pathlib import Path
 
@@ -31,13 +33,18 @@ def parse(argv):
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, help=f"validation split seed (default: the run's, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
-    parser.add_argument("--max-eval-samples", type=int, help="evaluate a seeded, stratified subset")
-    parser.add_argument("--output", type=Path, help="folder for the JSON and PNG (default: the run folder, else .)")
+    parser.add_argument("--max-eval-samples", type=int, metavar="N",
+                        help="evaluate a seeded, stratified subset of N images (default: on the run's own dataset the "
+                             "run's --max-eval-samples, so the run's number is reproduced; on another dataset, every "
+                             "image)")
+    parser.add_argument("--output", type=Path,
+                        help="folder for the JSON and PNG (default: the run folder, else .); named by the split on "
+                             "the run's own dataset, by dataset and split on another")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
     parser.add_argument("--tta", action="store_true",
                         help="flip test-time augmentation: mean logits of image and mirror")
     parser.add_argument("--corruptions", help="CIFAR-10-C corruptions to score: 'all' or NAME,NAME,... (see docs)")
-    parser.add_argument("--severities", default="1,2,3,4,5", help="corruption severities, comma-separated 1..5")
+    parser.add_argument("--severities", help="with --corruptions: severities, comma-separated 1..5 (default: all)")
     parser.add_argument("--corruption-seed", type=int, default=0, help="seed of the corruptions' randomness")
     parser.add_argument("--temperature-scale", action="store_true",
                         help="fit one softmax temperature on the validation split and report calibration with it")
@@ -74,21 +81,66 @@ def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False)
     return torch.cat(batches)
 
 
-def load_scored_split(args, trained: dict, dataset: str, split: str | None = None) -> tuple:
-    """(ImageArrays, class names) of the split to score (default --split), decoded as the training run decoded it."""
+def is_training_run(results) -> bool:
+    """What evaluate reuses of a run's results.json: its model, numeric accuracies and hyperparameters."""
+    return (isinstance(results, dict) and bool(results.get("model"))
+            and isinstance(results.get("val_accuracy"), int | float)
+            and isinstance(results.get("test_accuracy"), int | float | None)
+            and isinstance(results.get("hyperparameters", {}), dict))
+
+
+def usable_run_results(model: str) -> dict:
+    """The run folder's results.json when a training run wrote it, else {}: a foreign one (`[]`, `{"accuracy": 0.9}`)
+    gives no dataset, settings or accuracy to compare with, and one warning line."""
+    from ..inference import run_results
+
+    trained = run_results(model)
+    if not (Path(model) / "results.json").is_file() or is_training_run(trained):  # no file: a Hub id, bare weights
+        return trained
+    print(f"warning: {Path(model) / 'results.json'} is not a training run's results: evaluating without the run's "
+          "dataset, settings and accuracy", file=sys.stderr)
+    return {}
+
+
+def same_dataset(a, b) -> bool:
+    """Two names of one dataset: local folders by resolved path (a trailing slash, a symlink), Hub ids as written."""
+    from ..offline import looks_like_path
+
+    if a is None or b is None:
+        return False
+    if looks_like_path(a) and looks_like_path(b):
+        return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
+    return str(a) == str(b)
+
+
+def run_column(flag_value: str | None, run_value: str | None, features) -> str | None:
+    """The flag's column; else the run's, when this dataset has it; else None: chosen as training chooses."""
+    return flag_value or (run_value if run_value in features else None)
+
+
+def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str | None = None) -> tuple:
+    """(ImageArrays, class names) of the split to score (default --split), decoded as the training run decoded it.
+
+    On the run's `own` dataset the run's --max-eval-samples applies too (the run's number is reproduced); another
+    dataset is scored whole unless --max-eval-samples is given.
+    """
     from ..data import load_cifar, load_labelled_split
     from ..data.loading import load_raw_dataset
 
     split = split or args.split
     hp = trained.get("hyperparameters", {})
+    splits = load_raw_dataset(dataset)  # cheap: datasets caches it, and the split names decide the route
+    source = split if split in splits else "train"
+    features = splits[source].features if source in splits else {}
     columns = {
-        "image_column": args.image_column or hp.get("data", {}).get("image_column") or hp.get("image_column"),
-        "label_column": args.label_column or trained.get("label_column") or hp.get("label_column"),
+        "image_column": run_column(args.image_column, hp.get("data", {}).get("image_column") or
+                                   hp.get("image_column"), features),
+        "label_column": run_column(args.label_column, trained.get("label_column") or hp.get("label_column"),
+                                   features),
         "image_size": args.image_size or trained.get("image_size"),
     }
     seed = args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED)
-    max_eval_samples = args.max_eval_samples if args.max_eval_samples else hp.get("max_eval_samples")
-    splits = load_raw_dataset(dataset)  # cheap: datasets caches it, and the split names decide the route
+    max_eval_samples = args.max_eval_samples or (hp.get("max_eval_samples") if own else None)
     if split in splits or split not in ("validation", "train") or "train" not in splits:
         arrays, class_names, _ = load_labelled_split(dataset, split, max_samples=max_eval_samples, seed=seed,
                                                      **columns)
@@ -113,34 +165,82 @@ def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
     return ImageArrays(arrays.pixels, mapping[arrays.labels])
 
 
+def check_temperature_split(dataset: str) -> None:
+    """--temperature-scale fits on the validation split: the dataset's own, or the hold-out of its train split."""
+    from ..data.loading import load_raw_dataset
+
+    splits = load_raw_dataset(dataset)
+    if "validation" not in splits and "train" not in splits:
+        raise InputError(f"--temperature-scale needs a validation split to fit the temperature; {dataset} has none "
+                         f"(splits: {', '.join(splits) or 'none'})")
+
+
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     # Only now: --help and flag errors answer without loading torch and transformers.
-    from ..inference import load_classifier, run_results
-    from ..robustness.corruptions import parse_corruptions, parse_severities
+    from ..inference import load_classifier
+    from ..robustness.corruptions import SEVERITIES, parse_corruptions, parse_severities
 
     try:
         for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
-        corruptions = parse_corruptions(args.corruptions) if args.corruptions else []
-        severities = parse_severities(args.severities)
-        trained = run_results(args.model)
-        dataset = args.dataset or trained.get("dataset") or DEFAULT_DATASET
+        if args.severities is not None and args.corruptions is None:
+            raise UsageError("--severities needs --corruptions (the corruptions to score at those severities)")
+        corruptions = parse_corruptions(args.corruptions) if args.corruptions is not None else []
+        severities = parse_severities(args.severities) if args.severities is not None else list(SEVERITIES)
+        trained = usable_run_results(args.model)
+        own_dataset = trained.get("dataset") or DEFAULT_DATASET
+        # the run's own dataset however it is written: its subset, file names and no shift to report
+        own = args.dataset is None or same_dataset(args.dataset, own_dataset)
+        dataset = own_dataset if own else args.dataset
+        if args.temperature_scale and args.split != "validation":
+            check_temperature_split(dataset)
         model, transform, processor = load_classifier(args.model, args.trust_remote_code)
-        arrays, dataset_names = load_scored_split(args, trained, dataset)
+        arrays, dataset_names = load_scored_split(args, trained, dataset, own)
         class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         arrays = to_model_labels(arrays, dataset_names, class_names)
         validation = None  # the split a temperature is fitted on, when another split is scored
         if args.temperature_scale and args.split != "validation":
-            validation = to_model_labels(*load_scored_split(args, trained, dataset, "validation"), class_names)
+            validation = to_model_labels(*load_scored_split(args, trained, dataset, own, "validation"), class_names)
     except CifarError as error:
         return print_error(error)
     try:
-        return write_and_print(args, trained, dataset, class_names, arrays, validation, model, transform, corruptions,
-                               severities, processor)
+        return write_and_print(args, trained, dataset, own, class_names, arrays, validation, model, transform,
+                               corruptions, severities, processor)
     except CifarError as error:
         return print_error(error)
+
+
+def evaluation_name(output: Path, dataset: str, split: str, own: bool) -> str:
+    """What the files are named after: the split on the run's own dataset, else `<dataset folder or id>-<split>`, so
+    an evaluation of another dataset never replaces one of the same split (a same-named folder elsewhere gets a
+    short hash of its path)."""
+    from ..files import read_json
+    from ..hub import portable_name
+    from ..offline import looks_like_path
+
+    if own:
+        return split
+    name = re.sub(r"[^\w.-]+", "-", portable_name(dataset)).strip("-") or "dataset"
+    earlier = output / f"evaluation-{name}-{split}.json"
+    if earlier.is_file():
+        try:
+            recorded = read_json(earlier)
+        except InputError:
+            recorded = None  # damaged: kept as it is, this evaluation goes beside it
+        if not (isinstance(recorded, dict) and same_dataset(recorded.get("dataset"), dataset)):
+            where = str(Path(dataset).expanduser().resolve()) if looks_like_path(dataset) else dataset
+            name += "-" + hashlib.sha1(where.encode()).hexdigest()[:8]
+    return f"{name}-{split}"
+
+
+def shift_line(shift: dict) -> str:
+    """`gap` is the run's accuracy minus this one: positive is below the run's, negative above it."""
+    gap = shift["accuracy_gap"]
+    where = f"{abs(gap):.4f} {'below' if gap > 0 else 'above'}" if round(gap, 4) else "equal to"
+    return (f"shift: {where} the run's own {shift['run_split']} accuracy {shift['run_accuracy']:.4f} on "
+            f"{shift['run_dataset']}")
 
 
 def save_calibrated(model, processor, temperature: float, check_pixels, folder: Path) -> None:
@@ -164,8 +264,8 @@ def save_calibrated(model, processor, temperature: float, check_pixels, folder: 
         raise StorageError(f"--save-calibrated {folder}: {error.strerror or error}") from None
 
 
-def write_and_print(args, trained: dict, dataset: str, class_names: list[str], arrays, validation, model, transform,
-                    corruptions, severities, processor) -> int:
+def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: list[str], arrays, validation, model,
+                    transform, corruptions, severities, processor) -> int:
     import numpy as np
     import torch
 
@@ -198,11 +298,11 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
         "confusion_matrix": confusion.tolist(),
         "class_names": class_names,
     }
-    if trained and dataset != trained.get("dataset"):  # distribution shift: the gap to the run's own held-out score
-        own_split = "test" if trained.get("test_accuracy") is not None else "validation"
-        own = trained["test_accuracy"] if own_split == "test" else trained["val_accuracy"]
-        report["shift"] = {"run_dataset": trained.get("dataset"), "run_split": own_split, "run_accuracy": own,
-                           "accuracy_gap": own - report["accuracy"]}
+    if trained and not own:  # distribution shift: the gap to the run's own held-out score
+        run_split = "test" if trained.get("test_accuracy") is not None else "validation"
+        run_accuracy = trained["test_accuracy"] if run_split == "test" else trained["val_accuracy"]
+        report["shift"] = {"run_dataset": trained.get("dataset"), "run_split": run_split, "run_accuracy": run_accuracy,
+                           "accuracy_gap": run_accuracy - report["accuracy"]}
     if validation is not None:
         validation = (score(validation.pixels), torch.from_numpy(validation.labels))
     calibration, bins = calibration_section(logits, labels, args.temperature_scale, validation)
@@ -215,11 +315,12 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError(f"--output {output}: {error.strerror}") from None
-    title = f"{Path(args.model).name or args.model}, {args.split}"
-    write_json(output / f"evaluation-{args.split}.json", report)
-    plot_confusion_matrix(confusion, class_names, output / f"confusion_matrix-{args.split}.png",
+    stem = evaluation_name(output, dataset, args.split, own)
+    title = f"{Path(args.model).name or args.model}, {args.split if own else stem}"
+    write_json(output / f"evaluation-{stem}.json", report)
+    plot_confusion_matrix(confusion, class_names, output / f"confusion_matrix-{stem}.png",
                           f"{title}: accuracy {report['accuracy']:.4f}")
-    figures = write_figures(report, bins, output, title)
+    figures = write_figures(report, bins, output, title, stem)
     card = None
     if trained and output.resolve() == Path(args.model).resolve():  # the run folder's card lists its evaluations
         card = write_model_card(output)
@@ -236,9 +337,7 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
     for name, row in zip(class_names, confusion, strict=True):
         print(f"  {name:<{width}}  " + " ".join(f"{count:{cell}d}" for count in row))
     if "shift" in report:
-        shift = report["shift"]
-        print(f"shift: {shift['accuracy_gap']:+.4f} below the run's own {shift['run_split']} accuracy "
-              f"{shift['run_accuracy']:.4f} on {shift['run_dataset']}")
+        print(shift_line(report["shift"]))
     calibration = report["calibration"]
     print(f"calibration: ECE {calibration['ece']:.4f}, NLL {calibration['nll']:.4f}, Brier {calibration['brier']:.4f}")
     if "temperature_scaling" in report:
@@ -252,7 +351,7 @@ def write_and_print(args, trained: dict, dataset: str, class_names: list[str], a
               f"(relative drop {report['relative_corruption_drop'] or 0:.1%}), "
               f"{report['corruption_eval_seconds']:.1f} s, "
               f"{report['corrupted_splits_from_cache']} split(s) from cache")
-    written = [output / f"evaluation-{args.split}.json", output / f"confusion_matrix-{args.split}.png", *figures]
+    written = [output / f"evaluation-{stem}.json", output / f"confusion_matrix-{stem}.png", *figures]
     if args.save_calibrated:
         temperature = report["temperature_scaling"]["temperature"]
         sample = torch.from_numpy(arrays.pixels[:8].transpose(0, 3, 1, 2).copy())

@@ -2,14 +2,16 @@
 
 Rows are sorted by test accuracy (validation accuracy where there is no test split), best first;
 cross-validation and repeat folders are shown as mean +- standard deviation over their folds or seeds, a tuning
-study as its best trial with the number of trials.
+study as its best trial with the number of trials. A results.json that no cifar-hf run wrote (or that cannot be
+read) is skipped with one warning line naming it.
 """
 
 import argparse
 import sys
+from collections import defaultdict
 from pathlib import Path
 
-from ..errors import CifarError, print_error
+from ..errors import CifarError, InputError, first_line, print_error
 from ..files import read_json, write_text
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
@@ -17,6 +19,7 @@ COLUMNS = ("run", "model", "data", "recipe", "epochs", "val acc", "test acc", "v
            "images/s", "hardware")
 # Run folders inside a cross-validation, repeat or tuning folder are shown through that folder's row.
 MEMBER_PREFIXES = ("fold-", "seed-", "trial-")
+RUN_KEYS = ("val_accuracy", "val_accuracy_mean", "tune")  # a run, a cross-validation or repeat folder, a study
 
 
 def find_runs(folders: list[Path]) -> dict[Path, str]:
@@ -24,14 +27,34 @@ def find_runs(folders: list[Path]) -> dict[Path, str]:
 
     The name is the path below the folder searched, so that two runs of one model (both `cifar-cnn`) differ.
     """
-    found = {}
+    found, seen = {}, set()
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
             run = results.parent
             member = run.name.startswith(MEMBER_PREFIXES) and (run.parent / "results.json").is_file()
-            if results.is_file() and not member:
-                found.setdefault(run, run.name if run == folder else str(run.relative_to(folder)))
-    return dict(sorted(found.items()))
+            if results.is_file() and not member and run.resolve() not in seen:  # a run given twice is one row
+                seen.add(run.resolve())
+                found[run] = (run.name if run == folder else str(run.relative_to(folder))) or run.absolute().name
+    return dict(sorted(distinct_names(found).items()))
+
+
+def distinct_names(names: dict[Path, str]) -> dict[Path, str]:
+    """Names that collide (`report runs ckruns` finds a `cifar-cnn` in each) grow by their parent folders, one at a
+    time, until they differ: the shortest path that tells the runs apart."""
+    names = dict(names)
+    while True:
+        runs_by_name = defaultdict(list)
+        for run, name in names.items():
+            runs_by_name[name].append(run)
+        grown = False
+        for runs in (runs for runs in runs_by_name.values() if len(runs) > 1):
+            for run in runs:
+                parts = run.absolute().parts[1:]  # without the root, which tells nothing apart
+                depth = len(Path(names[run]).parts) + 1
+                if depth <= len(parts):
+                    names[run], grown = str(Path(*parts[-depth:])), True
+        if not grown:
+            return names
 
 
 def evaluation_sizes(results: dict) -> str:
@@ -45,6 +68,15 @@ def percent(value, spread=None) -> str:
     if value is None:
         return "-"
     return f"{100 * value:.2f}%" + (f" ± {100 * spread:.2f}" if spread is not None else "")
+
+
+def model_description(results: dict) -> str:
+    """The model, with the LoRA rank when only an adapter was trained: a LoRA run is not a full fine-tune."""
+    lora = results.get("lora") or {}
+    rank = lora.get("r") if isinstance(lora, dict) else None
+    if rank is None:
+        rank = results.get("hyperparameters", {}).get("lora_r")  # cross-validation and repeat folders record the flag
+    return str(results.get("model") or "-") + (f" (LoRA r={rank})" if rank is not None else "")
 
 
 def data_description(results: dict) -> str:
@@ -64,13 +96,12 @@ def study_row(folder: Path, name: str, study: dict) -> tuple[float, list[str]]:
     runtime = sum(t["wall_s"] or 0 for t in study["trials"])  # the study's cost: every trial's wall time
     test = best.get("test_accuracy")
     return (test if test is not None else best["val_accuracy"]), [
-        name, best["model"], data_description(best), "tuned", str(best["epochs"]), percent(best["val_accuracy"]),
-        percent(test), evaluation_sizes(best), f"{runtime:.1f} s", f"{best['train_samples_per_second']:,.0f}",
-        best.get("hardware", "-")]
+        name, model_description(best), data_description(best), "tuned", str(best["epochs"]),
+        percent(best["val_accuracy"]), percent(test), evaluation_sizes(best), f"{runtime:.1f} s",
+        f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
 
 
-def row(folder: Path, name: str) -> tuple[float, list[str]]:
-    results = read_json(folder / "results.json", RECOVERY)
+def row(folder: Path, name: str, results: dict) -> tuple[float, list[str]]:
     hp = results.get("hyperparameters", {})
     if results.get("tune"):
         return study_row(folder, name, results)
@@ -94,15 +125,36 @@ def row(folder: Path, name: str) -> tuple[float, list[str]]:
         described = results
     key = test if test is not None else val
     recipe = str(hp.get("recipe", results.get("recipe", "default")))
-    return key, [name, results["model"], data_description(described), recipe,
+    return key, [name, model_description(results), data_description(described), recipe,
                  str(epochs), *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 
-def report(folders: list[Path]) -> str:
-    rows = sorted((row(f, name) for f, name in find_runs(folders).items()), key=lambda r: -(r[0] or 0))
+def readable_rows(runs: dict[Path, str]) -> tuple[list, list[str]]:
+    """(rows, one warning per results.json skipped): one unreadable or foreign file does not hide the other runs."""
+    rows, skipped = [], []
+    for folder, name in runs.items():
+        path = folder / "results.json"
+        try:
+            results = read_json(path)
+            if not isinstance(results, dict) or not any(key in results for key in RUN_KEYS):
+                raise InputError(f"{path} is not a cifar-hf run's results (no {' or '.join(RUN_KEYS)})")
+            rows.append(row(folder, name, results))
+        except InputError as error:
+            skipped.append(str(error))
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as error:
+            # a results.json of another shape (written by hand or another tool): what is missing, in one line
+            skipped.append(f"{path} is not a cifar-hf run's results ({type(error).__name__}: {first_line(error)})")
+    return sorted(rows, key=lambda r: -(r[0] or 0)), skipped
+
+
+def table(rows: list) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells) + " |" for _, cells in rows]
     return "\n".join(lines)
+
+
+def report(folders: list[Path]) -> str:
+    return table(readable_rows(find_runs(folders))[0])
 
 
 def main(argv=None) -> int:
@@ -114,14 +166,22 @@ def main(argv=None) -> int:
     if missing:
         print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
         return 1
-    if not find_runs(args.folders):
+    runs = find_runs(args.folders)
+    if not runs:
         print(f"error: no run folder (with results.json) under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 1
+    rows, skipped = readable_rows(runs)
+    for warning in skipped:
+        print(f"warning: {warning}; skipped", file=sys.stderr)
+    if not rows:
+        print(f"error: no cifar-hf run under {', '.join(map(str, args.folders))} ({len(skipped)} results.json "
+              "skipped)", file=sys.stderr)
+        return 1
     try:
-        table = report(args.folders)
-        print(table)
+        text = table(rows)
+        print(text)
         if args.output:
-            write_text(args.output, table + "\n")
+            write_text(args.output, text + "\n")
     except CifarError as error:
         return print_error(error)
     return 0

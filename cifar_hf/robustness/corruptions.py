@@ -270,12 +270,12 @@ SCALED_BY_IMAGE_SIZE = {"elastic_transform"}  # the reference gives these in uni
 
 
 def parse_corruptions(value: str) -> list[str]:
-    names = list(CORRUPTIONS) if value == "all" else [n.strip() for n in value.split(",") if n.strip()]
+    names = list(CORRUPTIONS) if value.strip() == "all" else [n.strip() for n in value.split(",") if n.strip()]
     unknown = [n for n in names if n not in CORRUPTIONS]
     if unknown or not names:
-        raise UsageError(f"--corruptions: unknown {', '.join(unknown) or 'empty list'}; use 'all' or some of "
-                         f"{', '.join(CORRUPTIONS)}")
-    return names
+        what = f"unknown {', '.join(unknown)}" if unknown else "no corruption named"
+        raise UsageError(f"--corruptions: {what}; use 'all' or some of {', '.join(CORRUPTIONS)}")
+    return list(dict.fromkeys(names))  # each scored once, in the order given
 
 
 def parse_severities(value: str) -> list[int]:

@@ -69,8 +69,9 @@ def calibration_section(logits: torch.Tensor, labels: torch.Tensor, temperature_
     return section, bins
 
 
-def write_figures(report: dict, bins: dict, output: Path, title: str) -> list[Path]:
-    split = report["split"]
+def write_figures(report: dict, bins: dict, output: Path, title: str, name: str | None = None) -> list[Path]:
+    """The reliability diagram and, with corruptions, the robustness plot, named after `name` (default: the split)."""
+    split = name or report["split"]
     written = [output / f"reliability_diagram-{split}.png"]
     plot_reliability_diagram(bins["model"], written[0], f"{title}: ECE {report['calibration']['ece']:.3f}",
                              bins.get("temperature-scaled"))
