@@ -5,11 +5,10 @@ cross-validation and repeat folders are shown as mean +- standard deviation over
 study as its best trial with the number of trials.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, print_error
+from ..errors import CifarError, CommandParser, print_error
 from ..files import read_json, write_text
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
@@ -106,7 +105,7 @@ def report(folders: list[Path]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="cifar-hf report", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="cifar-hf report", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
