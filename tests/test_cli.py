@@ -113,6 +113,19 @@ def test_bad_values_are_one_line_before_the_data_loads(extra, expected, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("size, error", [(48, "cannot reduce 48px to a 8x8 token grid"), (7, "must divide")])
+def test_a_vit_size_off_its_token_grid_is_refused_before_the_data_loads(size, error, tmp_path, capsys):
+    assert main(["-m", "vit", "--image-size", str(size), "--dataset", MISSING_DATASET, "-s", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--image-size {size}: vit cannot take" in err and error in err and err.endswith("32 or 64")
+
+
+def test_sizes_the_models_take_pass_on_to_the_data(tmp_path, capsys):
+    for model, size in (("vit", "64"), ("resnet", "2"), ("cnn", "8")):
+        assert main(["-m", model, "--image-size", size, "--dataset", MISSING_DATASET, "-s", str(tmp_path)]) == 1
+        assert f"--dataset: no such folder: {MISSING_DATASET}" in capsys.readouterr().err
+
+
 def test_the_smallest_cnn_size_trains_a_step():
     import torch
 
