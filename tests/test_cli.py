@@ -220,3 +220,16 @@ def test_every_command_s_argparse_error_is_one_line(argv, prog, capsys):
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{prog}: error: ") and err[0].endswith("(--help lists the flags)")
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--seed", "4294967295"], "--seed 4294967295 with --trials 2 reaches seed 4294967296"),
+    (["--report_to", "bogus"], "--report_to bogus: unknown tracker"),
+])
+def test_tune_refuses_what_would_stop_every_trial_at_once(extra, expected, tmp_path, capsys):
+    from cifar_hf.__main__ import main as cli
+
+    argv = ["tune", "-m", "cnn", "--trials", "2", "--dataset", MISSING_DATASET, "-s", str(tmp_path), *extra]
+    assert cli(argv) == 2
+    assert expected in capsys.readouterr().err.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
                             ("--overwrite", args.overwrite), ("--resume", args.resume)):
             if given:
                 raise UsageError(f"{flag} does not apply to tune: a study always continues where it stopped")
+        from ..training.preflight import check_run_settings
+
+        check_run_settings(args, training_flags)  # what would stop every trial is one line now
         from ..tuning.space import load_space
         from ..tuning.study import Study, import_optuna
 
