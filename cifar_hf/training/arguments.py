@@ -260,18 +260,15 @@ def _reports_to_wandb(report_to: str | list[str]) -> bool:
     return "wandb" in targets or ("all" in targets and importlib.util.find_spec("wandb") is not None)
 
 
-def _merge_wandb_flags(args: "RunArguments", training: dict, wandb_given: bool) -> None:
-    """-w/--wandb and --report_to say one thing: they may add up (-w --report_to tensorboard), never disagree."""
+def _merge_wandb_flags(args: RunArguments, training: dict, wandb_given: bool) -> None:
+    """-w/--wandb and --report_to (one tracker on the command line) name one setting: they may not disagree."""
     if "report_to" not in training:
         return
-    report_to = training["report_to"]
-    wanted = _reports_to_wandb(report_to)
-    if wandb_given and args.wandb != wanted and (not args.wandb or report_to in ("none", ["none"])):
+    wanted = _reports_to_wandb(training["report_to"])
+    if wandb_given and args.wandb != wanted:
         wandb = "-w/--wandb" if args.wandb else "-w/--wandb false"
-        raise UsageError(f"{wandb} conflicts with --report_to {report_to}: give one")
-    if args.wandb and not wanted:  # -w adds wandb to the other trackers
-        training["report_to"] = [*(report_to if isinstance(report_to, list) else [report_to]), "wandb"]
-    args.wandb = args.wandb or wanted
+        raise UsageError(f"{wandb} conflicts with --report_to {training['report_to']}: give one")
+    args.wandb = wanted
 
 
 NUMBER_KINDS = {int: "a whole number", float: "a number"}
