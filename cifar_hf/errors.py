@@ -1,5 +1,6 @@
 """Errors reported as a single line with a non-zero exit status, never as a traceback."""
 
+import argparse
 import sys
 
 
@@ -50,3 +51,14 @@ class PushError(CifarError):
     """The run finished and its folder is complete and kept; only the Hub upload failed."""
 
     kept = "run"
+
+
+class OneLineErrors:
+    """Mixin for argparse parsers: a bad flag is one line and exit status 2, not the whole usage first."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
+
+
+class CommandParser(OneLineErrors, argparse.ArgumentParser):
+    """The parser of every cifar-hf command."""

@@ -272,3 +272,16 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is False
     args, flags = parse_arguments(["-m", "cnn", "-d", "cpu", "--disable_tqdm", "true"])  # the flag still wins
     assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is True
+
+
+def test_a_subset_smaller_than_the_class_count_is_refused(tiny_dataset, tmp_path, capsys):
+    """A stratified subset of 3 images from 4 classes would silently train on 3 classes."""
+    base = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1",
+            "-s", str(tmp_path)]
+    assert train([*base, "--max-train-samples", "3"]) == 2
+    assert train([*base, "--max-eval-samples", "3"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert err == ["error: --max-train-samples 3 is fewer than the dataset's 4 classes: give at least 4 (one image "
+                   "per class)", "error: --max-eval-samples 3 is fewer than the dataset's 4 classes: give at least 4 "
+                   "(one image per class)"]
+    assert list(tmp_path.iterdir()) == []

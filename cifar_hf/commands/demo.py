@@ -4,16 +4,15 @@
 a Gradio Space serving the pushed model instead.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError, print_error
+from ..errors import CommandParser, InputError, print_error
 from ..serving.space import default_space_id, push_space, write_space
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="cifar-hf demo", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="cifar-hf demo", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run folder or Hub id (for --write-space: the Hub id)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)

@@ -11,18 +11,17 @@ evaluates exactly the images the run validated on (the seeded hold-out of the tr
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import sys
 from pathlib import Path
 
 from ..data.defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import CifarError, InputError, PushError, StorageError, UsageError, print_error
+from ..errors import CifarError, CommandParser, InputError, PushError, StorageError, UsageError, print_error
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="cifar-hf evaluate", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="cifar-hf evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run folder or Hub id")
     parser.add_argument("--dataset", help="Hub id or local folder (default: the run's dataset, else uoft-cs/cifar10)")
     parser.add_argument("--split", default="test", help="any labelled split of the dataset; 'validation' and 'train' "

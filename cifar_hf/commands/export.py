@@ -4,11 +4,10 @@ Writes model.onnx and preprocessing.json (image size, resample, mean, std, label
 onnxruntime on real images from the run's dataset (or --check-images) and compares its logits with PyTorch's.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError, print_error
+from ..errors import CommandParser, InputError, print_error
 from ..serving import DEFAULT_OPSET
 from .predict import read_image
 
@@ -16,7 +15,7 @@ CHECK_IMAGES = 8
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="cifar-hf export", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="cifar-hf export", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run folder or Hub id")
     parser.add_argument("--format", choices=["onnx"], default="onnx")
     parser.add_argument("--output",

@@ -5,16 +5,15 @@ training). A file that is not an image (missing, not a regular file, unreadable,
 one-line error; the others are still classified, in batches, and the exit status is 1.
 """
 
-import argparse
 import os
 import stat
 import sys
 
-from ..errors import InputError, print_error
+from ..errors import CommandParser, InputError, print_error
 
 
 def parse(argv):
-    parser = argparse.ArgumentParser(prog="cifar-hf predict", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="cifar-hf predict", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--model", required=True, help="run folder or Hub id")
     parser.add_argument("--top-k", type=int, default=3)

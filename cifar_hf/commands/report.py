@@ -6,12 +6,11 @@ study as its best trial with the number of trials. A results.json that no cifar-
 read) is skipped with one warning line naming it.
 """
 
-import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import CifarError, InputError, first_line, print_error
+from ..errors import CifarError, CommandParser, InputError, first_line, print_error
 from ..files import read_json, write_text
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
@@ -158,7 +157,7 @@ def report(folders: list[Path]) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="cifar-hf report", description=__doc__.splitlines()[0])
+    parser = CommandParser(prog="cifar-hf report", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

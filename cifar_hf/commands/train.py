@@ -79,8 +79,10 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
     if pushes and is_main_process() and hub_out_of_reach():  # rank 0 pushes: only its own reach counts
         raise UsageError(f"{pushes[0]}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
                          f"train without it ({later[pushes[0]]})")
+    from ..training.preflight import check_run_settings
     from ..training.run import build_training_arguments
 
+    check_run_settings(args, training_flags)
     try:
         return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
@@ -239,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             label_column=args.label_column,
             image_size=args.image_size,
         )
+        args.check_subset_sizes(len(data.class_names))
         run.clear_for_new_run()  # only now: a run that failed on its input keeps the old folder untouched
         code = train_and_report(args, training_flags, data, run.folder)
         run.finished()

@@ -5,12 +5,11 @@ ordinary training runs in `<save-folder>/cifar-<model>-tune/trial-<n>/`. The sam
 several workers given one `--storage` share one study.
 """
 
-import argparse
 import signal
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, UsageError, print_error
+from ..errors import CifarError, CommandParser, UsageError, print_error
 from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from .train import raise_on_stop_signal, setup_logging
@@ -19,8 +18,8 @@ from .train import raise_on_stop_signal, setup_logging
 FIXED_BY_FLAG = {"epochs": "epoch", "batch_size": "batch_size", "learning_rate": "learning_rate"}
 
 
-def tune_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cifar-hf tune", description=__doc__.splitlines()[0], add_help=False,
+def tune_parser() -> CommandParser:
+    parser = CommandParser(prog="cifar-hf tune", description=__doc__.splitlines()[0], add_help=False,
                                      epilog="Every flag of `cifar-hf train` is accepted too (-m, -e, --dataset, ...).")
     parser.add_argument("--trials", type=int, required=True, help="Trials the study holds in total when done.")
     parser.add_argument("--space", help="YAML search space replacing the model's built-in one.")
@@ -61,10 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         args, training_flags = parse_arguments(rest)
         if tune.trials < 1:
             raise UsageError(f"--trials must be at least 1 (got {tune.trials})")
+        args.validate_seed(tune.trials, f"--trials {tune.trials}")  # trial n samples with seed + n
         for flag, given in (("-c/--cross-validate", args.cross_validate), ("--repeat", args.repeat > 1),
                             ("--overwrite", args.overwrite), ("--resume", args.resume)):
             if given:
                 raise UsageError(f"{flag} does not apply to tune: a study always continues where it stopped")
+        from ..training.preflight import check_run_settings
+
+        check_run_settings(args, training_flags)  # what would stop every trial is one line now
         from ..tuning.space import load_space
         from ..tuning.study import Study, import_optuna
 
@@ -85,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         study.data = load_cifar(args.dataset, val_size=args.val_size, seed=args.seed,
                                 max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
                                 skip_bad_images=args.skip_bad_images)
+        args.check_subset_sizes(len(study.data.class_names))
         summary = study.run()
         if hub_flags.get("push_to_hub") and summary["best_folder"]:
             from ..hub import push_or_raise, push_run_folder

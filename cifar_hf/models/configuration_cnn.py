@@ -19,5 +19,11 @@ class CifarCNNConfig(PreTrainedConfig):
     kernel_size: int = 5
     hidden_sizes: list[int] | tuple[int, ...] = (64, 32)
 
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        smallest = 2 ** len(self.conv_channels)  # each block halves the side: below this no pixel is left
+        if self.image_size < smallest:
+            raise ValueError(f"{len(self.conv_channels)} 2x2 max-pools need images of at least {smallest}x{smallest}")
+
 
 __all__ = ["CifarCNNConfig"]

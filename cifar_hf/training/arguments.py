@@ -7,6 +7,7 @@ must be `TrainingArguments` flags. Where the seed's flag and a TrainingArguments
 
 import argparse
 import dataclasses
+import importlib.util
 import math
 import shlex
 import sys
@@ -17,13 +18,18 @@ from pathlib import Path
 from transformers import HfArgumentParser  # the transformers package is lazy: this loads no torch, so --help is fast
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import UsageError
+from ..errors import OneLineErrors, UsageError
 from .recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_NAMES = tuple(dict.fromkeys(model for model, _ in RECIPES))  # cifar_hf.models' registry, read without torch
 # Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
 HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
+SEED_LIMIT = 2**32  # numpy's and torch's seeds are below it
+
+
+class RunArgumentParser(OneLineErrors, HfArgumentParser):
+    """HfArgumentParser whose bad values are one line (not the usage of a hundred flags first)."""
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -124,8 +130,12 @@ class RunArguments:
         if self.image_mean is not None:
             if len(self.image_mean) != 3 or len(self.image_std) != 3:
                 raise UsageError("--image-mean and --image-std take 3 values each (R G B)")
-            if not all(value > 0 for value in self.image_std):
-                raise UsageError(f"--image-std must be above 0 (got {' '.join(map(str, self.image_std))})")
+            scale = "pixels on the [0, 1] scale: from 0-255 statistics, divide by 255"
+            if not all(0 <= value <= 1 for value in self.image_mean):  # also refuses nan and inf
+                raise UsageError(f"--image-mean {' '.join(map(str, self.image_mean))}: give means in [0, 1] ({scale})")
+            if not all(0 < value <= 1 for value in self.image_std):
+                raise UsageError(f"--image-std {' '.join(map(str, self.image_std))}: give stds in (0, 1] ({scale})")
+        self.validate_seed()
         if self.ckpt_frequency < 0:
             raise UsageError(f"-f/--ckpt-frequency must be 0 or more (got {self.ckpt_frequency})")
         if self.lora_r is not None and self.model != "previt":
@@ -152,6 +162,25 @@ class RunArguments:
             available = torch.cuda.is_available() if self.device == "cuda" else torch.backends.mps.is_available()
             if not available:
                 raise UsageError(f"-d/--device {self.device}: no such device on this machine (try -d auto or -d cpu)")
+
+    def validate_seed(self, runs: int | None = None, runs_flag: str = "") -> None:
+        """--seed and the seeds derived from it (seed..seed+runs-1) must be seeds numpy and torch accept."""
+        if runs is None:
+            runs, runs_flag = (self.folds, f"--folds {self.folds}") if self.cross_validate else (
+                self.repeat, f"--repeat {self.repeat}")
+        if not 0 <= self.seed < SEED_LIMIT:
+            raise UsageError(f"--seed must be from 0 to {SEED_LIMIT - 1} (got {self.seed})")
+        if self.seed + runs - 1 >= SEED_LIMIT:
+            raise UsageError(f"--seed {self.seed} with {runs_flag} reaches seed {self.seed + runs - 1}, past "
+                             f"{SEED_LIMIT - 1}: give a --seed of at most {SEED_LIMIT - runs}")
+
+    def check_subset_sizes(self, num_classes: int) -> None:
+        """A stratified subset needs an image of every class; known once the dataset is loaded."""
+        for flag, size in (("--max-train-samples", self.max_train_samples),
+                           ("--max-eval-samples", self.max_eval_samples)):
+            if size is not None and size < num_classes:
+                raise UsageError(f"{flag} {size} is fewer than the dataset's {num_classes} classes: give at least "
+                                 f"{num_classes} (one image per class)")
 
 
 # Where a run is written and how its folder is treated: not part of what the run is.
@@ -203,17 +232,48 @@ def _explicit_training_flags(argv: list[str]) -> dict:
     """Only the TrainingArguments fields that `argv` sets, parsed with their proper types."""
     from transformers import TrainingArguments
 
-    parser = HfArgumentParser(TrainingArguments, prog="run_classification.py")
-    for action in parser._actions:
-        if action.dest != "help":
-            action.default = argparse.SUPPRESS
-    try:
-        namespace, unknown = parser.parse_known_args(argv)
-    except SystemExit as exit:  # argparse already printed its one-line error
-        raise SystemExit(2) from exit
+    parser = RunArgumentParser(TrainingArguments, prog="run_classification.py")
+    namespace, unknown = _given_only(parser).parse_known_args(argv)
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
     return vars(namespace)
+
+
+def _given_only(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser with no defaults: its namespace holds only the flags that the command line gives."""
+    for action in parser._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+    return parser
+
+
+def _check_training_values(training: dict) -> None:
+    """Values that TrainingArguments accepts but a run cannot use; checked before any data is decoded."""
+    for name, value in training.items():
+        if name.endswith("batch_size") and not isinstance(value, bool) and value < 1:
+            raise UsageError(f"--{name} must be at least 1 (got {value})")
+    epochs = training.get("num_train_epochs")
+    if epochs is not None and not (math.isfinite(epochs) and epochs >= 1 and float(epochs).is_integer()):
+        raise UsageError(f"--num_train_epochs {epochs:g}: give a whole number of epochs, at least 1")
+    data_seed = training.get("data_seed")
+    if data_seed is not None and not 0 <= data_seed < SEED_LIMIT:
+        raise UsageError(f"--data_seed must be from 0 to {SEED_LIMIT - 1} (got {data_seed})")
+
+
+def _reports_to_wandb(report_to: str | list[str]) -> bool:
+    targets = report_to if isinstance(report_to, list) else [report_to]
+    return "wandb" in targets or ("all" in targets and importlib.util.find_spec("wandb") is not None)
+
+
+def _merge_wandb_flags(args: RunArguments, training: dict, wandb_given: bool) -> None:
+    """-w/--wandb and --report_to (one tracker on the command line) name one setting: they may not disagree."""
+    if "report_to" not in training:
+        return
+    wanted = _reports_to_wandb(training["report_to"])
+    if wandb_given and args.wandb != wanted:
+        wandb = "-w/--wandb" if args.wandb else "-w/--wandb false"
+        raise UsageError(f"{wandb} conflicts with --report_to {training['report_to']}: give one")
+    args.wandb = wanted
 
 
 NUMBER_KINDS = {int: "a whole number", float: "a number"}
@@ -271,7 +331,7 @@ def parse_arguments(
     """(RunArguments, the TrainingArguments fields given on the command line); `check_model`: see ask_interactively."""
     argv = sys.argv[1:] if argv is None else list(argv)
     _refuse_conflicting_spellings(argv, ("-l", "--learning_rate", "--learning-rate"))
-    parser = HfArgumentParser(
+    parser = RunArgumentParser(
         RunArguments,
         prog="run_classification.py",
         formatter_class=DefaultsHelpFormatter,
@@ -280,7 +340,9 @@ def parse_arguments(
         "--push_to_hub, --torch_compile.",
     )
     args, rest = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    given = vars(_given_only(parser).parse_known_args(argv)[0])
     training = _explicit_training_flags(rest)
+    _check_training_values(training)
 
     for ours, theirs in EQUIVALENT_FLAGS.items():
         if theirs in training:
@@ -290,10 +352,7 @@ def parse_arguments(
                     f"--{ours.replace('_', '-')} {getattr(args, ours)} conflicts with --{theirs} {value}: give one"
                 )
             setattr(args, ours, int(value))
-    if "report_to" in training:
-        targets = training["report_to"] if isinstance(training["report_to"], list) else [training["report_to"]]
-        if "wandb" in targets:
-            args.wandb = True
+    _merge_wandb_flags(args, training, wandb_given="wandb" in given)
     for name, instead in RESERVED_FIELDS.items():
         if name in training:
             raise UsageError(f"--{name} is set by this script; use {instead}")
