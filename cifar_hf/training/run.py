@@ -30,7 +30,7 @@ from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints, run_record
-from .arguments import HUB_FLAGS, RunArguments
+from .arguments import HUB_FLAGS, MODEL_SPECIFIC_ARGUMENTS, RunArguments
 from .callbacks import SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
@@ -171,10 +171,6 @@ def summarise(output: PredictionOutput, class_names: list[str], name: str) -> Sp
     metrics = output.metrics
     return SplitEvaluation(metrics[f"{name}_accuracy"], metrics.get(f"{name}_top5_accuracy"), metrics[f"{name}_loss"],
                            per_class_accuracy(confusion, class_names), output, confusion)
-
-
-# Run arguments that only one model uses: recorded only for that model's runs.
-MODEL_SPECIFIC_ARGUMENTS = {"model_name_or_path": "previt", "vit_stem": "vit"}
 
 
 def applied_run_arguments(args: RunArguments) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..files import read_json
 from . import checkpoints
-from .arguments import RunArguments
+from .arguments import MODEL_SPECIFIC_ARGUMENTS, RunArguments
 
 RECORD = "run_flags.json"
 
@@ -24,7 +24,6 @@ NOT_DEFINING_TRAINING_FLAGS = {"report_to", "run_name", "push_to_hub", "disable_
                                "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
                                "dataloader_pin_memory", "per_device_eval_batch_size", "eval_accumulation_steps"}
 NOT_DEFINING_PREFIXES = ("hub_", "logging_", "log_")
-MODEL_SPECIFIC_ARGUMENTS = {"model_name_or_path": "previt", "vit_stem": "vit"}
 SHORT_FLAGS = {"model": "-m", "learning_rate": "-l", "batch_size": "-b", "epoch": "-e"}
 
 
