@@ -81,8 +81,10 @@ def remove_incomplete(run_folder: Path) -> list[Path]:
     """Delete torn checkpoints and leftover staging folders; returns what was removed."""
     removed = [p for p in checkpoints(run_folder) if not is_complete(p)]
     staging = Path(run_folder) / STAGING
-    if staging.exists():
+    if staging.exists() and any(staging.iterdir()):
         removed.append(staging)
+    elif staging.exists():  # the empty folder a stop leaves between two checkpoints: nothing to report
+        staging.rmdir()
     for path in removed:
         shutil.rmtree(path)
         logger.warning("removed incomplete checkpoint %s", path)
