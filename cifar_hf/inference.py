@@ -52,6 +52,8 @@ def check_model_reference(name_or_path: str) -> None:
         if is_checkpoint and not (local / "preprocessor_config.json").is_file():
             raise InputError(f"--model: {name_or_path} is a training checkpoint; pass the run folder "
                              f"{local.parent} (or --resume it)")
+    elif local.exists():
+        raise InputError(f"--model: {name_or_path} is a file: pass the run folder that holds it")
     elif is_hub_id(name_or_path):
         go_offline_if_unreachable()  # offline: the local cache alone answers, in one line
     else:

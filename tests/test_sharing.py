@@ -228,6 +228,10 @@ def test_neither_folder_nor_hub_id_is_refused_at_once_and_a_hub_id_costs_one_pro
     assert cli(["evaluate", "--model", "does-not-exist"]) == 1
     assert capsys.readouterr().err == ("error: --model: cannot load 'does-not-exist': no such folder "
                                        "(nor a Hub id OWNER/NAME)\n")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert cli(["evaluate", "--model", "model.safetensors"]) == 1
+    assert capsys.readouterr().err == ("error: --model: model.safetensors is a file: pass the run folder that "
+                                       "holds it\n")
     assert probes == []  # not a Hub id: the Hub is not asked
     assert cli(["predict", "--model", "me/not-cached", "x.png"]) == 1
     err = capsys.readouterr().err.strip()
