@@ -123,6 +123,7 @@ def export_onnx(
     except OSError as error:
         raise StorageError(f"--output {output_dir}: {error.strerror or error}") from None
     path, partial = output_dir / MODEL_FILE, output_dir / f".{MODEL_FILE}.partial"
+    partial_contract = output_dir / f".{CONTRACT_FILE}.partial"
     side = int(transform.image_size)
     example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)
     shapes = {"pixel_values": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
@@ -141,7 +142,6 @@ def export_onnx(
             raise InputError(f"--opset {opset}: the exporter cannot convert this model to opset {opset} (it "
                              f"produced opset {written}); {supported_opsets_text()}")
         contract = preprocessing_contract(transform, processor, model.config, written, dynamic_batch)
-        partial_contract = output_dir / f".{CONTRACT_FILE}.partial"
         partial_contract.write_text(json.dumps(contract, indent=2) + "\n")
         os.replace(partial, path)
         os.replace(partial_contract, output_dir / CONTRACT_FILE)
@@ -152,7 +152,7 @@ def export_onnx(
     except Exception as error:  # the exporter raises many types; all mean the same to the user
         raise InputError(export_failure(error, opset)) from None
     finally:
-        for leftover in (partial, output_dir / f".{CONTRACT_FILE}.partial"):
+        for leftover in (partial, partial_contract):
             leftover.unlink(missing_ok=True)
         if created and not path.exists():  # a failed export leaves no empty folder behind
             with contextlib.suppress(OSError):
