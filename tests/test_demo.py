@@ -176,7 +176,7 @@ def test_an_upload_that_is_not_an_image_shows_the_reason_in_the_page(demo_run, t
     from gradio.data_classes import ImageData
 
     upload = build_demo(str(demo_run)).input_components[0]
-    assert upload.get_block_name() == "image"  # drawn by gr.Image's front end
+    assert type(upload) is gr.Image  # drawn by gr.Image's own front end
     png = tmp_path / "red.png"
     Image.new("RGB", (40, 30), (200, 20, 20)).save(png)
     (tmp_path / "empty.png").write_bytes(b"")

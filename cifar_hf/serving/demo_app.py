@@ -66,20 +66,20 @@ def uploaded_image(gr, path: str, shown_name: str | None):
 def image_input(gr, **kwargs):
     """gr.Image whose upload is read by `uploaded_image`: a zero-byte, text or truncated file is one line in the
     page, not Gradio's bare "Error" (and a traceback in the server log)."""
+    component = gr.Image(type="pil", **kwargs)
+    gradio_preprocess = component.preprocess
 
-    class ReadableImage(gr.Image):
-        def get_block_name(self) -> str:
-            return "image"  # the browser draws it with gr.Image's own front end
+    # Replaced on the instance: a gr.Image subclass would make Gradio write a .pyi stub beside this module.
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return uploaded_image(gr, payload.path, payload.orig_name)
+        try:
+            return gradio_preprocess(payload)
+        except (OSError, ValueError) as error:  # a pasted image that does not decode
+            raise gr.Error(f"not an image: {first_line(error)}", print_exception=False) from None
 
-        def preprocess(self, payload):
-            if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-                return uploaded_image(gr, payload.path, payload.orig_name)
-            try:
-                return super().preprocess(payload)
-            except (OSError, ValueError) as error:  # a pasted image that does not decode
-                raise gr.Error(f"not an image: {first_line(error)}", print_exception=False) from None
-
-    return ReadableImage(type="pil", **kwargs)
+    component.preprocess = preprocess
+    return component
 
 
 class Classifier:
