@@ -4,12 +4,14 @@ from pathlib import Path
 
 import torch
 import transformers
+from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from . import models  # noqa: F401  (registers the project's model types with the Auto classes)
 from .data.preprocessing import from_image_processor
 from .errors import InputError, first_line
 from .files import read_json
+from .offline import go_offline_if_unreachable, is_hub_id
 
 
 def best_device() -> torch.device:
@@ -41,6 +43,23 @@ def check_weights_fit(name_or_path: str, model, loading: dict) -> None:
         raise InputError(f"--model: {name_or_path}: its weights lack {missing[0]}{more}, which its config.json builds")
 
 
+def check_model_reference(name_or_path: str) -> None:
+    """Refuse at once what cannot load: a missing folder, a training checkpoint; a Hub id costs one reachability
+    probe (offline, the Hub client would retry for about a minute before failing)."""
+    local = Path(name_or_path).expanduser()
+    if local.is_dir():
+        is_checkpoint = local.name.startswith("checkpoint-") and (local / "trainer_state.json").is_file()
+        if is_checkpoint and not (local / "preprocessor_config.json").is_file():
+            raise InputError(f"--model: {name_or_path} is a training checkpoint; pass the run folder "
+                             f"{local.parent} (or --resume it)")
+    elif local.exists():
+        raise InputError(f"--model: {name_or_path} is a file: pass the run folder that holds it")
+    elif is_hub_id(name_or_path):
+        go_offline_if_unreachable()  # offline: the local cache alone answers, in one line
+    else:
+        raise InputError(f"--model: cannot load '{name_or_path}': no such folder (nor a Hub id OWNER/NAME)")
+
+
 def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     """(model in eval mode on the best device, the BatchTransform matching its saved image processor).
 
@@ -49,6 +68,7 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     """
     transformers.logging.disable_progress_bar()  # keep the commands' output to their own lines
     transformers.logging.set_verbosity_error()
+    check_model_reference(name_or_path)
     try:
         # Loaded leniently, then checked: a config.json that does not fit the weights is one line naming a tensor,
         # not the loader's RuntimeError, and never a model with freshly initialised layers.
@@ -57,6 +77,9 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
             output_loading_info=True,
         )
         processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except SafetensorError as error:  # a truncated or overwritten download or copy
+        raise InputError(f"--model: {name_or_path}: its weights file is damaged ({first_line(error)}); copy or "
+                         "download it again") from None
     except (OSError, ValueError) as error:
         detail = first_line(error)
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None

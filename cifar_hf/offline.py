@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-import huggingface_hub
+import huggingface_hub.constants  # the submodule itself: the package loads it lazily
 
 
 def looks_like_path(name: str) -> bool:

@@ -164,3 +164,30 @@ def test_missing_model_or_gradio_is_one_line(demo_run, tmp_path, monkeypatch, ca
     assert cli(["demo", "--model", str(demo_run)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and 'pip install -e ".[demo]"' in err
+
+
+def test_an_unresolvable_host_is_one_line(demo_run, capsys):
+    assert cli(["demo", "--model", str(demo_run), "--host", "nosuch.invalid"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: --host nosuch.invalid cannot be resolved")
+
+
+def test_an_upload_that_is_not_an_image_shows_the_reason_in_the_page(demo_run, tmp_path):
+    from gradio.data_classes import ImageData
+
+    upload = build_demo(str(demo_run)).input_components[0]
+    assert type(upload) is gr.Image  # drawn by gr.Image's own front end
+    png = tmp_path / "red.png"
+    Image.new("RGB", (40, 30), (200, 20, 20)).save(png)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "cut.png").write_bytes(png.read_bytes()[:60])
+    for name, reason in (("empty.png", "cannot identify image file"), ("notes.txt", "cannot identify image file"),
+                         ("cut.png", "truncated")):
+        with pytest.raises(gr.Error) as raised:  # gr.Error's message is what the page shows
+            upload.preprocess(ImageData(path=str(tmp_path / name), orig_name=f"my-{name}"))
+        message = raised.value.message
+        assert f"cannot read image my-{name}" in message and reason in message and "not an image" in message
+        assert str(tmp_path) not in message and "\n" not in message
+    image = upload.preprocess(ImageData(path=str(png), orig_name="red.png"))
+    assert image.mode == "RGB" and image.size == (40, 30)

@@ -15,7 +15,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, pi
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main as train
 from cifar_hf.errors import InputError
-from cifar_hf.serving.onnx_export import contract_pixels, export_onnx, load_contract, onnx_session
+from cifar_hf.serving.onnx_export import contract_pixels, export_onnx, load_contract, onnx_session, written_opset
 
 VIT_TINY = TIMM_VIT_TINY
 KINDS = ["cnn", "resnet", "vit", "previt"]
@@ -74,6 +74,7 @@ def test_fixed_batch_export_is_the_default(tiny_runs, tmp_path, capsys):
     session = onnx_session(tmp_path / "model.onnx")
     assert session.get_inputs()[0].shape == [1, 3, 32, 32]
     assert load_contract(tmp_path / "model.onnx")["opset"] == 17
+    assert written_opset(tmp_path / "model.onnx") == 17  # the file itself, not only its label
     assert "fixed batch" in capsys.readouterr().out
 
 
@@ -118,3 +119,46 @@ def test_bad_model_and_bad_flags(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         cli(["export", "--model", str(tmp_path), "--opset", "3"])
     assert exited.value.code == 2
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    return err
+
+
+def test_an_opset_the_exporter_cannot_write_leaves_no_file_labelled_with_it(tiny_runs, tmp_path, capsys):
+    output = tmp_path / "op13"
+    # The converter cannot take Relu below opset 14 and would keep opset 18 under the label 13.
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--opset", "13", "--output", str(output)]) == 1
+    err = one_error_line(capsys)
+    assert "--opset 13" in err and "produced opset 18" in err and "writes opsets 18-" in err
+    assert not output.exists()
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--opset", "99", "--output", str(output)]) == 1
+    assert "--opset 99" in one_error_line(capsys) and not output.exists()
+
+
+def test_an_existing_model_onnx_is_replaced_only_with_overwrite(tiny_runs, tmp_path, capsys):
+    argv = ["export", "--model", str(tiny_runs["cnn"]), "--output", str(tmp_path)]
+    assert cli(argv) == 0
+    assert "on 4 images of the run's dataset (one per class)" in capsys.readouterr().out  # the tiny set's 4 classes
+    first = (tmp_path / "model.onnx").read_bytes()
+    assert cli([*argv, "--opset", "19"]) == 1
+    err = one_error_line(capsys)
+    assert "already holds model.onnx" in err and "--overwrite" in err
+    assert (tmp_path / "model.onnx").read_bytes() == first
+    assert cli([*argv, "--opset", "19", "--overwrite"]) == 0
+    assert written_opset(tmp_path / "model.onnx") == 19 and load_contract(tmp_path / "model.onnx")["opset"] == 19
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "preprocessing.json"]  # no partial files
+
+    a_file = tmp_path / "model.onnx"
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(a_file)]) == 1
+    assert one_error_line(capsys) == (f"error: --output {a_file} is a file: give a folder (model.onnx and "
+                                      "preprocessing.json go into it)")
+
+
+@pytest.mark.parametrize("tolerance", ["nan", "inf", "0", "-1"])
+def test_tolerance_must_be_finite_and_positive(tolerance, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli(["export", "--model", str(tmp_path), "--tolerance", tolerance])
+    assert exited.value.code == 2 and "--tolerance must be a finite positive number" in capsys.readouterr().err

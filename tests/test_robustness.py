@@ -8,7 +8,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from PIL import Image
-from synthetic import CLASS_NAMES, TIMM_VIT_TINY, synthetic_images, write_hub_dataset
+from synthetic import CLASS_NAMES, TIMM_VIT_TINY, pretend_online, synthetic_images, write_hub_dataset
 from transformers import AutoModelForImageClassification, pipeline
 
 import cifar_hf.hub as hub
@@ -198,6 +198,7 @@ def test_temperature_on_the_validation_split_is_cross_fitted(trained_cnn, tmp_pa
 def test_push_sends_exactly_the_evaluation_results_without_a_token(trained_cnn, tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(hub, "metadata_update", lambda *args, **kwargs: calls.append((args, kwargs)) or "https://x/c")
+    pretend_online(monkeypatch)
     monkeypatch.setenv("HF_TOKEN", "hf_CANARY_do_not_pass")
     assert cli(["evaluate", "--model", str(trained_cnn), "--corruptions", "fog", "--severities", "2",
                 "--output", str(tmp_path), "--push", "me/tiny-cnn"]) == 0
@@ -217,7 +218,9 @@ def test_a_refused_push_is_one_line_and_keeps_the_evaluation(trained_cnn, tmp_pa
     def refuse(*args, **kwargs):
         raise PermissionError("403 Forbidden: you cannot write to me/tiny-cnn\n\nRequest ID: abc")
 
+    pretend_online(monkeypatch)
     monkeypatch.setattr(hub, "metadata_update", refuse)
+    pretend_online(monkeypatch)
     assert cli(["evaluate", "--model", str(trained_cnn), "--output", str(tmp_path), "--push", "me/tiny-cnn"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == (f"error: --push me/tiny-cnn failed: 403 Forbidden: you cannot write to me/tiny-cnn "

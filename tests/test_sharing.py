@@ -186,3 +186,60 @@ def test_predict_any_image_and_report_non_images(pushed_run, tmp_path, capsys):
         assert line.split(": ")[1].split(" ")[0] == classifier(Image.open(path).convert("RGB"))[0]["label"]
     errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "notes.txt" in errors[0]
+
+
+def copy_without_weights(run: Path, folder: Path) -> Path:
+    """The run's configuration files (config, processor, results, model code) in `folder`, without its weights."""
+    folder.mkdir(parents=True)
+    for path in run.iterdir():
+        if path.is_file() and path.suffix in {".json", ".py"}:
+            shutil.copy2(path, folder / path.name)
+    return folder
+
+
+@pytest.mark.parametrize("command", [["predict", "x.png"], ["evaluate"], ["export"]])
+def test_a_damaged_weights_file_is_one_line_naming_the_folder(command, pushed_run, tmp_path, capsys):
+    damaged = copy_without_weights(pushed_run, tmp_path / "half")
+    (damaged / "model.safetensors").write_bytes((pushed_run / "model.safetensors").read_bytes()[:1000])
+    assert cli([command[0], "--model", str(damaged), *command[1:]]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: --model: {damaged}: its weights file is damaged")
+
+
+def test_a_training_checkpoint_names_its_run_folder(pushed_run, tmp_path, capsys):
+    checkpoint = copy_without_weights(pushed_run, tmp_path / "run" / "checkpoint-12")
+    (checkpoint / "preprocessor_config.json").unlink()  # as the Trainer writes checkpoints: no image processor
+    shutil.copy2(pushed_run / "model.safetensors", checkpoint)
+    (checkpoint / "trainer_state.json").write_text('{"global_step": 12}')
+    assert cli(["evaluate", "--model", str(checkpoint)]) == 1
+    assert capsys.readouterr().err == (f"error: --model: {checkpoint} is a training checkpoint; pass the run folder "
+                                       f"{checkpoint.parent} (or --resume it)\n")
+
+
+def test_neither_folder_nor_hub_id_is_refused_at_once_and_a_hub_id_costs_one_probe(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    import cifar_hf.offline
+
+    monkeypatch.chdir(tmp_path)
+    probes = []
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # as on a machine that did not set it
+    monkeypatch.setattr(cifar_hf.offline, "hub_reachable", lambda timeout_s=5.0: probes.append(1) and False)
+    assert cli(["evaluate", "--model", "does-not-exist"]) == 1
+    assert capsys.readouterr().err == ("error: --model: cannot load 'does-not-exist': no such folder "
+                                       "(nor a Hub id OWNER/NAME)\n")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert cli(["evaluate", "--model", "model.safetensors"]) == 1
+    assert capsys.readouterr().err == ("error: --model: model.safetensors is a file: pass the run folder that "
+                                       "holds it\n")
+    assert probes == []  # not a Hub id: the Hub is not asked
+    assert cli(["predict", "--model", "me/not-cached", "x.png"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: --model: cannot load 'me/not-cached'")
+    assert probes == [1] and huggingface_hub.constants.HF_HUB_OFFLINE  # offline after one probe: no retries
+
+
+def test_evaluate_push_offline_is_refused_before_evaluating(pushed_run, tmp_path, capsys):
+    assert cli(["evaluate", "--model", str(pushed_run), "--output", str(tmp_path), "--push", "me/x"]) == 2
+    assert capsys.readouterr().err.startswith("error: --push me/x: the Hugging Face Hub is out of reach")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was evaluated or written

@@ -4,10 +4,11 @@
 a Gradio Space serving the pushed model instead.
 """
 
+import socket
 import sys
 from pathlib import Path
 
-from ..errors import CommandParser, InputError, print_error
+from ..errors import CommandParser, InputError, first_line, print_error
 from ..serving.space import default_space_id, push_space, write_space
 
 
@@ -46,9 +47,20 @@ def space(args) -> int:
     return 0
 
 
+def check_host(host: str, port: int) -> None:
+    """A host name that does not resolve is said so (Gradio reports it as 'Cannot find empty port')."""
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, socket.gaierror) else first_line(error)
+        raise InputError(f"--host {host} cannot be resolved ({reason}): give an address such as 127.0.0.1 or "
+                         "0.0.0.0") from None
+
+
 def serve(args) -> int:
     from ..serving.demo_app import build_demo
 
+    check_host(args.host, args.port)  # before loading the model
     demo = build_demo(args.model, args.top_k, args.trust_remote_code)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share)
     return 0

@@ -178,12 +178,16 @@ def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     # Only now: --help and flag errors answer without loading torch and transformers.
     from ..inference import load_classifier
+    from ..offline import hub_out_of_reach
     from ..robustness.corruptions import SEVERITIES, parse_corruptions, parse_severities
 
     try:
         for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
+        if args.push and hub_out_of_reach():  # refused before the evaluation, not after a minute of retries
+            raise UsageError(f"--push {args.push}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE "
+                             "is set); evaluate without --push (the evaluation is saved locally)")
         if args.severities is not None and args.corruptions is None:
             raise UsageError("--severities needs --corruptions (the corruptions to score at those severities)")
         corruptions = parse_corruptions(args.corruptions) if args.corruptions is not None else []

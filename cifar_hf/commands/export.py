@@ -1,17 +1,19 @@
 """`cifar-hf export --model RUN_FOLDER_OR_HUB_ID --format onnx [--dynamic-batch] [--opset N] [--output DIR]`.
 
 Writes model.onnx and preprocessing.json (image size, resample, mean, std, labels), then runs the ONNX model with
-onnxruntime on real images from the run's dataset (or --check-images) and compares its logits with PyTorch's.
+onnxruntime on real images from the run's dataset, one per class (or --check-images), and compares its logits with
+PyTorch's. An existing model.onnx is replaced only with --overwrite.
 """
 
+import math
 import sys
 from pathlib import Path
 
-from ..errors import CommandParser, InputError, print_error
+from ..errors import CifarError, CommandParser, print_error
 from ..serving import DEFAULT_OPSET
 from .predict import read_image
 
-CHECK_IMAGES = 8
+MAX_CHECK_IMAGES = 100  # one image per class, up to this many (CIFAR-100's classes all fit)
 
 
 def parse(argv):
@@ -20,19 +22,22 @@ def parse(argv):
     parser.add_argument("--format", choices=["onnx"], default="onnx")
     parser.add_argument("--output",
                         help="folder for model.onnx (default: RUN_FOLDER/onnx, or ./onnx-NAME for a Hub id)")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    parser.add_argument("--overwrite", action="store_true", help="replace a model.onnx already in the --output folder")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET,
+                        help=f"ONNX opset of the file (default {DEFAULT_OPSET}, the exporter's own; up to the newest "
+                             "the installed onnx knows; lower ones only when every operator converts)")
     parser.add_argument("--dynamic-batch", action="store_true", help="any batch size (default: batch 1)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest allowed |onnxruntime - PyTorch| logit difference (times the largest |logit| "
                              "when that exceeds 1)")
     parser.add_argument("--check-images", nargs="+", metavar="IMAGE", help="images for the check (default: the "
-                        "run's dataset, one per class)")
+                        f"run's dataset, one per class, at most {MAX_CHECK_IMAGES})")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
     args = parser.parse_args(argv)
     if args.opset < 7:
         parser.error(f"--opset must be at least 7 (got {args.opset})")
-    if args.tolerance <= 0:
-        parser.error(f"--tolerance must be positive (got {args.tolerance})")
+    if not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        parser.error(f"--tolerance must be a finite positive number (got {args.tolerance})")
     return args
 
 
@@ -41,7 +46,7 @@ def default_output(model: str) -> Path:
     return local / "onnx" if local.is_dir() else Path(f"onnx-{model.replace('/', '-')}")
 
 
-def check_images(args) -> tuple[list, str]:
+def check_images(args, num_classes: int) -> tuple[list, str]:
     import torch
 
     from ..inference import run_results
@@ -49,9 +54,9 @@ def check_images(args) -> tuple[list, str]:
 
     if args.check_images:
         return [read_image(path) for path in args.check_images], f"{len(args.check_images)} given images"
-    samples = run_samples(run_results(args.model), per_class=1, limit=CHECK_IMAGES)
+    samples = run_samples(run_results(args.model), per_class=1, limit=min(num_classes, MAX_CHECK_IMAGES))
     if samples:
-        return [image for image, _ in samples], f"{len(samples)} images of the run's dataset"
+        return [image for image, _ in samples], f"{len(samples)} images of the run's dataset (one per class)"
     generator = torch.Generator().manual_seed(0)  # no dataset reachable: still check, and say on what
     from PIL import Image
 
@@ -62,20 +67,29 @@ def check_images(args) -> tuple[list, str]:
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     from ..inference import load_classifier
-    from ..serving.onnx_export import export_onnx, max_logit_difference, onnx_session, parity_ok
+    from ..serving.onnx_export import (
+        check_opset,
+        check_output_folder,
+        export_onnx,
+        max_logit_difference,
+        onnx_session,
+        parity_ok,
+    )
 
     try:
+        output = Path(args.output).expanduser() if args.output else default_output(args.model)
+        check_output_folder(output, args.overwrite)  # both before minutes of loading and exporting
+        check_opset(args.opset)
         model, transform, processor = load_classifier(args.model, args.trust_remote_code)
         model = model.to("cpu")
-        images, described = check_images(args)
-        output = Path(args.output).expanduser() if args.output else default_output(args.model)
-        path = export_onnx(model, transform, processor, output, args.opset, args.dynamic_batch)
+        images, described = check_images(args, model.config.num_labels)
+        path = export_onnx(model, transform, processor, output, args.opset, args.dynamic_batch, args.overwrite)
         session = onnx_session(path)
         pixels = processor(images, return_tensors="pt")["pixel_values"].float()
         # A fixed-batch model is checked image by image; a dynamic one on the whole batch at once.
         batches = [pixels] if args.dynamic_batch else list(pixels.split(1))
         measured = [max_logit_difference(session, model, batch) for batch in batches]
-    except InputError as error:
+    except CifarError as error:
         return print_error(error)
     difference, scale = max(d for d, _ in measured), max(s for _, s in measured)
     print(f"wrote {path} and {path.parent / 'preprocessing.json'} (opset {args.opset}, "

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..commands.predict import read_image
+from ..errors import InputError, first_line
 from ..inference import load_classifier, run_results
 from .extras import require
 from .samples import run_samples
@@ -51,6 +53,35 @@ def write_examples(samples, folder: Path) -> list[str]:
     return paths
 
 
+def uploaded_image(gr, path: str, shown_name: str | None):
+    """The uploaded file in RGB, refused as `cifar-hf predict` refuses it; gr.Error shows the reason in the page."""
+    try:
+        return read_image(path)
+    except InputError as error:  # name the file as the user knows it, not Gradio's temporary copy
+        raise gr.Error(f"{str(error).replace(path, shown_name or 'the upload')}; not an image: upload a PNG, JPEG or "
+                       "other image file",
+                       print_exception=False) from None
+
+
+def image_input(gr, **kwargs):
+    """gr.Image whose upload is read by `uploaded_image`: a zero-byte, text or truncated file is one line in the
+    page, not Gradio's bare "Error" (and a traceback in the server log)."""
+    component = gr.Image(type="pil", **kwargs)
+    gradio_preprocess = component.preprocess
+
+    # Replaced on the instance: a gr.Image subclass would make Gradio write a .pyi stub beside this module.
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return uploaded_image(gr, payload.path, payload.orig_name)
+        try:
+            return gradio_preprocess(payload)
+        except (OSError, ValueError) as error:  # a pasted image that does not decode
+            raise gr.Error(f"not an image: {first_line(error)}", print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
+
+
 class Classifier:
     """The model and its saved image processor, preprocessing exactly as `cifar-hf predict` does."""
 
@@ -81,8 +112,7 @@ def build_demo(model_ref: str, top_k: int = 3, trust_remote_code: bool = False, 
     num_classes = classifier.model.config.num_labels
     return gr.Interface(
         fn=classifier.probabilities,
-        inputs=gr.Image(type="pil", label="Image (upload, paste or pick an example)",
-                        sources=["upload", "clipboard"]),
+        inputs=image_input(gr, label="Image (upload, paste or pick an example)", sources=["upload", "clipboard"]),
         outputs=gr.Label(num_top_classes=min(top_k, num_classes), label="Top classes"),
         examples=examples or None,
         cache_examples=False,

@@ -7,6 +7,7 @@ resize to `image_size` with `resample`, scale by `rescale_factor`, normalise wit
 import contextlib
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import torch
 from PIL import Image
 
 from ..data.preprocessing import PIL_RESAMPLE
-from ..errors import InputError
+from ..errors import InputError, StorageError
 from . import DEFAULT_OPSET
 from .extras import require
 
 CONTRACT_FILE = "preprocessing.json"
+MODEL_FILE = "model.onnx"
+EXPORTER_OPSET = 18  # torch.onnx.export(dynamo=True) builds this opset; others come from onnxscript's converter
 OPERATOR_PATTERN = re.compile(r"target=(torch\.ops\.[\w.]+)|(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+)")
 SUMMARY_PATTERN = re.compile(r"## Exception summary\s+<class '[\w.]+'>: ([^\n]+)")  # the dynamo exporter's root cause
 ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*m")
@@ -69,30 +72,91 @@ def export_failure(error: Exception, opset: int) -> str:
     return f"ONNX export (opset {opset}) failed at {where}: {detail.strip()[:300]}"
 
 
+def newest_opset() -> int:
+    """The newest ONNX opset the installed onnx package knows: the converter cannot go beyond it."""
+    return require("onnx", "export").defs.onnx_opset_version()
+
+
+def supported_opsets_text() -> str:
+    return (f"torch.onnx.export (dynamo) writes opsets {EXPORTER_OPSET}-{newest_opset()}, lower ones only when every "
+            "operator of the model converts")
+
+
+def check_opset(opset: int) -> None:
+    """Beyond the newest opset the converter knows, the exporter would silently keep its own: refused at once."""
+    if opset > newest_opset():
+        raise InputError(f"--opset {opset}: {supported_opsets_text()}")
+
+
+def written_opset(path: Path) -> int:
+    """The default-domain opset recorded in the ONNX file itself (what a runtime will see)."""
+    onnx = require("onnx", "export")
+    imports = onnx.load(str(path), load_external_data=False).opset_import
+    return next(entry.version for entry in imports if entry.domain in ("", "ai.onnx"))
+
+
+def check_output_folder(output_dir: Path, overwrite: bool = False) -> None:
+    """Refuse, before any work, a file given as the folder and a model.onnx that is there already."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise InputError(f"--output {output_dir} is a file: give a folder (model.onnx and {CONTRACT_FILE} go into it)")
+    if (output_dir / MODEL_FILE).exists() and not overwrite:
+        raise InputError(f"--output {output_dir} already holds {MODEL_FILE}: give another folder, or --overwrite to "
+                         "replace it")
+
+
 def export_onnx(
-    model, transform, processor, output_dir: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False
+    model, transform, processor, output_dir: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Write model.onnx and preprocessing.json into `output_dir`; returns the model path."""
+    """Write model.onnx (at exactly `opset`) and preprocessing.json into `output_dir`; returns the model path.
+
+    Both are written beside their final names and renamed into place only once the file's opset is checked, so a
+    failed export leaves an existing model.onnx as it was.
+    """
     require("onnx", "export")
     require("onnxscript", "export")  # the dynamo exporter translates through onnxscript
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / "model.onnx"
+    check_opset(opset)
+    check_output_folder(output_dir, overwrite)
+    created = not output_dir.exists()
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StorageError(f"--output {output_dir}: {error.strerror or error}") from None
+    path, partial = output_dir / MODEL_FILE, output_dir / f".{MODEL_FILE}.partial"
+    partial_contract = output_dir / f".{CONTRACT_FILE}.partial"
     side = int(transform.image_size)
     example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)
     shapes = {"pixel_values": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
     model = model.to("cpu").eval()
     try:
-        # The exporter narrates its steps on stdout; the command prints its own summary instead.
-        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        # The exporter narrates its steps on stdout and logs a failed opset conversion with a traceback on stderr;
+        # the command prints its own summary, and the opset is checked in the file below.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), torch.no_grad():
             torch.onnx.export(
-                LogitsOnly(model).eval(), (example,), str(path), input_names=["pixel_values"],
+                LogitsOnly(model).eval(), (example,), str(partial), input_names=["pixel_values"],
                 output_names=["logits"], opset_version=opset, dynamic_shapes=shapes, dynamo=True,
                 external_data=False, verbose=False,
             )
+        written = written_opset(partial)
+        if written != opset:  # the converter gave up and kept its own opset: never label a file with another one
+            raise InputError(f"--opset {opset}: the exporter cannot convert this model to opset {opset} (it "
+                             f"produced opset {written}); {supported_opsets_text()}")
+        contract = preprocessing_contract(transform, processor, model.config, written, dynamic_batch)
+        partial_contract.write_text(json.dumps(contract, indent=2) + "\n")
+        os.replace(partial, path)
+        os.replace(partial_contract, output_dir / CONTRACT_FILE)
+    except InputError:
+        raise
+    except OSError as error:
+        raise StorageError(f"--output {output_dir}: {error.strerror or error}") from None
     except Exception as error:  # the exporter raises many types; all mean the same to the user
         raise InputError(export_failure(error, opset)) from None
-    contract = preprocessing_contract(transform, processor, model.config, opset, dynamic_batch)
-    (output_dir / CONTRACT_FILE).write_text(json.dumps(contract, indent=2) + "\n")
+    finally:
+        for leftover in (partial, partial_contract):
+            leftover.unlink(missing_ok=True)
+        if created and not path.exists():  # a failed export leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                output_dir.rmdir()
     return path
 
 
