@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.rgb import to_rgb
 from ..inference import load_classifier, run_results
 from .extras import require
 from .samples import run_samples
@@ -63,7 +64,7 @@ class Classifier:
         """{class name: probability} for every class, as gr.Label takes it."""
         if image is None:
             return {}
-        pixels = self.processor(image.convert("RGB"), return_tensors="pt")["pixel_values"].to(self.device)
+        pixels = self.processor(to_rgb(image), return_tensors="pt")["pixel_values"].to(self.device)
         probabilities = self.model(pixel_values=pixels).logits.float().softmax(-1)[0]
         return {self.model.config.id2label[i]: float(p) for i, p in enumerate(probabilities)}
 
@@ -82,7 +83,7 @@ def build_demo(model_ref: str, top_k: int = 3, trust_remote_code: bool = False, 
     return gr.Interface(
         fn=classifier.probabilities,
         inputs=gr.Image(type="pil", label="Image (upload, paste or pick an example)",
-                        sources=["upload", "clipboard"]),
+                        sources=["upload", "clipboard"], image_mode=None),  # to_rgb, not Gradio, converts
         outputs=gr.Label(num_top_classes=min(top_k, num_classes), label="Top classes"),
         examples=examples or None,
         cache_examples=False,
