@@ -98,6 +98,8 @@ def test_a_class_folder_without_an_image_file_is_one_line_not_a_class_fewer(tmp_
     (tmp_path / "c" / "readme.txt").rename(tmp_path / "c" / "0.PNG")  # an image by extension, in any case
     synthetic_images(1, seed=9, size=8)[0][0].save(tmp_path / "c" / "0.PNG")
     (tmp_path / "notes.txt").write_text("files beside the class folders are no class")
+    (tmp_path / "__MACOSX" / "a").mkdir(parents=True)  # what unzipping on a Mac leaves; the builder skips it
+    (tmp_path / "__MACOSX" / "a" / "._0.png").write_bytes(b"macOS metadata")
     assert sorted(load_cifar(str(tmp_path), val_size=2).class_names) == ["a", "b", "c"]
 
 

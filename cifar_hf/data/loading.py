@@ -62,6 +62,9 @@ SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "
 # What the image-folder builder reads as images (by extension, any case); a .zip it opens and reads inside.
 IMAGE_EXTENSIONS = frozenset(ImageFolder.EXTENSIONS) | {".zip"}
 
+# Folders the builder does not look in: .ipynb_checkpoints, .git, __MACOSX (unzipped on a Mac), __pycache__ ...
+SKIPPED_FOLDERS = (".", "__")
+
 
 def is_image_file(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS  # ._x.png: macOS
@@ -87,9 +90,10 @@ def survey_image_folder(path: Path) -> ImageFolderSurvey:
             return ImageFolderSurvey()
         here = Path(root)
         parts = here.relative_to(path).parts
-        hidden = any(part.startswith(".") for part in parts)  # .ipynb_checkpoints and the like are no class
+        hidden = any(part.startswith(SKIPPED_FOLDERS) for part in parts)
         if not hidden:
-            linked += [here / name for name in folders if not name.startswith(".") and (here / name).is_symlink()]
+            linked += [here / name for name in folders
+                       if not name.startswith(SKIPPED_FOLDERS) and (here / name).is_symlink()]
         images = [name for name in files if is_image_file(name)]  # readme.txt, .DS_Store: no image
         if images:
             named.add(here.name)
