@@ -103,6 +103,19 @@ def test_a_class_folder_without_an_image_file_is_one_line_not_a_class_fewer(tmp_
     assert sorted(load_cifar(str(tmp_path), val_size=2).class_names) == ["a", "b", "c"]
 
 
+def test_a_folder_of_arrow_files_is_no_image_folder_with_an_imageless_class(tmp_path):
+    """`datasets` reads a folder by its most common data format: data/*.arrow is a dataset, not a class folder."""
+    from datasets.arrow_writer import ArrowWriter
+
+    images, labels = synthetic_images(12, seed=1, size=8)
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})
+    (tmp_path / "data").mkdir()
+    with ArrowWriter(path=str(tmp_path / "data" / "train-00000-of-00001.arrow"), features=features) as writer:
+        writer.write_table(datasets.Dataset.from_dict({"img": images, "label": labels}, features=features).data.table)
+        writer.finalize()
+    assert load_cifar(str(tmp_path), val_size=4).class_names == CLASS_NAMES
+
+
 def test_a_folder_link_is_one_line_not_a_class_fewer(tmp_path):
     """The image-folder builder reads no image through a link to a folder (a class or a split would vanish);
     links to image files it reads."""
@@ -124,7 +137,7 @@ def test_a_folder_link_is_one_line_not_a_class_fewer(tmp_path):
     ({".": 4}, "--dataset: no class folders: put the images in one sub-folder per class ({ds}/<class>/<image>)"),
     ({"train": 4}, "--dataset: no class folders: put the images in one sub-folder per class ({ds}/<class>/<image>)"),
     ({"a": 4, "b": 4, ".": 1}, "--dataset: images lie at different depths ({ds}/0.png and {ds}/"),
-])
+], ids=["one class", "one class in split folders", "flat", "flat in a split folder", "mixed depths"])
 def test_a_folder_without_two_class_folders_is_one_line(layout, expected, tmp_path, capsys):
     dataset = write_folder(tmp_path / "ds", layout)
     assert the_error_line(dataset, tmp_path, capsys).startswith("error: " + expected.format(ds=dataset))

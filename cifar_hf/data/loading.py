@@ -6,11 +6,13 @@ The result is a `CifarData`: decoded uint8 images and labels for train / validat
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import numpy as np
+from datasets.packaged_modules import _EXTENSION_TO_MODULE
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from ..errors import InputError, first_line
@@ -61,18 +63,17 @@ SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "
 
 # What the image-folder builder reads as images (by extension, any case); a .zip it opens and reads inside.
 IMAGE_EXTENSIONS = frozenset(ImageFolder.EXTENSIONS) | {".zip"}
+# Every extension `datasets` knows a format for (images, parquet, csv, arrow, text ...), and its metadata files.
+EXTENSION_TO_FORMAT = {**_EXTENSION_TO_MODULE, ".zip": None}
+METADATA_FILES = frozenset(ImageFolder.METADATA_FILENAMES)
 
 # Folders the builder does not look in: .ipynb_checkpoints, .git, __MACOSX (unzipped on a Mac), __pycache__ ...
 SKIPPED_FOLDERS = (".", "__")
 
 
-def is_image_file(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS  # ._x.png: macOS
-
-
 @dataclass
 class ImageFolderSurvey:
-    """What one walk of an image-folder tree finds (all empty for a tree of parquet files)."""
+    """What one walk of an image-folder tree finds (all empty for a folder read in another format)."""
 
     empty_class_folders: list[Path] = field(default_factory=list)  # no image here, nor in a same-named folder
     linked_folders: list[Path] = field(default_factory=list)  # symbolic links to folders: the builder skips them
@@ -80,21 +81,29 @@ class ImageFolderSurvey:
     image_depths: dict[int, Path] = field(default_factory=dict)  # one image for each depth below the root
 
 
+def read_as_images(formats: Counter) -> bool:
+    """Whether `datasets` reads a folder with files of these extensions as an image folder: as it does, by the most
+    common extension it knows (a tie goes to parquet), metadata files aside."""
+    known = [(count, ext == ".parquet", ext) for ext, count in formats.items() if ext in EXTENSION_TO_FORMAT]
+    return bool(known) and max(known)[2] in IMAGE_EXTENSIONS
+
+
 def survey_image_folder(path: Path) -> ImageFolderSurvey:
     """One os.walk of an image-folder tree: its class folders without a single image file and its links to folders
     (the builder would drop the images of each without a word), the classes that hold images, and how deep the
-    images lie."""
-    holding, named, empty, linked, classes, depths = set(), set(), [], [], set(), {}
+    images lie. All empty for a folder that `datasets` reads in another format (parquet, csv, arrow ...)."""
+    holding, named, empty, linked, classes, depths, formats = set(), set(), [], [], set(), {}, Counter()
     for root, folders, files in os.walk(path, topdown=False):  # links to folders are listed, not entered
-        if any(name.endswith(".parquet") for name in files):
-            return ImageFolderSurvey()
         here = Path(root)
         parts = here.relative_to(path).parts
         hidden = any(part.startswith(SKIPPED_FOLDERS) for part in parts)
+        files = [name for name in files if not name.startswith(".")]  # .DS_Store, macOS ._x.png: no image
+        extensions = [os.path.splitext(name)[1].lower() for name in files]
         if not hidden:
+            formats.update(ext for name, ext in zip(files, extensions, strict=True) if name not in METADATA_FILES)
             linked += [here / name for name in folders
                        if not name.startswith(SKIPPED_FOLDERS) and (here / name).is_symlink()]
-        images = [name for name in files if is_image_file(name)]  # readme.txt, .DS_Store: no image
+        images = [name for name, ext in zip(files, extensions, strict=True) if ext in IMAGE_EXTENSIONS]
         if images:
             named.add(here.name)
             if not hidden:
@@ -105,6 +114,8 @@ def survey_image_folder(path: Path) -> ImageFolderSurvey:
             holding.add(here)
         elif here != path and not hidden:
             empty.append(here)
+    if not read_as_images(formats):
+        return ImageFolderSurvey()
     empty = sorted(p for p in empty if p.name not in named and p.name.lower() not in SPLIT_FOLDERS)
     return ImageFolderSurvey(empty, sorted(linked), classes, depths)
 
