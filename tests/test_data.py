@@ -124,6 +124,11 @@ def test_a_folder_link_is_one_line_not_a_class_fewer(tmp_path):
     (tmp_path / "data" / "b").symlink_to(tmp_path / "elsewhere" / "b", target_is_directory=True)
     message = error_of(lambda: load_cifar(str(tmp_path / "data"), val_size=2))
     assert message.startswith(f"--dataset: {tmp_path / 'data' / 'b'} is a symbolic link to a folder")
+    (tmp_path / "data" / "a").rename(tmp_path / "elsewhere" / "a")  # a tree of links only
+    (tmp_path / "data" / "a").symlink_to(tmp_path / "elsewhere" / "a", target_is_directory=True)
+    assert "is a symbolic link to a folder" in error_of(lambda: load_cifar(str(tmp_path / "data"), val_size=2))
+    (tmp_path / "data" / "a").unlink()
+    (tmp_path / "elsewhere" / "a").rename(tmp_path / "data" / "a")
     (tmp_path / "data" / "b").unlink()
     (tmp_path / "data" / "b").mkdir()
     for image in (tmp_path / "elsewhere" / "b").iterdir():

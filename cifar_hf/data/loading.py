@@ -81,11 +81,11 @@ class ImageFolderSurvey:
     image_depths: dict[int, Path] = field(default_factory=dict)  # one image for each depth below the root
 
 
-def read_as_images(formats: Counter) -> bool:
-    """Whether `datasets` reads a folder with files of these extensions as an image folder: as it does, by the most
-    common extension it knows (a tie goes to parquet), metadata files aside."""
+def read_in_another_format(formats: Counter) -> bool:
+    """Whether `datasets` reads a folder with files of these extensions as anything but images: as it chooses, by
+    the most common extension it knows (a tie goes to parquet), metadata files aside."""
     known = [(count, ext == ".parquet", ext) for ext, count in formats.items() if ext in EXTENSION_TO_FORMAT]
-    return bool(known) and max(known)[2] in IMAGE_EXTENSIONS
+    return bool(known) and max(known)[2] not in IMAGE_EXTENSIONS
 
 
 def survey_image_folder(path: Path) -> ImageFolderSurvey:
@@ -114,7 +114,7 @@ def survey_image_folder(path: Path) -> ImageFolderSurvey:
             holding.add(here)
         elif here != path and not hidden:
             empty.append(here)
-    if not read_as_images(formats):
+    if read_in_another_format(formats):
         return ImageFolderSurvey()
     empty = sorted(p for p in empty if p.name not in named and p.name.lower() not in SPLIT_FOLDERS)
     return ImageFolderSurvey(empty, sorted(linked), classes, depths)
