@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -191,3 +192,18 @@ def test_an_upload_that_is_not_an_image_shows_the_reason_in_the_page(demo_run, t
         assert str(tmp_path) not in message and "\n" not in message
     image = upload.preprocess(ImageData(path=str(png), orig_name="red.png"))
     assert image.mode == "RGB" and image.size == (40, 30)
+
+
+def test_an_uploaded_16_bit_image_scores_as_its_8_bit_equivalent(demo_run, tmp_path):
+    """Gradio hands over the upload unconverted (its convert("RGB") would clip 16 bits to white); to_rgb scales it."""
+    from gradio.data_classes import ImageData
+
+    grey = Image.linear_gradient("L").resize((32, 32)).point(lambda v: v // 2 + 20)
+    grey.save(tmp_path / "8-bit.png")
+    Image.fromarray(np.asarray(grey).astype(np.uint16) * 257).save(tmp_path / "16-bit.png")
+    Image.new("L", (32, 32), 255).save(tmp_path / "white.png")
+    demo = build_demo(str(demo_run), examples=[])
+    upload, classifier = demo.input_components[0], Classifier(str(demo_run))
+    scores = [classifier.probabilities(upload.preprocess(ImageData(path=str(tmp_path / name))))
+              for name in ("8-bit.png", "16-bit.png", "white.png")]
+    assert scores[1] == pytest.approx(scores[0], abs=1e-6) and scores[2] != pytest.approx(scores[0], abs=1e-3)

@@ -311,7 +311,7 @@ def test_label_gaps_and_a_single_class_are_one_line_and_write_nothing(tmp_path, 
     stray = plain_label_dataset(tmp_path / "stray", [0, 1, 2, 3] * 8 + [57], datasets.Value("int64"))
     single = plain_label_dataset(tmp_path / "single", [0] * 32, datasets.ClassLabel(names=["cat"]))
     expected = {stray: "integers must be the classes 0-57, but 53 never occur (4, 5, 6,",
-                single: "1 class(es) in column 'label'"}
+                single: "1 class (cat) in column 'label': a classifier needs at least 2 classes"}
     for dataset, message in expected.items():
         assert main(argv(dataset, tmp_path / "runs")) == 1
         assert message in error_lines(capsys.readouterr().err)[-1]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import yaml
 from huggingface_hub.utils import filter_repo_objects
@@ -243,3 +244,17 @@ def test_evaluate_push_offline_is_refused_before_evaluating(pushed_run, tmp_path
     assert cli(["evaluate", "--model", str(pushed_run), "--output", str(tmp_path), "--push", "me/x"]) == 2
     assert capsys.readouterr().err.startswith("error: --push me/x: the Hugging Face Hub is out of reach")
     assert list(tmp_path.iterdir()) == []  # refused before anything was evaluated or written
+
+
+def test_predict_reads_a_16_bit_image_as_its_8_bit_equivalent(pushed_run, tmp_path, capsys):
+    """A 16-bit PNG (mode I;16), once clipped to white by convert("RGB"), scores as the 8-bit image it scales to."""
+    grey = Image.linear_gradient("L").resize((32, 32)).point(lambda v: v // 2 + 20)
+    grey.save(tmp_path / "8-bit.png")
+    wide = Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)
+    wide.save(tmp_path / "16-bit.png")
+    assert Image.open(tmp_path / "16-bit.png").mode == "I;16"
+    paths = [str(tmp_path / "8-bit.png"), str(tmp_path / "16-bit.png"), str(tmp_path / "white.png")]
+    Image.new("L", (32, 32), 255).save(paths[2])
+    assert cli(["predict", "--model", str(pushed_run), *paths, "--top-k", "4"]) == 0
+    scores = [line.split(": ", 1)[1] for line in capsys.readouterr().out.strip().splitlines()]
+    assert scores[0] == scores[1] != scores[2]

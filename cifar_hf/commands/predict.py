@@ -28,14 +28,16 @@ BATCH_SIZE = 64
 
 
 def read_image(path: str):
-    """The image at `path` in RGB (PIL)."""
+    """The image at `path` in 8-bit RGB (PIL), converted as training decodes images."""
     from PIL import Image
+
+    from ..data.rgb import to_rgb
 
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
             raise InputError(f"cannot read image {path}: not a regular file")
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return to_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, not an image, bomb
         raise InputError(f"cannot read image {path}: {error}") from None
 

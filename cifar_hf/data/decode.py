@@ -17,21 +17,29 @@ import pyarrow as pa
 from PIL import Image
 
 from ..errors import InputError
+from .rgb import to_rgb
 
 logger = logging.getLogger(__name__)
+
+# Part of the decode cache's fingerprint: bump it whenever an image decodes to other pixels than before (2: 16-bit
+# and float grey scaled to 8 bits, no longer clipped white), so that no run reuses the old pixels.
+PIXEL_RULES = 2
 
 
 def _decode_one(image: dict, size: int) -> np.ndarray:
     source = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
     with Image.open(source) as opened:
         opened.load()  # decode fully now: a truncated file fails here, not later
-        rgb = opened.convert("RGB")  # grayscale, RGBA, palette, CMYK ... all become 3 channels
+        rgb = to_rgb(opened)  # grayscale, RGBA, palette, CMYK, 16-bit ... all become 8-bit RGB
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _decode_batch(batch, indices, *, image_column: str, split: str, size: int, skip_bad_images: bool):
+def _decode_batch(
+    batch, indices, *, image_column: str, split: str, size: int, skip_bad_images: bool, pixel_rules: int
+):
+    del pixel_rules  # only keys the cache
     pixels, ok = [], []
     for image, index in zip(batch[image_column], indices, strict=True):
         try:
@@ -122,7 +130,8 @@ def decode_split(
         with_indices=True,
         remove_columns=[c for c in split.column_names if c != label_column],
         features=features,
-        fn_kwargs={"image_column": image_column, "split": name, "size": size, "skip_bad_images": skip_bad_images},
+        fn_kwargs={"image_column": image_column, "split": name, "size": size, "skip_bad_images": skip_bad_images,
+                   "pixel_rules": PIXEL_RULES},
         desc=f"Decoding {name} images (once; cached for later runs)",
     )
     table = decoded.data  # map wrote a fresh table: no indices mapping to apply

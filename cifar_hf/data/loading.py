@@ -6,11 +6,14 @@ The result is a `CifarData`: decoded uint8 images and labels for train / validat
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import numpy as np
+from datasets.packaged_modules import _EXTENSION_TO_MODULE
+from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from ..errors import InputError, first_line
 from ..offline import go_offline_if_unreachable, looks_like_path
@@ -58,42 +61,116 @@ class CifarData:
 SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "valid", "validation", "val", "dev"}
 
 
-def empty_class_folders(path: Path) -> list[Path]:
-    """In an image-folder tree (no parquet files), the class folders without a single image whose class has no
-    images anywhere else in the tree: the image-folder builder would drop each such class without a word."""
-    holding, classes, empty = set(), set(), []
-    for root, folders, files in os.walk(path, topdown=False, followlinks=True):
-        if any(name.endswith(".parquet") for name in files):
-            return []
+# What the image-folder builder reads as images (by extension, any case); a .zip it opens and reads inside.
+IMAGE_EXTENSIONS = frozenset(ImageFolder.EXTENSIONS) | {".zip"}
+# Every extension `datasets` knows a format for (images, parquet, csv, arrow, text ...), and its metadata files.
+EXTENSION_TO_FORMAT = {**_EXTENSION_TO_MODULE, ".zip": None}
+METADATA_FILES = frozenset(ImageFolder.METADATA_FILENAMES)
+
+# Folders the builder does not look in: .ipynb_checkpoints, .git, __MACOSX (unzipped on a Mac), __pycache__ ...
+SKIPPED_FOLDERS = (".", "__")
+
+
+@dataclass
+class ImageFolderSurvey:
+    """What one walk of an image-folder tree finds (all empty for a folder read in another format)."""
+
+    empty_class_folders: list[Path] = field(default_factory=list)  # no image here, nor in a same-named folder
+    linked_folders: list[Path] = field(default_factory=list)  # symbolic links to folders: the builder skips them
+    class_names: set[str] = field(default_factory=set)  # folders holding images, but the root and split folders
+    image_depths: dict[int, Path] = field(default_factory=dict)  # one image for each depth below the root
+
+
+def read_in_another_format(formats: Counter) -> bool:
+    """Whether `datasets` reads a folder with files of these extensions as anything but images: as it chooses, by
+    the most common extension it knows (a tie goes to parquet), metadata files aside."""
+    known = [(count, ext == ".parquet", ext) for ext, count in formats.items() if ext in EXTENSION_TO_FORMAT]
+    return bool(known) and max(known)[2] not in IMAGE_EXTENSIONS
+
+
+def survey_image_folder(path: Path) -> ImageFolderSurvey:
+    """One os.walk of an image-folder tree: its class folders without a single image file and its links to folders
+    (the builder would drop the images of each without a word), the classes that hold images, and how deep the
+    images lie. All empty for a folder that `datasets` reads in another format (parquet, csv, arrow ...)."""
+    holding, named, empty, linked, classes, depths, formats = set(), set(), [], [], set(), {}, Counter()
+    for root, folders, files in os.walk(path, topdown=False):  # links to folders are listed, not entered
         here = Path(root)
-        files = [name for name in files if not name.startswith(".")]  # .DS_Store holds no image
-        if files:
-            classes.add(here.name)
-        if files or any(here / name in holding for name in folders):
+        parts = here.relative_to(path).parts
+        hidden = any(part.startswith(SKIPPED_FOLDERS) for part in parts)
+        files = [name for name in files if not name.startswith(".")]  # .DS_Store, macOS ._x.png: no image
+        extensions = [os.path.splitext(name)[1].lower() for name in files]
+        if not hidden:
+            formats.update(ext for name, ext in zip(files, extensions, strict=True) if name not in METADATA_FILES)
+            linked += [here / name for name in folders
+                       if not name.startswith(SKIPPED_FOLDERS) and (here / name).is_symlink()]
+        images = [name for name, ext in zip(files, extensions, strict=True) if ext in IMAGE_EXTENSIONS]
+        if images:
+            named.add(here.name)
+            if not hidden:
+                depths.setdefault(len(parts), here / images[0])
+                if parts and here.name.lower() not in SPLIT_FOLDERS:
+                    classes.add(here.name)
+        if images or any(here / name in holding for name in folders):
             holding.add(here)
-        elif here != path and not any(part.startswith(".") for part in here.relative_to(path).parts):
-            empty.append(here)  # .ipynb_checkpoints and the like are no class
-    return sorted(p for p in empty if p.name not in classes and p.name.lower() not in SPLIT_FOLDERS)
+        elif here != path and not hidden:
+            empty.append(here)
+    if read_in_another_format(formats):
+        return ImageFolderSurvey()
+    empty = sorted(p for p in empty if p.name not in named and p.name.lower() not in SPLIT_FOLDERS)
+    return ImageFolderSurvey(empty, sorted(linked), classes, depths)
+
+
+def check_two_classes(names: list[str], where: str = "") -> None:
+    """A classifier needs at least 2 classes: one line naming the one (or none) found `where`."""
+    if len(names) < 2:
+        found = f"{len(names)} class{'' if len(names) == 1 else 'es'}" + (f" ({names[0]})" if names else "")
+        raise InputError(f"--dataset: {found}{where}: a classifier needs at least 2 classes")
+
+
+def check_folder_classes(loaded: datasets.DatasetDict, survey: ImageFolderSurvey, name: str) -> None:
+    """An image-folder tree that the builder gave no label column (nor metadata): say why, in one line."""
+    if not loaded or list(next(iter(loaded.values())).features) != ["image"]:
+        return
+    if len(survey.image_depths) > 1:
+        shallow, deep = (survey.image_depths[depth] for depth in sorted(survey.image_depths)[:2])
+        raise InputError(f"--dataset: images lie at different depths ({shallow} and {deep}), so no class is read "
+                         f"from their folders: put each image directly in its class folder ({name}/<class>/<image>)")
+    if not survey.class_names:
+        raise InputError(f"--dataset: no class folders: put the images in one sub-folder per class "
+                         f"({name}/<class>/<image>)")
+    check_two_classes(sorted(survey.class_names))
 
 
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
     """A Hub dataset id, a Hub-layout folder (parquet + card), a `save_to_disk` folder or an image-folder tree."""
     if looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
+        if path.exists() and not path.is_dir():
+            raise InputError(f"--dataset: {name_or_path} is a file, not a folder: pass the dataset's folder (one "
+                             "sub-folder of images per class, or a Hub-layout folder of parquet files)")
         if not path.is_dir():
             raise InputError(f"--dataset: no such folder: {name_or_path}")
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             loaded = datasets.load_from_disk(str(path))
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
-        empty = empty_class_folders(path)
+        survey = survey_image_folder(path)
+        if survey.linked_folders:
+            linked, count = survey.linked_folders[0], len(survey.linked_folders)
+            more = f" (and {count - 1} more)" if count > 1 else ""
+            raise InputError(f"--dataset: {linked}{more} is a symbolic link to a folder, and `datasets` reads no "
+                             "image through one: its images would be left out; copy the folder in its place (cp -rL) "
+                             "or link its image files one by one")
+        empty = survey.empty_class_folders
         if empty:
             more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
-            raise InputError(f"--dataset: {empty[0]} is an empty class folder{more}: an image-folder class needs at "
-                             "least one image; add its images or remove the folder")
+            raise InputError(f"--dataset: class folder {empty[0]}{more} holds no image file: an image-folder class "
+                             "needs at least one image (.png, .jpg, ...); add its images or remove the folder")
         try:
-            return datasets.load_dataset(str(path))
+            loaded = datasets.load_dataset(str(path))
         except Exception as error:
             raise InputError(f"--dataset: cannot read {name_or_path} as a dataset: {error}") from None
+        check_folder_classes(loaded, survey, name_or_path)
+        return loaded
     unreachable = go_offline_if_unreachable()
     try:
         return datasets.load_dataset(name_or_path)
@@ -150,8 +227,7 @@ def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarra
                 "the dataset card or fix the labels"
             )
         names = [str(i) for i in range(count)]
-    if len(names) < 2:
-        raise InputError(f"--dataset: {len(names)} class(es) in column '{label_column}'; a classifier needs two")
+    check_two_classes(names, f" in column '{label_column}'")
     return names
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..commands.predict import read_image
+from ..data.rgb import to_rgb
 from ..errors import InputError, first_line
 from ..inference import load_classifier, run_results
 from .extras import require
@@ -94,7 +95,7 @@ class Classifier:
         """{class name: probability} for every class, as gr.Label takes it."""
         if image is None:
             return {}
-        pixels = self.processor(image.convert("RGB"), return_tensors="pt")["pixel_values"].to(self.device)
+        pixels = self.processor(to_rgb(image), return_tensors="pt")["pixel_values"].to(self.device)
         probabilities = self.model(pixel_values=pixels).logits.float().softmax(-1)[0]
         return {self.model.config.id2label[i]: float(p) for i, p in enumerate(probabilities)}
 
@@ -112,7 +113,8 @@ def build_demo(model_ref: str, top_k: int = 3, trust_remote_code: bool = False, 
     num_classes = classifier.model.config.num_labels
     return gr.Interface(
         fn=classifier.probabilities,
-        inputs=image_input(gr, label="Image (upload, paste or pick an example)", sources=["upload", "clipboard"]),
+        inputs=image_input(gr, label="Image (upload, paste or pick an example)", sources=["upload", "clipboard"],
+                           image_mode=None),  # to_rgb, not Gradio, converts (Gradio clips 16-bit images to white)
         outputs=gr.Label(num_top_classes=min(top_k, num_classes), label="Top classes"),
         examples=examples or None,
         cache_examples=False,

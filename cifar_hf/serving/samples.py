@@ -3,6 +3,7 @@
 from PIL import Image
 
 from ..data.loading import find_columns, load_raw_dataset
+from ..data.rgb import to_rgb
 from ..errors import InputError
 
 
@@ -25,7 +26,7 @@ def dataset_samples(dataset: str, per_class: int = 1, limit: int = 10) -> list[t
                 break
     rows = split.select(chosen)
     names = getattr(feature, "names", None)
-    return [(row[image_column].convert("RGB"), names[row[label_column]] if names else str(row[label_column]))
+    return [(to_rgb(row[image_column]), names[row[label_column]] if names else str(row[label_column]))
             for row in rows]
 
 
