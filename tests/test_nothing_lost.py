@@ -214,9 +214,14 @@ def test_resume_auto_on_a_finished_run_changes_nothing_and_a_stale_lock_is_taken
     before = snapshot(old_run)
     (old_run / LOCK_NAME).write_text(json.dumps({"pid": 2**22 + 1, "host": "gone", "started": 0}))  # its holder died
     assert main(argv(dataset, tmp_path, "--resume", "auto")) == 0
-    assert "finished run" in capsys.readouterr().out
+    assert "finished run (2 epochs): nothing to resume, nothing changed (pass more epochs with -e to continue it)" \
+        in capsys.readouterr().out
     assert "taking over the stale lock of pid 4194305 on gone" in caplog.text
     assert snapshot(old_run) == before
+    for checkpoint in old_run.glob("checkpoint-*"):  # a run trained without -f keeps none
+        shutil.rmtree(checkpoint)
+    assert main(argv(dataset, tmp_path, "--resume", "auto")) == 0
+    assert "it kept no checkpoint to continue from: train with -f N to keep them" in capsys.readouterr().out
 
 
 def test_a_resumed_run_reports_the_runtime_and_speed_of_all_its_parts(old_run, dataset, tmp_path):

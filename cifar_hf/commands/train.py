@@ -213,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             length = (f"--max_steps {training_args.max_steps}" if training_args.max_steps > 0
                       else f"{training_args.num_train_epochs:g} epochs")
-            print(f"{run.folder} is a finished run ({length}): nothing to resume, nothing changed (pass more epochs "
-                  "with -e to continue it)")
+            from ..training.checkpoints import complete_checkpoints
+
+            more = ("pass more epochs with -e to continue it" if complete_checkpoints(run.folder) else
+                    "it kept no checkpoint to continue from: train with -f N to keep them")
+            print(f"{run.folder} is a finished run ({length}): nothing to resume, nothing changed ({more})")
             return 0
         if training_flags.get("disable_tqdm"):  # quiet means quiet: the decoding bars too
             import datasets
