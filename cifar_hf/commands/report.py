@@ -134,7 +134,7 @@ def readable_rows(runs: dict[Path, str]) -> tuple[list, list[str]]:
     for folder, name in runs.items():
         path = folder / "results.json"
         try:
-            results = read_json(path)
+            results = read_json(path, RECOVERY)
             if not isinstance(results, dict) or not any(key in results for key in RUN_KEYS):
                 raise InputError(f"{path} is not a cifar-hf run's results (no {' or '.join(RUN_KEYS)})")
             rows.append(row(folder, name, results))
