@@ -279,3 +279,16 @@ def test_a_stop_signal_while_the_study_loads_its_data_is_one_line(tiny_dataset, 
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: stopped by SIGTERM"
+
+
+def test_a_training_flag_that_replaces_a_searched_setting_takes_it_out_of_the_search():
+    """--label_smoothing_factor applies to every trial (it replaces the recipe's value), so sampling it is noise."""
+    from cifar_hf.commands.tune import searched_space
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.tuning.space import load_space
+
+    space = load_space(None, "cnn")
+    args = RunArguments(model="cnn")
+    assert "label_smoothing" in searched_space(space, args, {})
+    left = searched_space(space, args, {"label_smoothing_factor": 0.1, "weight_decay": 0.0})
+    assert "label_smoothing" not in left and "weight_decay" not in left and left

@@ -76,7 +76,8 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
              "--push-adapter": "the adapter stays in the run folder's adapter/"}
     pushes = [flag for flag, given in (("--push_to_hub", training_flags.get("push_to_hub")),
                                        ("--push-adapter", args.push_adapter)) if given]
-    if pushes and is_main_process() and hub_out_of_reach():  # rank 0 pushes: only its own reach counts
+    # Every process decides (one probe each): a refusal on rank 0 alone would leave the others in a collective.
+    if pushes and hub_out_of_reach():
         raise UsageError(f"{pushes[0]}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
                          f"train without it ({later[pushes[0]]})")
     from ..training.preflight import check_run_settings
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         run.lock_it()
         check_run_folder(args)
         single_run = not args.cross_validate and args.repeat == 1  # folds and seeds are checked one by one
-        if args.resume and single_run and is_main_process():
+        if args.resume and single_run:  # on every process: it only reads, and a refusal must stop them all
             check_resume_flags(run.folder, args, training_args, training_flags)
         if args.resume == "auto" and single_run and is_finished(run.folder, training_args):
             if training_flags.get("push_to_hub"):  # a finished run pushed afterwards, e.g. once back online

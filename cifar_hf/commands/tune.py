@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import CifarError, CommandParser, UsageError, print_error
 from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
+from ..training.recipes import FLAG_SETTINGS
 from .train import raise_on_stop_signal, setup_logging
 
 # Command-line flags that fix a searched field: the study then leaves it out of the space.
@@ -36,7 +37,9 @@ def tune_parser() -> CommandParser:
 
 def searched_space(space: dict, args, training_flags: dict) -> dict:
     fixed = {name for name, flag in FIXED_BY_FLAG.items() if getattr(args, flag) is not None}
-    fixed |= {"weight_decay"} & set(training_flags)
+    fixed |= {setting for flag, setting in FLAG_SETTINGS.items() if flag in training_flags}  # the flag applies
+    if "warmup_steps" in training_flags:
+        fixed.add("warmup_ratio")
     remaining = {name: spec for name, spec in space.items() if name not in fixed}
     if not remaining:
         raise UsageError(f"nothing to search: the flags fix every field of the space ({', '.join(space)})")
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
         study.data = load_cifar(args.dataset, val_size=args.val_size, seed=args.seed,
                                 max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples,
-                                skip_bad_images=args.skip_bad_images)
+                                skip_bad_images=args.skip_bad_images, image_size=args.image_size,
+                                image_column=args.image_column, label_column=args.label_column)
         args.check_subset_sizes(len(study.data.class_names))
         summary = study.run()
         if hub_flags.get("push_to_hub") and summary["best_folder"]:

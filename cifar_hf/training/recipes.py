@@ -18,7 +18,7 @@ class Recipe:
     optimizer_kwargs: dict = field(default_factory=dict)
     scheduler: str = "constant"  # a Transformers `lr_scheduler_type`
     scheduler_kwargs: dict = field(default_factory=dict)
-    warmup_ratio: float = 0.0
+    warmup_ratio: float = 0.0  # passed as v5's warmup_steps: below 1 a fraction of the steps, else a step count
     crop_padding: int = 0
     horizontal_flip: bool = False
     cutout: int = 0  # side of the cut-out square (DeVries & Taylor 2017), 0 for none
@@ -125,7 +125,7 @@ def with_training_flags(recipe: Recipe, training_flags: dict) -> Recipe:
     """The recipe as it applies once TrainingArguments flags given on the command line replace its settings."""
     changes = {setting: getattr(training_flags[flag], "value", training_flags[flag])  # an enum flag: its name
                for flag, setting in FLAG_SETTINGS.items() if flag in training_flags}
-    if 0 < training_flags.get("warmup_steps", 1) < 1:  # v5: a warmup_steps below 1 is a ratio of the steps
+    if "warmup_steps" in training_flags:
         changes["warmup_ratio"] = training_flags["warmup_steps"]
     return replace(recipe, **changes)
 

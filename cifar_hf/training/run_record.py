@@ -18,12 +18,13 @@ RECORD = "run_flags.json"
 
 # Where and how a run is written, reported or organised, none of which changes its trained weights. -d/--device too:
 # a run preempted on one machine may continue on another, only floating-point rounding differs there.
+# --tta and the speed and process-group settings (compilation, activation checkpointing, TF32, DDP) change how a
+# run computes or reports, not what it trains toward.
 NOT_DEFINING_ARGUMENTS = {"save_folder", "overwrite", "resume", "ckpt_frequency", "wandb", "device",
-                          "stop_check_steps", "push_adapter", "cross_validate", "fold", "repeat"}
+                          "stop_check_steps", "push_adapter", "cross_validate", "fold", "repeat", "tta"}
 NOT_DEFINING_TRAINING_FLAGS = {"report_to", "run_name", "push_to_hub", "disable_tqdm", "save_total_limit",
-                               "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
-                               "dataloader_pin_memory", "per_device_eval_batch_size", "eval_accumulation_steps"}
-NOT_DEFINING_PREFIXES = ("hub_", "logging_", "log_")
+                               "per_device_eval_batch_size", "eval_accumulation_steps", "tf32", "skip_memory_metrics"}
+NOT_DEFINING_PREFIXES = ("hub_", "logging_", "log_", "dataloader_", "ddp_", "torch_compile", "gradient_checkpointing")
 SHORT_FLAGS = {"model": "-m", "learning_rate": "-l", "batch_size": "-b", "epoch": "-e"}
 
 
