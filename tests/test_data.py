@@ -61,7 +61,7 @@ def test_an_empty_class_folder_is_one_line_not_a_class_fewer(tmp_path):
         (tmp_path / "train" / CLASS_NAMES[label]).mkdir(parents=True, exist_ok=True)
         image.save(tmp_path / "train" / CLASS_NAMES[label] / f"{index}.png")
     (tmp_path / "train" / "zebra").mkdir()  # a class whose images were never copied
-    with pytest.raises(InputError, match=r"class folder \S+/train/zebra holds no image file: an image-folder class"):
+    with pytest.raises(InputError, match=r"class folder \S+/train/zebra is empty: an image-folder class"):
         load_cifar(str(tmp_path), val_size=4)
     (tmp_path / "train" / "zebra").rmdir()
     (tmp_path / "validation").mkdir()  # an empty split, and a class empty in one split only, are no lost class
@@ -88,19 +88,31 @@ def the_error_line(dataset, tmp_path, capsys) -> str:
     return errors[0]
 
 
-def test_a_class_folder_without_an_image_file_is_one_line_not_a_class_fewer(tmp_path):
+def test_a_folder_of_files_but_no_image_is_named_in_a_warning_not_a_silent_class_fewer(tmp_path, caplog):
+    """Notes or scripts beside the classes are common, so it is no error; but a class fewer is never silent."""
     write_folder(tmp_path, {"a": 4, "b": 4})
     (tmp_path / "c").mkdir()
     (tmp_path / "c" / "readme.txt").write_text("the images of c are still to come")
     (tmp_path / "c" / "._0.png").write_bytes(b"macOS metadata, no image")
-    message = error_of(lambda: load_cifar(str(tmp_path), val_size=2))
-    assert message.startswith(f"--dataset: class folder {tmp_path / 'c'} holds no image file")
+    assert sorted(load_cifar(str(tmp_path), val_size=2).class_names) == ["a", "b"]
+    assert f"{tmp_path / 'c'} holds files but no image: it is not a class of {tmp_path}" in caplog.text
     (tmp_path / "c" / "readme.txt").rename(tmp_path / "c" / "0.PNG")  # an image by extension, in any case
     synthetic_images(1, seed=9, size=8)[0][0].save(tmp_path / "c" / "0.PNG")
     (tmp_path / "notes.txt").write_text("files beside the class folders are no class")
     (tmp_path / "__MACOSX" / "a").mkdir(parents=True)  # what unzipping on a Mac leaves; the builder skips it
     (tmp_path / "__MACOSX" / "a" / "._0.png").write_bytes(b"macOS metadata")
     assert sorted(load_cifar(str(tmp_path), val_size=2).class_names) == ["a", "b", "c"]
+
+
+def test_a_parquet_dataset_with_preview_images_is_read_as_parquet(tmp_path):
+    """`datasets` reads data/*.parquet; a few PNGs in assets/ (a card's previews) make it no image-folder tree."""
+    images, labels = synthetic_images(12, seed=1, size=8)
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})
+    (tmp_path / "data").mkdir()
+    datasets.Dataset.from_dict({"img": images, "label": labels}, features=features).to_parquet(
+        str(tmp_path / "data" / "train-00000-of-00001.parquet"))
+    write_folder(tmp_path, {"assets": 3})
+    assert load_cifar(str(tmp_path), val_size=4).class_names == CLASS_NAMES
 
 
 def test_a_folder_of_arrow_files_is_no_image_folder_with_an_imageless_class(tmp_path):

@@ -6,13 +6,11 @@ The result is a `CifarData`: decoded uint8 images and labels for train / validat
 
 import logging
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 import numpy as np
-from datasets.packaged_modules import _EXTENSION_TO_MODULE
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from ..errors import InputError, first_line
@@ -63,9 +61,6 @@ SPLIT_FOLDERS = {"train", "training", "test", "testing", "eval", "evaluation", "
 
 # What the image-folder builder reads as images (by extension, any case); a .zip it opens and reads inside.
 IMAGE_EXTENSIONS = frozenset(ImageFolder.EXTENSIONS) | {".zip"}
-# Every extension `datasets` knows a format for (images, parquet, csv, arrow, text ...), and its metadata files.
-EXTENSION_TO_FORMAT = {**_EXTENSION_TO_MODULE, ".zip": None}
-METADATA_FILES = frozenset(ImageFolder.METADATA_FILENAMES)
 
 # Folders the builder does not look in: .ipynb_checkpoints, .git, __MACOSX (unzipped on a Mac), __pycache__ ...
 SKIPPED_FOLDERS = (".", "__")
@@ -73,26 +68,20 @@ SKIPPED_FOLDERS = (".", "__")
 
 @dataclass
 class ImageFolderSurvey:
-    """What one walk of an image-folder tree finds (all empty for a folder read in another format)."""
+    """What one walk of an image-folder tree finds."""
 
-    empty_class_folders: list[Path] = field(default_factory=list)  # no image here, nor in a same-named folder
+    empty_class_folders: list[Path] = field(default_factory=list)  # no file at all, nor an image in a namesake
+    imageless_folders: list[Path] = field(default_factory=list)  # files, but none an image: the builder skips them
     linked_folders: list[Path] = field(default_factory=list)  # symbolic links to folders: the builder skips them
     class_names: set[str] = field(default_factory=set)  # folders holding images, but the root and split folders
     image_depths: dict[int, Path] = field(default_factory=dict)  # one image for each depth below the root
 
 
-def read_in_another_format(formats: Counter) -> bool:
-    """Whether `datasets` reads a folder with files of these extensions as anything but images: as it chooses, by
-    the most common extension it knows (a tie goes to parquet), metadata files aside."""
-    known = [(count, ext == ".parquet", ext) for ext, count in formats.items() if ext in EXTENSION_TO_FORMAT]
-    return bool(known) and max(known)[2] not in IMAGE_EXTENSIONS
-
-
 def survey_image_folder(path: Path) -> ImageFolderSurvey:
     """One os.walk of an image-folder tree: its class folders without a single image file and its links to folders
     (the builder would drop the images of each without a word), the classes that hold images, and how deep the
-    images lie. All empty for a folder that `datasets` reads in another format (parquet, csv, arrow ...)."""
-    holding, named, empty, linked, classes, depths, formats = set(), set(), [], [], set(), {}, Counter()
+    images lie. Only meaningful for a folder that `datasets` reads as images (not parquet, csv, arrow ...)."""
+    holding, filled, named, empty, linked, classes, depths = set(), set(), set(), [], [], set(), {}
     for root, folders, files in os.walk(path, topdown=False):  # links to folders are listed, not entered
         here = Path(root)
         parts = here.relative_to(path).parts
@@ -100,7 +89,6 @@ def survey_image_folder(path: Path) -> ImageFolderSurvey:
         files = [name for name in files if not name.startswith(".")]  # .DS_Store, macOS ._x.png: no image
         extensions = [os.path.splitext(name)[1].lower() for name in files]
         if not hidden:
-            formats.update(ext for name, ext in zip(files, extensions, strict=True) if name not in METADATA_FILES)
             linked += [here / name for name in folders
                        if not name.startswith(SKIPPED_FOLDERS) and (here / name).is_symlink()]
         images = [name for name, ext in zip(files, extensions, strict=True) if ext in IMAGE_EXTENSIONS]
@@ -110,14 +98,15 @@ def survey_image_folder(path: Path) -> ImageFolderSurvey:
                 depths.setdefault(len(parts), here / images[0])
                 if parts and here.name.lower() not in SPLIT_FOLDERS:
                     classes.add(here.name)
+        if files or any(here / name in filled for name in folders):
+            filled.add(here)
         if images or any(here / name in holding for name in folders):
             holding.add(here)
         elif here != path and not hidden:
             empty.append(here)
-    if read_in_another_format(formats):
-        return ImageFolderSurvey()
-    empty = sorted(p for p in empty if p.name not in named and p.name.lower() not in SPLIT_FOLDERS)
-    return ImageFolderSurvey(empty, sorted(linked), classes, depths)
+    empty = [p for p in empty if p.name not in named and p.name.lower() not in SPLIT_FOLDERS]
+    return ImageFolderSurvey(sorted(p for p in empty if p not in filled), sorted(p for p in empty if p in filled),
+                             sorted(linked), classes, depths)
 
 
 def check_two_classes(names: list[str], where: str = "") -> None:
@@ -141,6 +130,21 @@ def check_folder_classes(loaded: datasets.DatasetDict, survey: ImageFolderSurvey
     check_two_classes(sorted(survey.class_names))
 
 
+def check_image_folder(survey: ImageFolderSurvey) -> None:
+    """Links to folders and empty class folders: images (or a class) the builder would leave out without a word."""
+    if survey.linked_folders:
+        linked, count = survey.linked_folders[0], len(survey.linked_folders)
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        raise InputError(f"--dataset: {linked}{more} is a symbolic link to a folder, and `datasets` reads no "
+                         "image through one: its images would be left out; copy the folder in its place (cp -rL) "
+                         "or link its image files one by one")
+    empty = survey.empty_class_folders
+    if empty:
+        more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise InputError(f"--dataset: class folder {empty[0]}{more} is empty: an image-folder class needs at "
+                         "least one image (.png, .jpg, ...); add its images or remove the folder")
+
+
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
     """A Hub dataset id, a Hub-layout folder (parquet + card), a `save_to_disk` folder or an image-folder tree."""
     if looks_like_path(name_or_path):
@@ -153,22 +157,17 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
             loaded = datasets.load_from_disk(str(path))
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
-        survey = survey_image_folder(path)
-        if survey.linked_folders:
-            linked, count = survey.linked_folders[0], len(survey.linked_folders)
-            more = f" (and {count - 1} more)" if count > 1 else ""
-            raise InputError(f"--dataset: {linked}{more} is a symbolic link to a folder, and `datasets` reads no "
-                             "image through one: its images would be left out; copy the folder in its place (cp -rL) "
-                             "or link its image files one by one")
-        empty = survey.empty_class_folders
-        if empty:
-            more = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
-            raise InputError(f"--dataset: class folder {empty[0]}{more} holds no image file: an image-folder class "
-                             "needs at least one image (.png, .jpg, ...); add its images or remove the folder")
         try:
             loaded = datasets.load_dataset(str(path))
         except Exception as error:
+            check_image_folder(survey_image_folder(path))  # a tree of links or empty folders: say which
             raise InputError(f"--dataset: cannot read {name_or_path} as a dataset: {error}") from None
+        if next(iter(loaded.values())).info.builder_name != "imagefolder":  # parquet, csv, arrow ...: not a tree
+            return loaded
+        survey = survey_image_folder(path)
+        check_image_folder(survey)
+        for folder in survey.imageless_folders:  # notes, scripts, annotations ... beside the classes are common
+            logger.warning("%s holds files but no image: it is not a class of %s", folder, name_or_path)
         check_folder_classes(loaded, survey, name_or_path)
         return loaded
     unreachable = go_offline_if_unreachable()
