@@ -58,9 +58,13 @@ def write_json(path: Path | str, value, **kwargs) -> Path:
 
 
 def read_json(path: Path | str, recovery: str = "") -> dict:
-    """A JSON file another run wrote; a damaged one is one line naming it (and how to recover, when given)."""
+    """A JSON object another run wrote; a damaged one (or one that is no object: `[]`, `null`) is one line naming it
+    (and how to recover, when given)."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        value = json.loads(Path(path).read_text())
+        if not isinstance(value, dict):
+            raise ValueError(f"not a JSON object but {type(value).__name__}")
+        return value
+    except (OSError, UnicodeDecodeError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise InputError(f"cannot read {path}: {reason}" + (f"; {recovery}" if recovery else "")) from None

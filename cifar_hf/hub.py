@@ -4,15 +4,18 @@ The token is never handled here: `HfApi` reads it from HF_TOKEN or the stored lo
 cannot leak into output, files, results or the wandb config.
 """
 
+import logging
 import shlex
 from collections.abc import Callable
 from pathlib import Path
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadata_update
 
-from .errors import PushError, first_line
+from .errors import InputError, PushError, first_line
 from .files import read_json, write_text
 from .offline import is_hub_id
+
+logger = logging.getLogger(__name__)
 
 # What a pushed repo holds: the final model, its code, its preprocessing, the measurements and the card.
 HUB_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "results.json", "README.md")
@@ -76,8 +79,15 @@ def evaluation_results(evaluation: dict, trained_dataset=None) -> list[EvalResul
 
 
 def run_evaluations(run_folder: Path) -> list[dict]:
-    """The reports `cifar-hf evaluate` wrote into a run folder, in a stable order."""
-    return [read_json(p) for p in sorted(Path(run_folder).glob("evaluation-*.json"))]
+    """The reports `cifar-hf evaluate` wrote into a run folder, in a stable order; a damaged one is left out of the
+    card with a warning (it stays on disk), so that it never stops a later evaluation or push."""
+    reports = []
+    for path in sorted(Path(run_folder).glob("evaluation-*.json")):
+        try:
+            reports.append(read_json(path))
+        except InputError as error:
+            logger.warning("%s; left out of the model card", error)
+    return reports
 
 
 def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict] = ()) -> ModelCardData:

@@ -363,7 +363,7 @@ def test_the_runs_own_dataset_written_otherwise_is_still_its_own(trained_cnn, ti
         assert [p.name for p in out.glob("evaluation-*.json")] == ["evaluation-test.json"]
 
 
-@pytest.mark.parametrize("foreign", ['{"accuracy": 0.9}', "[]", "null", "{}"])
+@pytest.mark.parametrize("foreign", ['{"accuracy": 0.9}', "{}"])
 def test_a_results_json_that_is_no_runs_is_one_warning_and_no_shift(foreign, trained_cnn, tiny_dataset, tmp_path,
                                                                     capsys):
     model = tmp_path / "foreign"
@@ -377,6 +377,26 @@ def test_a_results_json_that_is_no_runs_is_one_warning_and_no_shift(foreign, tra
     report = json.loads((tmp_path / f"evaluation-{tiny_dataset.name}-test.json").read_text())
     assert report["num_images"] == 80 and "shift" not in report and "shift:" not in captured.out
     assert (model / "results.json").read_text() == foreign  # and its card is left alone: no run to describe
+
+
+@pytest.mark.parametrize("text, kind", [("[]", "list"), ("null", "NoneType")])
+def test_a_results_json_that_is_no_json_object_is_one_line(text, kind, trained_cnn, tmp_path, capsys):
+    model = tmp_path / "damaged"
+    shutil.copytree(trained_cnn, model, ignore=shutil.ignore_patterns("checkpoint-*", "evaluation-*", "*.png"))
+    (model / "results.json").write_text(text)
+    assert cli(["evaluate", "--model", str(model), "--output", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: cannot read {model / 'results.json'}: not a JSON object but {kind}; restore it, or give --dataset "
+        "explicitly after moving it away"]
+
+
+def test_a_damaged_earlier_evaluation_is_left_out_of_the_card_not_an_error(trained_cnn, tmp_path, caplog):
+    model = tmp_path / "run"
+    shutil.copytree(trained_cnn, model, ignore=shutil.ignore_patterns("checkpoint-*", "evaluation-*"))
+    (model / "evaluation-other-test.json").write_text('{"accuracy": 0.')  # a write cut short long ago
+    assert cli(["evaluate", "--model", str(model), "--split", "validation"]) == 0
+    assert "evaluation-other-test.json" in caplog.text and "left out of the model card" in caplog.text
+    assert "| validation |" in (model / "README.md").read_text()
 
 
 def test_temperature_scaling_without_a_validation_split_names_the_flag(trained_cnn, tmp_path, capsys):
