@@ -246,6 +246,11 @@ def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, 
     assert train_main(repeat_argv(tiny_dataset, tmp_path, "--resume", "auto", "-b", "32")) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
         "error: -b 32 differs from the flags seed 2023 was trained with (16)")  # no summary of unlike seeds
+    # Seeds 2024-2026 overlap the folders, but those were trained on the split that --seed 2023 drew.
+    assert train_main(repeat_argv(tiny_dataset, tmp_path, "--resume", "auto", "--seed", "2024")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --seed 2024 differs from the seed that drew the split of {folder} (2023): give that --seed, or "
+        "start a new run with --overwrite")
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
 
 

@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from ..data import CifarData
-from ..files import write_json
+from ..errors import UsageError
+from ..files import read_json, write_json
 from .arguments import RunArguments
 from .cross_validation import METRICS, check_member, mean_and_std, prepare_fold_folder, read_member_results
 from .distributed import is_main_process
@@ -19,6 +20,8 @@ from .run import train_once
 from .secrets import scrub_secrets
 
 logger = logging.getLogger(__name__)
+
+SPLIT_RECORD = "split.json"  # the --seed that drew the one split every seed folder trained on
 
 
 def summarise(per_seed: list[dict]) -> dict:
@@ -49,9 +52,23 @@ def seed_member(args: RunArguments, seed: int) -> RunArguments:
     return dataclasses.replace(args, repeat=1, resume=None, seed=seed)
 
 
+def check_split(repeat_folder: Path, split_seed: int) -> None:
+    """The seed folders record their own seed, not the split's: a repeat under another --seed whose seeds overlap
+    would read folders trained on another split. The folder's split is recorded once and must match."""
+    record = repeat_folder / SPLIT_RECORD
+    if record.is_file():
+        recorded = read_json(record, "move it away, or start a new run with --overwrite").get("split_seed")
+        if recorded != split_seed:
+            raise UsageError(f"--seed {split_seed} differs from the seed that drew the split of {repeat_folder} "
+                             f"({recorded}): give that --seed, or start a new run with --overwrite")
+    elif is_main_process():
+        write_json(record, {"split_seed": split_seed})
+
+
 def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repeat_folder: Path) -> dict:
     per_seed = []
     seeds = range(args.seed, args.seed + args.repeat)
+    check_split(repeat_folder, args.seed)
     for seed in seeds:  # before training any seed: a summary never mixes two settings
         check_member(repeat_folder / f"seed-{seed}", f"seed {seed}", seed_member(args, seed), training_flags)
     for seed in seeds:
