@@ -285,3 +285,13 @@ def test_a_subset_smaller_than_the_class_count_is_refused(tiny_dataset, tmp_path
                    "per class)", "error: --max-eval-samples 3 is fewer than the dataset's 4 classes: give at least 4 "
                    "(one image per class)"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_the_run_folder_goes_is_one_line_and_kept(tmp_path, capsys):
+    (tmp_path / "cifar-cnn").write_text("my notes")
+    for extra in ([], ["--overwrite"]):
+        assert train(["-m", "cnn", "-s", str(tmp_path), "--dataset", str(tmp_path / "none"), *extra]) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"error: -s/--save-folder: {tmp_path / 'cifar-cnn'} is a file, not a run folder: move it away or give "
+            "another -s")
+    assert (tmp_path / "cifar-cnn").read_text() == "my notes"

@@ -150,6 +150,9 @@ class RunFolder:
         if not is_main_process():  # rank 0 owns the folder; other ranks only write what the Trainer asks
             return
         self.created = not self.folder.exists()
+        if self.folder.exists() and not self.folder.is_dir():  # never replaced, not even with --overwrite
+            raise UsageError(f"-s/--save-folder: {self.folder} is a file, not a run folder: move it away or give "
+                             "another -s")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
