@@ -54,10 +54,6 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
     return _plain(flags)
 
 
-def write(folder: Path, flags: dict) -> None:
-    (Path(folder) / RECORD).write_text(json.dumps(flags, indent=2) + "\n")
-
-
 def resumed_from(run_folder: Path, resume: str) -> Path | None:
     """What `--resume` continues, found without changing anything: the finished run itself (its results.json), else
     the checkpoint that resolve_resume will pick; None when there is none (resolve_resume then says why)."""

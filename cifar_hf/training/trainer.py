@@ -11,6 +11,7 @@ from transformers import Trainer
 
 from ..data.augment import BatchTransform, flip_tta_logits
 from ..errors import TrainingError
+from ..files import write_json
 from . import checkpoints, run_record
 from .ema import UpdateEMA, WeightEMA
 from .lora import is_peft_model
@@ -189,7 +190,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps(self.losses.state_dict()))
         if self.is_world_process_zero():
             if self.run_flags is not None:
-                run_record.write(staged, self.run_flags)
+                write_json(staged / run_record.RECORD, self.run_flags)
             if self.ema is not None:
                 self.ema.save(staged)
             if self._point_at_best_checkpoint():  # the Trainer recorded the staging path, or none
