@@ -21,7 +21,7 @@ FIXED_BY_FLAG = {"epochs": "epoch", "batch_size": "batch_size", "learning_rate":
 
 def tune_parser() -> CommandParser:
     parser = CommandParser(prog="cifar-hf tune", description=__doc__.splitlines()[0], add_help=False,
-                                     epilog="Every flag of `cifar-hf train` is accepted too (-m, -e, --dataset, ...).")
+                           epilog="Every flag of `cifar-hf train` is accepted too (-m, -e, --dataset, ...).")
     parser.add_argument("--trials", type=int, required=True, help="Trials the study holds in total when done.")
     parser.add_argument("--space", help="YAML search space replacing the model's built-in one.")
     parser.add_argument("--storage", help="Optuna RDB URL (postgresql://..., sqlite:///...) or journal file path "
@@ -38,8 +38,6 @@ def tune_parser() -> CommandParser:
 def searched_space(space: dict, args, training_flags: dict) -> dict:
     fixed = {name for name, flag in FIXED_BY_FLAG.items() if getattr(args, flag) is not None}
     fixed |= {setting for flag, setting in FLAG_SETTINGS.items() if flag in training_flags}  # the flag applies
-    if "warmup_steps" in training_flags:
-        fixed.add("warmup_ratio")
     remaining = {name: spec for name, spec in space.items() if name not in fixed}
     if not remaining:
         raise UsageError(f"nothing to search: the flags fix every field of the space ({', '.join(space)})")

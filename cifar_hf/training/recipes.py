@@ -118,15 +118,13 @@ def at_image_size(recipe: Recipe, image_size: int) -> Recipe:
 # TrainingArguments flags that replace a recipe setting: given on the command line they apply, and the record says so.
 FLAG_SETTINGS = {"weight_decay": "weight_decay", "lr_scheduler_type": "scheduler",
                  "lr_scheduler_kwargs": "scheduler_kwargs", "max_grad_norm": "max_grad_norm",
-                 "label_smoothing_factor": "label_smoothing"}
+                 "label_smoothing_factor": "label_smoothing", "warmup_steps": "warmup_ratio"}
 
 
 def with_training_flags(recipe: Recipe, training_flags: dict) -> Recipe:
     """The recipe as it applies once TrainingArguments flags given on the command line replace its settings."""
     changes = {setting: getattr(training_flags[flag], "value", training_flags[flag])  # an enum flag: its name
                for flag, setting in FLAG_SETTINGS.items() if flag in training_flags}
-    if "warmup_steps" in training_flags:
-        changes["warmup_ratio"] = training_flags["warmup_steps"]
     return replace(recipe, **changes)
 
 
