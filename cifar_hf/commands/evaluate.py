@@ -80,16 +80,16 @@ def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False)
     return torch.cat(batches)
 
 
-def is_training_run(results) -> bool:
+def is_training_run(results: dict) -> bool:
     """What evaluate reuses of a run's results.json: its model, numeric accuracies and hyperparameters."""
-    return (isinstance(results, dict) and bool(results.get("model"))
+    return (bool(results.get("model"))
             and isinstance(results.get("val_accuracy"), int | float)
             and isinstance(results.get("test_accuracy"), int | float | None)
             and isinstance(results.get("hyperparameters", {}), dict))
 
 
 def usable_run_results(model: str) -> dict:
-    """The run folder's results.json when a training run wrote it, else {}: a foreign one (`[]`, `{"accuracy": 0.9}`)
+    """The run folder's results.json when a training run wrote it, else {}: a foreign one (`{"accuracy": 0.9}`)
     gives no dataset, settings or accuracy to compare with, and one warning line."""
     from ..inference import run_results
 
@@ -231,8 +231,8 @@ def evaluation_name(output: Path, dataset: str, split: str, own: bool) -> str:
         try:
             recorded = read_json(earlier)
         except InputError:
-            recorded = None  # damaged: kept as it is, this evaluation goes beside it
-        if not (isinstance(recorded, dict) and same_dataset(recorded.get("dataset"), dataset)):
+            recorded = {}  # damaged: kept as it is, this evaluation goes beside it
+        if not same_dataset(recorded.get("dataset"), dataset):
             where = str(Path(dataset).expanduser().resolve()) if looks_like_path(dataset) else dataset
             name += "-" + hashlib.sha1(where.encode()).hexdigest()[:8]
     return f"{name}-{split}"

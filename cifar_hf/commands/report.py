@@ -135,7 +135,7 @@ def readable_rows(runs: dict[Path, str]) -> tuple[list, list[str]]:
         path = folder / "results.json"
         try:
             results = read_json(path, RECOVERY)
-            if not isinstance(results, dict) or not any(key in results for key in RUN_KEYS):
+            if not any(key in results for key in RUN_KEYS):
                 raise InputError(f"{path} is not a cifar-hf run's results (no {' or '.join(RUN_KEYS)})")
             rows.append(row(folder, name, results))
         except InputError as error:
