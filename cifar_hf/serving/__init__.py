@@ -1,3 +1,4 @@
 """Serving a trained classifier: the Gradio demo, the Space folder and the ONNX export (optional extras)."""
 
-DEFAULT_OPSET = 18  # the dynamo exporter's native opset; onnxruntime 1.17+ runs it
+# The dynamo exporter's native opset (others come from onnxscript's converter); onnxruntime 1.17+ runs it.
+DEFAULT_OPSET = 18

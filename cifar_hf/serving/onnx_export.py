@@ -22,7 +22,6 @@ from .extras import require
 
 CONTRACT_FILE = "preprocessing.json"
 MODEL_FILE = "model.onnx"
-EXPORTER_OPSET = 18  # torch.onnx.export(dynamo=True) builds this opset; others come from onnxscript's converter
 OPERATOR_PATTERN = re.compile(r"target=(torch\.ops\.[\w.]+)|(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+)")
 SUMMARY_PATTERN = re.compile(r"## Exception summary\s+<class '[\w.]+'>: ([^\n]+)")  # the dynamo exporter's root cause
 ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*m")
@@ -78,7 +77,7 @@ def newest_opset() -> int:
 
 
 def supported_opsets_text() -> str:
-    return (f"torch.onnx.export (dynamo) writes opsets {EXPORTER_OPSET}-{newest_opset()}, lower ones only when every "
+    return (f"torch.onnx.export (dynamo) writes opsets {DEFAULT_OPSET}-{newest_opset()}, lower ones only when every "
             "operator of the model converts")
 
 
