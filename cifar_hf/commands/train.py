@@ -143,16 +143,16 @@ class RunFolder:
         self.folder, self.overwrite = folder, overwrite
         self.shared = shared  # a CV folder that fold jobs (-c --fold K) share: each locks and replaces its own fold
         self.lock = None
-        self.created = False
+        self.created: list[Path] = []  # folders this command made, innermost first: a failed first run removes them
         self.replaced = False
 
     def lock_it(self) -> None:
         if not is_main_process():  # rank 0 owns the folder; other ranks only write what the Trainer asks
             return
-        self.created = not self.folder.exists()
         if self.folder.exists() and not self.folder.is_dir():  # never replaced, not even with --overwrite
             raise UsageError(f"-s/--save-folder: {self.folder} is a file, not a run folder: move it away or give "
                              "another -s")
+        self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -182,7 +182,11 @@ class RunFolder:
             return f"; the previous run in {self.folder} is back in place"
         if self.created and not replaced_run.run_entries(self.folder):
             (self.folder / LOCK_NAME).unlink(missing_ok=True)
-            self.folder.rmdir()
+            for folder in self.created:
+                try:
+                    folder.rmdir()
+                except OSError:  # another run has written beside it since
+                    break
         return ""
 
     def release(self) -> None:
