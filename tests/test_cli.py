@@ -205,10 +205,10 @@ def test_wandb_without_a_login_is_one_line_before_the_data_loads(no_wandb_login,
 @pytest.mark.parametrize(
     "argv, prog",
     [
-        (["train", "-m", "cnn", "-e", "1.5"], "run_classification.py"),
-        (["train", "-m", "bogus"], "run_classification.py"),
-        (["train", "-m", "cnn", "--seed", "abc"], "run_classification.py"),
-        (["train", "-m", "cnn", "--eval_strategy", "bogus"], "run_classification.py"),
+        (["train", "-m", "cnn", "-e", "1.5"], "cifar-hf train"),
+        (["train", "-m", "bogus"], "cifar-hf train"),
+        (["train", "-m", "cnn", "--seed", "abc"], "cifar-hf train"),
+        (["train", "-m", "cnn", "--eval_strategy", "bogus"], "cifar-hf train"),
         (["tune", "-m", "cnn", "--trials", "x"], "cifar-hf tune"),
         (["evaluate", "--model", "x", "--batch-size", "x"], "cifar-hf evaluate"),
         (["predict"], "cifar-hf predict"),
@@ -227,6 +227,17 @@ def test_every_command_s_argparse_error_is_one_line(argv, prog, capsys):
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{prog}: error: ") and err[0].endswith("(--help lists the flags)")
+
+
+def test_training_s_usage_names_the_command_the_user_typed(monkeypatch, capsys):
+    from cifar_hf.__main__ import main as cli
+
+    for script, usage in (("/home/me/cifar-hf/run_classification.py", "usage: run_classification.py "),
+                          ("/home/me/venv/bin/cifar-hf", "usage: cifar-hf train ")):
+        monkeypatch.setattr(sys, "argv", [script])
+        with pytest.raises(SystemExit) as exit:
+            cli(["train", "--help"])
+        assert exit.value.code == 0 and capsys.readouterr().out.startswith(usage)
 
 
 @pytest.mark.parametrize("extra, expected", [

@@ -230,11 +230,17 @@ RESERVED_FIELDS = {
 }
 
 
+def program_name() -> str:
+    """How training was called, for its usage line: `run_classification.py` or `cifar-hf train`."""
+    script = Path(sys.argv[0]).name
+    return script if script == "run_classification.py" else "cifar-hf train"
+
+
 def _explicit_training_flags(argv: list[str]) -> dict:
     """Only the TrainingArguments fields that `argv` sets, parsed with their proper types."""
     from transformers import TrainingArguments
 
-    parser = RunArgumentParser(TrainingArguments, prog="run_classification.py")
+    parser = RunArgumentParser(TrainingArguments, prog=program_name())
     namespace, unknown = _given_only(parser).parse_known_args(argv)
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}")
@@ -335,7 +341,7 @@ def parse_arguments(
     _refuse_conflicting_spellings(argv, ("-l", "--learning_rate", "--learning-rate"))
     parser = RunArgumentParser(
         RunArguments,
-        prog="run_classification.py",
+        prog=program_name(),
         formatter_class=DefaultsHelpFormatter,
         description="Train an image classifier (CIFAR-10 by default) with the Hugging Face Trainer.",
         epilog="Any TrainingArguments flag is passed through too, e.g. --bf16, --dataloader_num_workers 2, "
