@@ -2,6 +2,7 @@
 `--repeat N`: mean +/- std over seeds, resumable; both as rows of `cifar-hf report`."""
 
 import json
+import logging
 import os
 import socket
 import statistics
@@ -209,7 +210,8 @@ def repeat_argv(dataset, save, *extra):
                          "-l", "3e-3", *extra)
 
 
-def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, tmp_path, monkeypatch, capsys,
+                                                                   caplog):
     real_train_once, trained, stopped = repeat.train_once, [], []
 
     def stop_at_second_seed(args, flags, data, folder, **kwargs):
@@ -221,8 +223,11 @@ def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, 
 
     monkeypatch.setattr(repeat, "train_once", stop_at_second_seed)
     assert train_main(repeat_argv(tiny_dataset, tmp_path)) == 130  # one line and a shell's Ctrl-C status
-    assert train_main(repeat_argv(tiny_dataset, tmp_path, "--resume", "auto")) == 0
+    with caplog.at_level(logging.INFO):
+        assert train_main(repeat_argv(tiny_dataset, tmp_path, "--resume", "auto")) == 0
     assert trained == ["seed-2023", "seed-2024", "seed-2025"]  # seed 2023 was not trained twice
+    read_back = [r.name for r in caplog.records if r.getMessage().startswith("seed 2023 is complete: reading")]
+    assert read_back == ["cifar_hf.training.repeat"]  # the repeat's line, not cross-validation's
 
     folder = tmp_path / "cifar-cnn-repeat"
     report = json.loads((folder / "results.json").read_text())

@@ -77,19 +77,19 @@ def fold_member(args: RunArguments, number: int) -> RunArguments:
     return dataclasses.replace(args, cross_validate=False, fold=None, resume=None, seed=args.seed + number - 1)
 
 
-def read_member_results(folder: Path, name: str) -> dict | None:
+def read_member_results(folder: Path, name: str, log: logging.Logger = logger) -> dict | None:
     """A complete member run's results (a fold, a repeat's seed); None when it must be trained (again: an unreadable
-    results.json)."""
+    results.json). `log`: the job's own logger, so that a repeat's lines are the repeat's."""
     path = folder / "results.json"
     if not path.exists():
         return None
     try:
         results = read_json(path)
     except InputError as error:
-        logger.warning("%s: %s; training it again", name, error)
+        log.warning("%s: %s; training it again", name, error)
         path.unlink()  # without it the run is a partial one, resumed from its last checkpoint or started again
         return None
-    logger.info("%s is complete: reading its results, not retraining", name)
+    log.info("%s is complete: reading its results, not retraining", name)
     return results
 
 

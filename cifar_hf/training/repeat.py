@@ -73,7 +73,7 @@ def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repea
         check_member(repeat_folder / f"seed-{seed}", f"seed {seed}", seed_member(args, seed), training_flags)
     for seed in seeds:
         folder = repeat_folder / f"seed-{seed}"
-        results = read_member_results(folder, f"seed {seed}")
+        results = read_member_results(folder, f"seed {seed}", logger)
         if results is None:
             # The split was drawn once with --seed (in `data`); only the initialisation and data order change.
             run_args = dataclasses.replace(seed_member(args, seed), resume=prepare_fold_folder(folder))
