@@ -88,6 +88,16 @@ def test_interrupted_run_resumes_without_retraining_finished_folds(tiny_dataset,
     assert len(json.loads((tmp_path / "cifar-cnn-cv" / "results.json").read_text())["per_fold"]) == 3
 
 
+def test_resuming_a_finished_job_trains_and_changes_nothing(cv_run, tiny_dataset, monkeypatch):
+    def files():
+        return {p: p.read_bytes() for p in cv_run.rglob("*") if p.is_file() and not p.name.startswith(".")}
+
+    before = files()
+    monkeypatch.setattr(cross_validation, "train_once", lambda *args, **kwargs: pytest.fail("a fold was trained"))
+    assert main(cv_argv(tiny_dataset, cv_run.parent, "--resume", "auto")) == 0
+    assert files() == before  # the report too: it records the job's settings, not how this invocation went on
+
+
 def test_wandb_gets_one_run_per_fold_in_one_group(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_DIR", raising=False)

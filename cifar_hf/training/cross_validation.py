@@ -72,6 +72,12 @@ def check_member(folder: Path, name: str, member: RunArguments, training_flags: 
                          f"({folder} is complete)")
 
 
+def job_settings(args: RunArguments) -> dict:
+    """A multi-run job's settings as its report records them: without how this invocation was asked to go on
+    (`--resume`, `--overwrite`, `--fold`), so that rerunning a finished job writes the same report."""
+    return {k: v for k, v in dataclasses.asdict(args).items() if k not in ("fold", "resume", "overwrite")}
+
+
 def fold_member(args: RunArguments, number: int) -> RunArguments:
     """Fold `number`'s own run: its seed is the job's plus the fold's index."""
     return dataclasses.replace(args, cross_validate=False, fold=None, resume=None, seed=args.seed + number - 1)
@@ -146,7 +152,6 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
 
     summary = {m: dict(zip(("mean", "std"), mean_and_std([f[m] for f in fold_results]), strict=True)) for m in METRICS}
     summary["ensemble_test_accuracy"] = ensemble
-    settings = {k: v for k, v in dataclasses.asdict(args).items() if k != "fold"}  # the same for every fold job
     report = {
         "model": args.model,
         "cross_validation": True,
@@ -162,7 +167,7 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
         **{f"{m}_mean": summary[m]["mean"] for m in METRICS},
         **{f"{m}_std": summary[m]["std"] for m in METRICS},
         "ensemble_test_accuracy": ensemble,
-        "hyperparameters": scrub_secrets({**settings, "training_arguments": scrub_secrets(training_flags)}),
+        "hyperparameters": scrub_secrets({**job_settings(args), "training_arguments": scrub_secrets(training_flags)}),
     }
     return {**report, "table": format_table(fold_results, summary)}
 

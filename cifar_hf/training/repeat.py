@@ -14,7 +14,14 @@ from ..data import CifarData
 from ..errors import UsageError
 from ..files import read_json, write_json
 from .arguments import RunArguments
-from .cross_validation import METRICS, check_member, mean_and_std, prepare_fold_folder, read_member_results
+from .cross_validation import (
+    METRICS,
+    check_member,
+    job_settings,
+    mean_and_std,
+    prepare_fold_folder,
+    read_member_results,
+)
 from .distributed import is_main_process
 from .run import train_once
 from .secrets import scrub_secrets
@@ -93,8 +100,7 @@ def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repea
         "seeds": [run["seed"] for run in per_seed],
         "per_seed": per_seed,
         **summary,
-        "hyperparameters": scrub_secrets({**dataclasses.asdict(args),
-                                          "training_arguments": scrub_secrets(training_flags)}),
+        "hyperparameters": scrub_secrets({**job_settings(args), "training_arguments": scrub_secrets(training_flags)}),
     }
     if is_main_process():  # one writer under a distributed launch
         write_json(repeat_folder / "results.json", report)  # whole or absent, as every result file
