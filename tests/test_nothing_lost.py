@@ -469,3 +469,23 @@ def test_resume_with_the_runs_own_flags_may_change_where_and_how_it_is_written(o
                      "0", "--tta", "--ddp_timeout", "7200", "--resume", "auto")) == 0
     results = json.loads((old_run / "results.json").read_text())
     assert (results["epochs"], results["global_step"]) == (3, 6)
+
+
+def test_a_local_dataset_and_base_checkpoint_are_compared_as_folders_not_as_typed(tmp_path, monkeypatch):
+    from cifar_hf.training.arguments import parse_arguments
+
+    for name in ("data", "base"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "linked-base").symlink_to(tmp_path / "base")
+
+    def flags(cwd, dataset, base):
+        monkeypatch.chdir(cwd)
+        args, training_flags = parse_arguments(["-m", "previt", "--dataset", dataset, "--model-name-or-path", base])
+        return run_record.defining_flags(args, SimpleNamespace(num_train_epochs=1, learning_rate=0.1,
+                                                               per_device_train_batch_size=8), training_flags)
+
+    started = flags(tmp_path, "data", "base")
+    assert flags(tmp_path.parent, str(tmp_path / "data"), str(tmp_path / "linked-base")) == started
+    (tmp_path / "elsewhere" / "base").mkdir(parents=True)  # the same words from another folder name another checkpoint
+    assert flags(tmp_path / "elsewhere", str(tmp_path / "data"), "base")["--model-name-or-path"] != (
+        started["--model-name-or-path"])

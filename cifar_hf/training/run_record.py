@@ -43,8 +43,9 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
              if spec.name not in NOT_DEFINING_ARGUMENTS}
     flags.update({"-e": training_args.num_train_epochs, "-l": training_args.learning_rate,
                   "-b": training_args.per_device_train_batch_size})
-    if Path(args.dataset).exists():  # a local folder, however it is spelled (relative, through a link)
-        flags["--dataset"] = str(Path(args.dataset).resolve())
+    for field in ("dataset", "model_name_or_path"):  # a local folder, however it is spelled (relative, a link)
+        if getattr(args, field) and Path(getattr(args, field)).exists():
+            flags[flag_name(field)] = str(Path(getattr(args, field)).resolve())
     for field, model in MODEL_SPECIFIC_ARGUMENTS.items():  # a cnn run has no base checkpoint or ViT stem
         if args.model != model:
             del flags[flag_name(field)]
