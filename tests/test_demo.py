@@ -130,13 +130,14 @@ def test_space_folder_is_written_pushed_and_its_app_serves_a_local_model(demo_ru
     (_, space_id, create_kwargs), (_, upload_kwargs) = FakeHfApi.calls
     assert space_id == "me/tiny-cnn-demo" and create_kwargs["repo_type"] == "space"
     assert create_kwargs["space_sdk"] == "gradio" and upload_kwargs["repo_type"] == "space"
-    assert {p.name for p in FakeHfApi.uploaded.iterdir()} == {"app.py", "requirements.txt", "README.md"}
+    assert {p.name for p in FakeHfApi.uploaded.iterdir()} == {"app.py", "rgb.py", "requirements.txt", "README.md"}
     front = yaml.safe_load((folder / "README.md").read_text().split("---\n")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["models"] == ["me/tiny-cnn"]
     assert "gradio" in (folder / "requirements.txt").read_text()
 
     # app.py builds its interface against a local model folder in place of the Hub id.
     monkeypatch.setenv("CIFAR_HF_MODEL", str(demo_run))
+    monkeypatch.syspath_prepend(str(folder))  # as `python app.py` in the Space: rgb.py beside it
     spec = importlib.util.spec_from_file_location("space_app", folder / "app.py")
     app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(app)
@@ -145,6 +146,9 @@ def test_space_folder_is_written_pushed_and_its_app_serves_a_local_model(demo_ru
     served, direct = app.predict(image), Classifier(str(demo_run)).probabilities(image)
     assert max(served, key=served.get) == max(direct, key=direct.get)
     assert served == pytest.approx(direct, abs=1e-5)
+    grey = np.arange(32 * 32).reshape(32, 32) % 256  # a 16-bit grey upload is scaled to 8 bits, not clipped white
+    wide, narrow = Image.fromarray((grey * 257).astype(np.uint16)), Image.fromarray(grey.astype(np.uint8))
+    assert app.predict(wide) == pytest.approx(Classifier(str(demo_run)).probabilities(narrow), abs=1e-5)
 
 
 @pytest.mark.parametrize("argv, message", [

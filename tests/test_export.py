@@ -59,6 +59,10 @@ def test_dynamic_batch_export_matches_pytorch_and_pipeline(kind, tiny_runs, tiny
     images = upload_like_images(tiny_dataset)
     pixels = contract_pixels(images, contract)
     assert pixels.shape == (7, 3, contract["image_size"], contract["image_size"])
+    grey = np.arange(32 * 32).reshape(32, 32) % 256
+    wide = Image.fromarray((grey * 257).astype(np.uint16))  # a 16-bit grey PNG: read as training reads it
+    assert wide.mode == "I;16" and np.array_equal(contract_pixels([wide], contract),
+                                                  contract_pixels([Image.fromarray(grey.astype(np.uint8))], contract))
     logits = onnx_session(tmp_path / "model.onnx").run(["logits"], {"pixel_values": pixels})[0]
     model = AutoModelForImageClassification.from_pretrained(run).eval()
     with torch.no_grad():

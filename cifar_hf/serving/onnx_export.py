@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..data.preprocessing import PIL_RESAMPLE
+from ..data.rgb import to_rgb
 from ..errors import InputError, StorageError
 from . import DEFAULT_OPSET
 from .extras import require
@@ -169,14 +170,15 @@ def onnx_session(onnx_path: Path):
 
 
 def contract_pixels(images: list[Image.Image], contract: dict) -> np.ndarray:
-    """Preprocess PIL images with nothing but the contract, PIL and NumPy (as a deployment would)."""
+    """Preprocess PIL images with nothing but the contract, PIL and NumPy (as a deployment would; `to_rgb` is PIL and
+    NumPy too, and reads 16-bit and float grey images as training does)."""
     side = contract["image_size"]
     mean = np.asarray(contract["mean"], dtype=np.float32)
     std = np.asarray(contract["std"], dtype=np.float32)
     resample = PIL_RESAMPLE[contract["resample"]]
     batch = []
     for image in images:
-        image = image.convert("RGB")
+        image = to_rgb(image)
         crop_pct = contract.get("crop_pct", 1.0)
         if crop_pct < 1.0:  # timm's evaluation transform: shorter side to side / crop_pct, then the centre square
             scale = int(side / crop_pct) / min(image.size)

@@ -1,11 +1,14 @@
-"""A Space-ready folder (app.py, requirements.txt, README.md) serving a pushed model, and its upload.
+"""A Space-ready folder (app.py, rgb.py, requirements.txt, README.md) serving a pushed model, and its upload.
 
-app.py depends on Transformers and Gradio only: a pushed cifar-hf model carries its own modeling code.
+app.py depends on Transformers and Gradio only: a pushed cifar-hf model carries its own modeling code, and rgb.py is
+a copy of `cifar_hf.data.rgb`, so an upload is read as training and `cifar-hf predict` read it.
 """
 
 from pathlib import Path
 
 from huggingface_hub import HfApi
+
+from ..data import rgb
 
 APP = '''"""Gradio demo of {model_id}, written by `cifar-hf demo --write-space`."""
 
@@ -14,6 +17,7 @@ import os
 
 import gradio as gr
 from huggingface_hub import hf_hub_download
+from rgb import to_rgb  # 16-bit and float grey scaled to 8 bits, as in training (convert("RGB") clips them)
 from transformers import pipeline
 
 MODEL_ID = os.environ.get("CIFAR_HF_MODEL", {model_id!r})
@@ -39,12 +43,12 @@ def headline() -> str:
 def predict(image):
     if image is None:
         return {{}}
-    return {{p["label"]: p["score"] for p in classifier(image.convert("RGB"), top_k=None)}}
+    return {{p["label"]: p["score"] for p in classifier(to_rgb(image), top_k=None)}}
 
 
 demo = gr.Interface(
     fn=predict,
-    inputs=gr.Image(type="pil", label="Image", sources=["upload", "clipboard"]),
+    inputs=gr.Image(type="pil", image_mode=None, label="Image", sources=["upload", "clipboard"]),
     outputs=gr.Label(num_top_classes=TOP_K, label="Top classes"),
     title="cifar-hf image classifier",
     description=headline(),
@@ -56,7 +60,7 @@ if __name__ == "__main__":
     demo.launch()
 '''
 
-REQUIREMENTS = "torch\ntransformers>=5.6,<6\ntimm>=1.0\npillow\ngradio>=5\n"
+REQUIREMENTS = "torch\ntransformers>=5.6,<6\ntimm>=1.0\npillow\nnumpy\ngradio>=5\n"
 
 CARD = """---
 title: {title}
@@ -84,11 +88,12 @@ def default_space_id(model_id: str) -> str:
 
 
 def write_space(folder: Path, model_id: str, top_k: int = 3) -> list[Path]:
-    """Write app.py, requirements.txt and README.md into `folder`; returns their paths."""
+    """Write app.py, rgb.py, requirements.txt and README.md into `folder`; returns their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "app.py": APP.format(model_id=model_id, top_k=top_k),
+        "rgb.py": Path(rgb.__file__).read_text(),
         "requirements.txt": REQUIREMENTS,
         "README.md": CARD.format(title=f"{model_id.split('/')[-1]} demo", model_id=model_id),
     }
