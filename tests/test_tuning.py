@@ -80,6 +80,27 @@ def test_the_same_command_with_more_trials_adds_only_the_missing_ones(study, tin
     assert len(study_results(study)["trials"]) == 5
 
 
+def test_a_study_refuses_other_flags_and_another_study_name_gets_its_own_folder(tiny_dataset, tmp_path, capsys):
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 1)) == 0
+    folder = tmp_path / "cifar-cnn-tune"
+    def files():  # Optuna appends its "open the study" record to the journal on every open; the rest must not change
+        return {p: p.read_bytes() for p in folder.rglob("*")
+                if p.is_file() and not p.name.startswith(".") and p.name != "study.journal"}
+
+    before = files()
+    capsys.readouterr()
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 2, "-e", "2", "--max-train-samples", "60")) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: study cifar-cnn-tune: -e 2 differs from the flags the study's trials train with (1), "
+        "--max-train-samples 60 differs from the flags the study's trials train with (80): give the study's flags, "
+        "or start another study with --study-name NAME")
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 1, "-e", "2", "--study-name", "longer")) == 0
+    assert json.loads((tmp_path / "longer" / "trial-0" / "results.json").read_text())["epochs"] == 2
+    assert files() == before  # the first study's trials and results.json are untouched
+    assert tune_main(tune_argv(tiny_dataset, tmp_path, 1, "--study-name", "../up")) == 2
+    assert "--study-name '../up': it names the study's folder in -s" in capsys.readouterr().err
+
+
 def test_the_report_shows_the_study_as_its_best_trial(study, capsys):
     assert report_main([str(study)]) == 0
     table = capsys.readouterr().out

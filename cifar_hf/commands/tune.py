@@ -1,8 +1,9 @@
 """`cifar-hf tune -m MODEL --trials N [--space FILE.yaml] [--storage URL] [--study-name NAME] [training flags]`.
 
 An Optuna study (TPE sampler seeded by --seed, median pruner on each epoch's validation accuracy) whose trials are
-ordinary training runs in `<save-folder>/cifar-<model>-tune/trial-<n>/`. The same command continues a stopped study;
-several workers given one `--storage` share one study.
+ordinary training runs in `<save-folder>/<study name>/trial-<n>/` (default name `cifar-<model>-tune`). The same
+command continues a stopped study; several workers given one `--storage` share one study. A study records the flags
+its trials train with, so a later worker or command with other flags is refused instead of joining it.
 """
 
 import signal
@@ -26,13 +27,24 @@ def tune_parser() -> CommandParser:
     parser.add_argument("--space", help="YAML search space replacing the model's built-in one.")
     parser.add_argument("--storage", help="Optuna RDB URL (postgresql://..., sqlite:///...) or journal file path "
                                           "(default: study.journal in the study folder).")
-    parser.add_argument("--study-name", help="Study name inside the storage (default: the study folder's name).")
+    parser.add_argument("--study-name", help="Study name inside the storage, and the name of its folder in -s "
+                                             "(default: cifar-<model>-tune).")
     parser.add_argument("--prune-after", type=int, default=5,
                         help="Complete trials before the median pruner may stop a trial (-1: never prune).")
     parser.add_argument("--stale-after", type=float, default=1800,
                         help="Seconds without a heartbeat after which another worker runs a RUNNING trial again "
                              "(its worker died with its machine); 0: only for workers on this machine.")
     return parser
+
+
+def study_folder_name(study_name: str | None, model: str) -> str:
+    """The study's folder in -s: its name, so that two studies never share trial folders."""
+    if study_name is None:
+        return f"cifar-{model}-tune"
+    if study_name in ("", ".", "..") or "/" in study_name or "\\" in study_name or "\0" in study_name:
+        raise UsageError(f"--study-name {study_name!r}: it names the study's folder in -s, so it must be a plain "
+                         "folder name (no slashes)")
+    return study_name
 
 
 def searched_space(space: dict, args, training_flags: dict) -> dict:
@@ -66,24 +78,27 @@ def main(argv: list[str] | None = None) -> int:
                             ("--overwrite", args.overwrite), ("--resume", args.resume)):
             if given:
                 raise UsageError(f"{flag} does not apply to tune: a study always continues where it stopped")
-        from ..training.preflight import check_run_settings
-
-        check_run_settings(args, training_flags)  # what would stop every trial is one line now
         from ..tuning.space import load_space
         from ..tuning.study import Study, import_optuna
 
         import_optuna()  # before loading any data: a missing extra is one line at once
         space = searched_space(load_space(tune.space, args.model), args, training_flags)
-        folder = Path(args.save_folder) / f"cifar-{args.model}-tune"
+        folder = Path(args.save_folder) / study_folder_name(tune.study_name, args.model)
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
+        from ..training import run_record
+        from .train import check_training_arguments
+
+        # What would stop every trial is one line now (check_run_settings), and the flags the trials train with.
+        trial_flags = run_record.defining_flags(args, check_training_arguments(args, training_flags), training_flags)
         if hub_flags.get("push_to_hub"):
             if hub_out_of_reach():
                 raise UsageError("--push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is "
                                  "set); tune without it and push the best trial's folder later")
         # The storage opens first: a bad --storage is reported before minutes of loading images.
-        study = Study(args, training_flags, folder, space, tune.trials, tune.storage, tune.study_name,
+        study = Study(args, training_flags, folder, space, tune.trials, tune.storage, folder.name,
                       tune.prune_after, tune.stale_after)
+        study.check_trial_flags(trial_flags)
         from ..data import load_cifar
 
         study.data = load_cifar(args.dataset, val_size=args.val_size, seed=args.seed,

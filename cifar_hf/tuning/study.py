@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import CifarError, InputError, Preempted, UsageError, first_line
-from ..training import checkpoints
+from ..training import checkpoints, run_record
 from ..training.recipes import get_recipe
 from ..training.run import train_once
 from .space import suggest
@@ -114,6 +114,7 @@ class Study:
     """One worker of a study; `run()` takes trials until the study holds `total` of them, training on `data`."""
 
     data = None  # the CifarData every trial trains on, set once the storage has opened
+    trial_flags = None  # the flags every trial trains with (run_record.defining_flags), see check_trial_flags
 
     def __init__(self, args, training_flags: dict, folder: Path, space: dict, total: int, storage_url=None,
                  study_name=None, prune_after: int = 5, stale_after: float = 1800):
@@ -128,8 +129,21 @@ class Study:
             storage=self.storage, study_name=study_name or folder.name, direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=args.seed), pruner=pruner, load_if_exists=True,
         )
-        self.study.set_user_attr("model", args.model)
+        if "model" not in self.study.user_attrs:  # a refused command leaves the storage as it was
+            self.study.set_user_attr("model", args.model)
         self.host, self.pid = socket.gethostname(), os.getpid()
+
+    def check_trial_flags(self, flags: dict) -> None:
+        """Every trial of a study trains with the same flags (the searched values aside): the first trial records
+        them in the storage, and a later worker or command with other flags is one line, before any data loads."""
+        self.trial_flags = flags
+        recorded = self.study.user_attrs.get("run_flags")
+        if recorded is None:
+            return
+        problems = run_record.differences(recorded, flags, "the flags the study's trials train with")
+        if problems:
+            raise UsageError(f"study {self.study.study_name}: {', '.join(problems)}: give the study's flags, or "
+                             "start another study with --study-name NAME")
 
     # ---- trial accounting -------------------------------------------------------------------------------------
     def retry(self, trial, reason: str, checkpoint: Path | None) -> None:
@@ -198,6 +212,8 @@ class Study:
             raise UsageError(f"--space does not fit the study's earlier trials ({error}); "
                              "use another --study-name or keep each field's type and log setting") from None
         folder = self.folder / f"trial-{trial.number}"
+        if self.trial_flags is not None and "run_flags" not in self.study.user_attrs:  # once a trial runs
+            self.study.set_user_attr("run_flags", self.trial_flags)
         owner = {"folder": folder.name, "host": self.host, "pid": self.pid, "heartbeat": time.time()}
         for key, value in owner.items():
             trial.set_user_attr(key, value)
