@@ -129,6 +129,12 @@ def _evaluation_lines(evaluations: list[dict]) -> list[str]:
     return lines
 
 
+def _recipe_changes(hp: dict) -> str:
+    """The recipe settings that flags or a tuning trial changed, which its description does not know of."""
+    changes = hp.get("recipe_changes") or {}
+    return f" Changed from the recipe: {', '.join(f'{k} {v}' for k, v in changes.items())}." if changes else ""
+
+
 def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict] = ()) -> str:
     """README.md with Hub metadata (model-index) and what a user needs to trust and load the model."""
     hp = results["hyperparameters"]
@@ -144,7 +150,7 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     lines = [
         f"# cifar-hf `{results['model']}` on {dataset_name}", "",
         f"Trained with cifar-hf (`run_classification.py -m {results['model']}`), "
-        f"recipe `{results.get('recipe', 'default')}`: {recipe.get('description', '')}", "",
+        f"recipe `{results.get('recipe', 'default')}`: {recipe.get('description', '')}{_recipe_changes(hp)}", "",
         "## Results", "",
         "| split | accuracy | loss |", "|---|---|---|",
         f"| validation | {_percent(results['val_accuracy'])} | {results['val_loss']:.4f} |",

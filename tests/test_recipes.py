@@ -12,6 +12,7 @@ import torch
 
 from cifar_hf.data import CifarData, ImageArrays
 from cifar_hf.data.augment import cutout
+from cifar_hf.hub import model_card
 from cifar_hf.training.arguments import RunArguments
 from cifar_hf.training.recipes import RECIPES, get_recipe
 from cifar_hf.training.run import build_trainer
@@ -135,6 +136,13 @@ def test_training_arguments_flags_replace_the_recipe_and_the_record_says_so(tmp_
     applied = hyperparameters["recipe_settings"]
     assert (applied["weight_decay"], applied["scheduler"], applied["label_smoothing"]) == (0.5, "linear", 0.3)
     assert applied["warmup_ratio"] == 0.25
+    assert (applied["batch_size"], applied["tta"]) == (8, False)  # -b as given, not the recipe's 128
+    results = {"model": "cnn", "val_accuracy": 0.5, "val_loss": 1.0, "seed": 1, "epochs": 1,
+               "train_runtime_s": 1.0, "train_samples_per_second": 8.0, "total_parameters": 10,
+               "trainable_parameters": 10, "command": "run_classification.py", "hyperparameters": hyperparameters}
+    card = model_card(results)
+    assert ("Changed from the recipe: batch_size 8, weight_decay 0.5, scheduler linear, warmup_ratio 0.25, "
+            "label_smoothing 0.3." in card)
     trainer.create_optimizer_and_scheduler(num_training_steps=4)
     assert max(group["weight_decay"] for group in trainer.optimizer.param_groups) == 0.5
     lrs = []

@@ -199,10 +199,16 @@ def build_trainer(
     optimizer_kwargs = {"lr": training_args.learning_rate, **recipe.optimizer_kwargs}
     if training_args.device.type == "cuda":
         optimizer_kwargs["fused"] = True
+    applied = {**recipe.to_dict(), "epochs": int(training_args.num_train_epochs),
+               "batch_size": training_args.per_device_train_batch_size, "learning_rate": training_args.learning_rate,
+               "tta": args.tta or recipe.tta, "bf16": training_args.bf16}
+    named = at_image_size(get_recipe(args.model, args.recipe), data.image_size).to_dict()
     hyperparameters = scrub_secrets({
         **applied_run_arguments(args),
-        # bf16 as it applied: a recipe's bf16 needs a GPU that supports it (issue 14: CPU runs recorded bf16 true)
-        "recipe_settings": {**recipe.to_dict(), "bf16": training_args.bf16},
+        # The recipe as it applied: -e/-b/-l/--tta as given or its own, bf16 only on a GPU that supports it.
+        "recipe_settings": applied,
+        # What flags or a tuning trial changed, which the recipe's description does not say (bf16 follows the GPU).
+        "recipe_changes": {k: v for k, v in applied.items() if k != "bf16" and named.get(k) != v},
         "epochs": training_args.num_train_epochs,
         "per_device_batch_size": training_args.per_device_train_batch_size,
         "learning_rate": training_args.learning_rate,
