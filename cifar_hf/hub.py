@@ -61,10 +61,19 @@ def _result(dataset, split: str, metric_type: str, value: float, metric_name: st
                       metric_value=round(float(value), 4), metric_name=metric_name)
 
 
-def evaluation_results(evaluation: dict, trained_dataset=None) -> list[EvalResult]:
+def scoring(evaluation: dict, run_image_size: int | None = None) -> str:
+    """How an evaluation scored, where it differs from the training run's way: flip TTA, images at another size."""
+    notes = ["flip TTA"] if evaluation.get("tta") else []
+    size = evaluation.get("image_size")
+    if run_image_size and size and size != run_image_size:
+        notes.append(f"{size} px")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
+def evaluation_results(evaluation: dict, trained_dataset=None, run_image_size: int | None = None) -> list[EvalResult]:
     """Model-index entries for one `cifar-hf evaluate` report: what it measured beyond the training run's own."""
     dataset, split = evaluation["dataset"], evaluation["split"]
-    tta = " (flip TTA)" if evaluation.get("tta") else ""
+    tta = scoring(evaluation, run_image_size)
     entries = []
     if dataset != trained_dataset or tta:  # another test set, or another way of scoring: new information
         entries.append(_result(dataset, split, "accuracy", evaluation["accuracy"], f"{split} accuracy{tta}"))
@@ -99,7 +108,7 @@ def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict]
         metrics.append(("test", results["test_accuracy"]))
     eval_results = [_result(dataset, split, "accuracy", value, f"{split} accuracy") for split, value in metrics]
     for evaluation in evaluations:
-        eval_results += evaluation_results(evaluation, dataset)
+        eval_results += evaluation_results(evaluation, dataset, run_image_size(results))
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -113,7 +122,11 @@ def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict]
     )
 
 
-def _evaluation_lines(evaluations: list[dict]) -> list[str]:
+def run_image_size(results: dict) -> int | None:
+    return results.get("image_size") or results.get("hyperparameters", {}).get("data", {}).get("image_size")
+
+
+def _evaluation_lines(evaluations: list[dict], run_size: int | None = None) -> list[str]:
     if not evaluations:
         return []
     lines = ["", "## Evaluations", "", "`cifar-hf evaluate` reports in this repository (`evaluation-*.json`):", "",
@@ -123,7 +136,7 @@ def _evaluation_lines(evaluations: list[dict]) -> list[str]:
         calibration = e.get("calibration") or {}
         ece, nll = calibration.get("ece"), calibration.get("nll")
         name = DATASET_NAMES.get(e["dataset"], e["dataset"])
-        lines.append(f"| {name} | {e['split']}{' (TTA)' if e.get('tta') else ''} "
+        lines.append(f"| {name} | {e['split']}{scoring(e, run_size)} "
                      f"| {e['num_images']} | {_percent(e['accuracy'])} | {'n/a' if ece is None else f'{ece:.4f}'} "
                      f"| {'n/a' if nll is None else f'{nll:.4f}'} | {_percent(e.get('mean_corruption_accuracy'))} |")
     return lines
@@ -165,8 +178,8 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         lines.append("| test | n/a (the dataset has no test split) | |")
     lines += ["", f"Per-class accuracy ({per_class_split}):", "", "| class | accuracy |", "|---|---|"]
     lines += [f"| {name} | {_percent(value)} |" for name, value in per_class.items()]
-    lines += _evaluation_lines(evaluations)
-    size = results.get("image_size") or hp.get("data", {}).get("image_size")
+    size = run_image_size(results)
+    lines += _evaluation_lines(evaluations, size)
     lines += [
         "", "## Training", "",
         f"- classes: {results.get('num_classes', len(per_class))} "
@@ -310,6 +323,7 @@ def push_run_folder(run_folder: Path, repo_id: str, private: bool | None = None)
 def push_evaluation(repo_id: str, results: dict, evaluation: dict) -> str:
     """Add one evaluation's results to the model-index of a model already on the Hub; returns the commit URL."""
     dataset = results.get("dataset") or results.get("hyperparameters", {}).get("dataset")
-    data = ModelCardData(model_name=repo_id, eval_results=evaluation_results(evaluation, dataset))
+    data = ModelCardData(model_name=repo_id,
+                         eval_results=evaluation_results(evaluation, dataset, run_image_size(results)))
     return metadata_update(repo_id, {"model-index": data.to_dict()["model-index"]}, overwrite=True,
                            commit_message=f"cifar-hf evaluate: {evaluation['dataset']} {evaluation['split']}")

@@ -140,9 +140,12 @@ def test_evaluate_tta_scores_the_mean_of_image_and_mirror(pushed_run, tmp_path):
     from cifar_hf.data import load_cifar
     from cifar_hf.data.augment import BatchTransform
 
-    argv = ["evaluate", "--model", str(pushed_run), "--split", "validation", "--tta", "--output", str(tmp_path)]
-    assert cli(argv) == 0
-    report = json.loads((tmp_path / "evaluation-validation.json").read_text())
+    plain = ["evaluate", "--model", str(pushed_run), "--split", "validation", "--output", str(tmp_path)]
+    assert cli(plain) == 0
+    before = (tmp_path / "evaluation-validation.json").read_bytes()
+    assert cli([*plain, "--tta"]) == 0
+    assert (tmp_path / "evaluation-validation.json").read_bytes() == before  # scored another way: its own file
+    report = json.loads((tmp_path / "evaluation-validation-tta.json").read_text())
     trained = json.loads((pushed_run / "results.json").read_text())
     data = load_cifar(trained["dataset"], val_size=trained["hyperparameters"]["val_size"])
     model = AutoModelForImageClassification.from_pretrained(pushed_run).eval()
@@ -162,8 +165,26 @@ def test_evaluate_test_split_and_missing_test_split(pushed_run, tiny_dataset_no_
     assert cli(["evaluate", "--model", str(pushed_run), "--output", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "evaluation-test.json").read_text())["num_images"] == 80
     argv = ["evaluate", "--model", str(pushed_run), "--dataset", str(tiny_dataset_no_test), "--output", str(tmp_path)]
-    code = cli(argv)
-    assert code == 1 and "no test split" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli(argv) == 0  # no test split: the validation split, said so
+    assert f"note: {tiny_dataset_no_test} has no test split: evaluating the validation split" in (
+        capsys.readouterr().err)
+    assert json.loads(next(tmp_path.glob("evaluation-*-validation.json")).read_text())["split"] == "validation"
+
+
+def test_an_evaluation_at_another_image_size_is_its_own_file_and_card_row(pushed_run, tmp_path, capsys):
+    argv = ["evaluate", "--model", str(pushed_run), "--split", "validation", "--output", str(tmp_path)]
+    assert cli([*argv, "--image-size", "48"]) == 0
+    report = json.loads((tmp_path / "evaluation-validation-48px.json").read_text())
+    assert report["image_size"] == 48 and not (tmp_path / "evaluation-validation.json").exists()
+    assert cli([*argv, "--image-size", "48"]) == 0
+    assert f"note: replacing the earlier {tmp_path / 'evaluation-validation-48px.json'}" in capsys.readouterr().err
+    trained = json.loads((pushed_run / "results.json").read_text())
+    card = hub.model_card(trained, evaluations=[report])
+    assert "| validation (48 px) | 40 |" in card
+    metrics = hub.card_data(trained, evaluations=[report]).eval_results
+    assert [r.metric_value for r in metrics if r.metric_name == "validation accuracy (48 px)"] == [
+        round(report["accuracy"], 4)]  # not mistaken for the run's own validation accuracy
 
 
 def test_predict_any_image_and_report_non_images(pushed_run, tmp_path, capsys):

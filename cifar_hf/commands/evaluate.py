@@ -24,8 +24,9 @@ def parse(argv):
     parser = CommandParser(prog="cifar-hf evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="run folder or Hub id")
     parser.add_argument("--dataset", help="Hub id or local folder (default: the run's dataset, else uoft-cs/cifar10)")
-    parser.add_argument("--split", default="test", help="any labelled split of the dataset; 'validation' and 'train' "
-                        "mean the run's seeded hold-out and the rest when the dataset has no split of that name")
+    parser.add_argument("--split", help="any labelled split of the dataset; 'validation' and 'train' mean the run's "
+                        "seeded hold-out and the rest when the dataset has no split of that name (default: test, or "
+                        "validation when the dataset has no test split)")
     parser.add_argument("--image-column", "--image_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--label-column", "--label_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--image-size", type=int, help="store images at NxN (default: the run's stored size)")
@@ -164,6 +165,21 @@ def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
     return ImageArrays(arrays.pixels, mapping[arrays.labels])
 
 
+def default_split(dataset: str) -> str:
+    """test; else the validation split (the dataset's own, or the run's hold-out of its train split), said so."""
+    from ..data.loading import load_raw_dataset
+
+    splits = load_raw_dataset(dataset)
+    if "test" in splits:
+        return "test"
+    if "validation" not in splits and "train" not in splits:
+        raise InputError(f"{dataset} has no test, validation or train split (splits: {', '.join(splits)}): "
+                         "pass --split NAME")
+    print(f"note: {dataset} has no test split: evaluating the validation split (--split chooses another)",
+          file=sys.stderr)
+    return "validation"
+
+
 def check_temperature_split(dataset: str) -> None:
     """--temperature-scale fits on the validation split: the dataset's own, or the hold-out of its train split."""
     from ..data.loading import load_raw_dataset
@@ -197,9 +213,10 @@ def main(argv=None) -> int:
         # the run's own dataset however it is written: its subset, file names and no shift to report
         own = args.dataset is None or same_dataset(args.dataset, own_dataset)
         dataset = own_dataset if own else args.dataset
+        model, transform, processor = load_classifier(args.model, args.trust_remote_code)
+        args.split = args.split or default_split(dataset)
         if args.temperature_scale and args.split != "validation":
             check_temperature_split(dataset)
-        model, transform, processor = load_classifier(args.model, args.trust_remote_code)
         arrays, dataset_names = load_scored_split(args, trained, dataset, own)
         class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         arrays = to_model_labels(arrays, dataset_names, class_names)
@@ -236,6 +253,12 @@ def evaluation_name(output: Path, dataset: str, split: str, own: bool) -> str:
             where = str(Path(dataset).expanduser().resolve()) if looks_like_path(dataset) else dataset
             name += "-" + hashlib.sha1(where.encode()).hexdigest()[:8]
     return f"{name}-{split}"
+
+
+def variant_suffix(args, trained: dict) -> str:
+    """`-tta`, `-<N>px`: an evaluation scored another way than the run's own never replaces one of the run's way."""
+    size = args.image_size if args.image_size and args.image_size != trained.get("image_size") else None
+    return ("-tta" if args.tta else "") + (f"-{size}px" if size else "")
 
 
 def shift_line(shift: dict) -> str:
@@ -318,8 +341,10 @@ def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: l
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError(f"--output {output}: {error.strerror}") from None
-    stem = evaluation_name(output, dataset, args.split, own)
-    title = f"{Path(args.model).name or args.model}, {args.split if own else stem}"
+    stem = evaluation_name(output, dataset, args.split, own) + variant_suffix(args, trained)
+    if (output / f"evaluation-{stem}.json").is_file():
+        print(f"note: replacing the earlier {output / f'evaluation-{stem}.json'}", file=sys.stderr)
+    title = f"{Path(args.model).name or args.model}, {stem}"
     write_json(output / f"evaluation-{stem}.json", report)
     plot_confusion_matrix(confusion, class_names, output / f"confusion_matrix-{stem}.png",
                           f"{title}: accuracy {report['accuracy']:.4f}")
