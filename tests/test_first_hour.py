@@ -274,6 +274,18 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
     assert build_training_arguments(args, recipe, flags, Path("out")).disable_tqdm is True
 
 
+def test_a_log_file_gets_lines_and_no_progress_bars(tiny_dataset, tmp_path):
+    """Redirected, the log holds lines: no decoding, saving or training bar redrawn with carriage returns."""
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "run_classification.py", "-m", "cnn", "-d", "cpu", "--dataset",
+                        str(tiny_dataset), "--val-size", "40", "-e", "1", "-s", str(tmp_path)], cwd=ROOT, check=True,
+                       stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    text = log.read_text()
+    assert "\r" not in text and "it/s]" not in text and "%|" not in text, text[-2000:]
+    assert text.count("saved to") == 1 and "'eval_accuracy'" in text
+
+
 def test_a_subset_smaller_than_the_class_count_is_refused(tiny_dataset, tmp_path, capsys):
     """A stratified subset of 3 images from 4 classes would silently train on 3 classes."""
     base = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "-e", "1",

@@ -131,6 +131,19 @@ def setup_logging() -> None:
     datasets.logging.set_verbosity_warning()
 
 
+def hide_progress_bars() -> None:
+    """The progress bars of datasets (decoding), transformers (saving, loading weights) and the Hub client: hidden
+    with the Trainer's (--disable_tqdm, by default when stderr is not a terminal: a log file gets lines, not bars
+    redrawn with carriage returns)."""
+    import datasets
+    import huggingface_hub
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+
+
 def raise_on_stop_signal(number, frame):
     """Outside the training loop a stop signal unwinds like an error: the old run is restored, one line is printed."""
     raise Preempted(f"stopped by {signal.Signals(number).name}", number)
@@ -227,10 +240,8 @@ def main(argv: list[str] | None = None) -> int:
                     "it kept no checkpoint to continue from: train with -f N to keep them")
             print(f"{run.folder} is a finished run ({length}): nothing to resume, nothing changed ({more})")
             return 0
-        if training_flags.get("disable_tqdm"):  # quiet means quiet: the decoding bars too
-            import datasets
-
-            datasets.disable_progress_bars()
+        if training_args.disable_tqdm:  # quiet means quiet: the decoding and saving bars too
+            hide_progress_bars()
         if args.model == "previt":
             from ..models.pretrained import check_checkpoint
 
@@ -284,12 +295,16 @@ def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> 
     if args.cross_validate:
         from ..training.cross_validation import cross_validate
 
-        print(cross_validate(args, training_flags, data, folder)["table"])
+        report = cross_validate(args, training_flags, data, folder)
+        if is_main_process():  # one summary for a distributed launch, as one folder
+            print(report["table"])
         return 0
     if args.repeat > 1:
         from ..training.repeat import repeat_runs
 
-        print(repeat_runs(args, training_flags, data, folder)["table"])
+        report = repeat_runs(args, training_flags, data, folder)
+        if is_main_process():
+            print(report["table"])
         return 0
     from ..training.run import train_once
     from ..training.secrets import scrub_secrets
@@ -298,9 +313,8 @@ def train_and_report(args: RunArguments, training_flags: dict, data, folder) -> 
     test = "n/a (no test split)" if results["test_accuracy"] is None else f"{results['test_accuracy']:.4f}"
     if results.get("test_top5_accuracy") is not None:
         test += f" (top-5 {results['test_top5_accuracy']:.4f})"
-    print(
-        f"{args.model} on {results['num_classes']} classes ({results['label_column']}), {results['image_size']}px: "
-        f"validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
-        f"{results['train_runtime_s']:.1f} s training; saved to {folder}"
-    )
+    if is_main_process():
+        print(f"{args.model} on {results['num_classes']} classes ({results['label_column']}), "
+              f"{results['image_size']}px: validation accuracy {results['val_accuracy']:.4f}, test accuracy {test}, "
+              f"{results['train_runtime_s']:.1f} s training; saved to {folder}")
     return 0

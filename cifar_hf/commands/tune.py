@@ -87,10 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
         from ..training import run_record
-        from .train import check_training_arguments
+        from .train import check_training_arguments, hide_progress_bars
 
         # What would stop every trial is one line now (check_run_settings), and the flags the trials train with.
-        trial_flags = run_record.defining_flags(args, check_training_arguments(args, training_flags), training_flags)
+        training_args = check_training_arguments(args, training_flags)
+        trial_flags = run_record.defining_flags(args, training_args, training_flags)
+        if training_args.disable_tqdm:
+            hide_progress_bars()
         if hub_flags.get("push_to_hub"):
             if hub_out_of_reach():
                 raise UsageError("--push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is "

@@ -122,6 +122,9 @@ def build_training_arguments(
         run_name=output_dir.name,
         label_names=["labels"],
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
+        # Every trained parameter is used in every step: DDP need not search the graph for unused ones (the
+        # Trainer's default for a PreTrainedModel), which costs a traversal per step and warns on every run.
+        ddp_find_unused_parameters=False,
     )
     # Explicit flags win; label smoothing is CifarTrainer's (soft targets, also under mixup), not the Trainer's too.
     values.update({k: v for k, v in training_flags.items() if k not in (*HUB_FLAGS, "label_smoothing_factor")})
