@@ -16,6 +16,7 @@ from cifar_hf.commands.train import main as train
 from cifar_hf.data import augment, load_cifar
 from cifar_hf.data import decode as decode_module
 from cifar_hf.data.augment import CIFAR10_MEAN
+from cifar_hf.data.loading import find_columns
 from cifar_hf.data.preprocessing import image_processor_kwargs
 from cifar_hf.data.statistics import channel_statistics
 from cifar_hf.errors import InputError, UsageError
@@ -248,3 +249,90 @@ def test_evaluate_names_a_class_the_model_does_not_know_in_one_line(cnn64_run, t
     assert "purple" in line and "not among the model's 4 classes" in line
     assert cli(["evaluate", "--model", str(cnn64_run), "--dataset", str(folder), "--split", "nope"]) == 1
     assert "splits found: photos" in one_line_error(capsys)
+
+
+# --- labels of every kind -------------------------------------------------------------------------------------------
+
+STRING_FEATURES = datasets.Features({"img": datasets.Image(), "label": datasets.Value("string")})
+
+
+@pytest.fixture(scope="module")
+def string_label_run(tmp_path_factory):
+    """A cnn trained on class names written as strings (no ClassLabel); its test split lacks 'ant' and has a 'yak'
+    the training split never shows, so its own sorted classes are not training's."""
+    images, labels = synthetic_images(48, seed=21, size=16, num_classes=3)
+    test_images, test_labels = synthetic_images(12, seed=22, size=16, num_classes=3)
+    folder = save_to_disk(tmp_path_factory.mktemp("strings"), {
+        "train": {"img": images, "label": [["ant", "moth", "zebra"][label] for label in labels]},
+        "test": {"img": test_images, "label": [["yak", "moth", "zebra"][label] for label in test_labels]},
+    }, STRING_FEATURES)
+    save = tmp_path_factory.mktemp("string-runs")
+    assert train(["-m", "cnn", *QUIET, "--dataset", str(folder), "--val-size", "12", "-e", "1", "-b", "16",
+                  "-s", str(save)]) == 0
+    return folder, save / "cifar-cnn"
+
+
+def test_string_labels_are_scored_by_evaluate_as_training_scored_them(string_label_run, tmp_path, caplog):
+    folder, run = string_label_run
+    trained = json.loads((run / "results.json").read_text())
+    model_classes = json.loads((run / "config.json").read_text())["id2label"]
+    assert list(model_classes.values()) == ["ant", "moth", "yak", "zebra"]  # train's and test's names, sorted
+    assert cli(["evaluate", "--model", str(run), "--output", str(tmp_path)]) == 0  # the run's own test split
+    report = json.loads((tmp_path / "evaluation-test.json").read_text())
+    assert report["num_images"] == 12 and report["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9)
+    caplog.clear()
+    data = load_cifar(str(folder), val_size=12)
+    assert "classes with no training image (the model cannot learn them): yak" in caplog.text
+    assert [data.class_names[label] for label in data.test.labels].count("yak") == 4
+
+
+def test_a_class_folder_only_in_the_test_split_is_named_in_a_warning(tmp_path, caplog):
+    images, labels = synthetic_images(16, seed=23, size=8)
+    for index, (image, label) in enumerate(zip(images, labels, strict=True)):
+        split = "test" if CLASS_NAMES[label] == "dark" or index < 4 else "train"  # no train/dark folder
+        (tmp_path / split / CLASS_NAMES[label]).mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / split / CLASS_NAMES[label] / f"{index}.png")
+    data = load_cifar(str(tmp_path), val_size=3)
+    assert "dark" in data.class_names and len(data.class_names) == 4  # accepted: an output never trained
+    warnings = [r.getMessage() for r in caplog.records if "no training image" in r.getMessage()]
+    assert warnings == ["classes with no training image (the model cannot learn them): dark"]
+
+
+def test_a_column_of_the_wrong_kind_is_one_line_before_any_work(cifar100_layout, string_label_run, tmp_path, capsys):
+    for flag, column, expected in (
+        ("--label-column", "img", "'img' holds images, not class labels; label columns found: coarse_label, "
+                                  "fine_label"),
+        ("--image-column", "fine_label", "'fine_label' holds class labels, not images; image columns found: img"),
+    ):
+        assert train(["-m", "cnn", *QUIET, "--dataset", str(cifar100_layout), flag, column, "--val-size", "20",
+                      "-s", str(tmp_path)]) == 1
+        assert one_line_error(capsys) == f"error: {flag} {column}: {expected}"
+    assert list(tmp_path.iterdir()) == []
+    _, run = string_label_run
+    assert cli(["evaluate", "--model", str(run), "--label-column", "img", "--output", str(tmp_path)]) == 1
+    assert one_line_error(capsys).endswith("'img' holds images, not class labels; label columns found: label")
+    assert cli(["evaluate", "--model", str(run), "--image-column", "label", "--output", str(tmp_path)]) == 1
+    assert "cannot be both the image and the label column" in one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+    integers_named_img = datasets.Dataset.from_dict({"img": [1, 2], "label": [0, 1]})
+    with pytest.raises(InputError, match=r"no image column \(looked for img or image; 'img' holds integers\)"):
+        find_columns(integers_named_img)
+
+
+def test_float_labels_are_classes_when_whole_and_one_line_when_not(tmp_path, capsys):
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.Value("float32")})
+    images, labels = synthetic_images(12, seed=24, size=8, num_classes=2)
+    whole = save_to_disk(tmp_path / "whole", {"train": {"img": images, "label": [float(x) for x in labels]}},
+                         features)
+    assert load_cifar(str(whole), val_size=2).class_names == ["0", "1"]
+    fractions = save_to_disk(tmp_path / "fractions", {"train": {"img": images, "label": [0.0, 1.0, 0.3, 1.2] * 3}},
+                             features)
+    assert train(["-m", "cnn", *QUIET, "--dataset", str(fractions), "--val-size", "2", "-s", str(tmp_path / "runs")
+                  ]) == 1
+    assert one_line_error(capsys) == ("error: --dataset: column 'label' holds 0.3 in row 2 of split 'train' (6 such "
+                                      "row(s)): class labels must be whole numbers (0, 1, 2, ...) or class names")
+    assert not (tmp_path / "runs").exists()
+    unlabelled = save_to_disk(tmp_path / "unlabelled", {"train": {"img": images, "label": [0.0, 1.0, None] * 4}},
+                              features)
+    with pytest.raises(InputError, match="row 2 of split 'train' has no label in column 'label' \\(4 such row"):
+        load_cifar(str(unlabelled), val_size=2)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+import pyarrow as pa
 from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
 
 from ..errors import InputError, first_line
@@ -183,15 +184,57 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
         ) from None
 
 
+TEXT_DTYPES = ("string", "large_string")
+IMAGE_SOURCE_DTYPES = (*TEXT_DTYPES, "binary", "large_binary")  # file paths or encoded bytes: `datasets` casts them
+LABEL_DTYPES = ("int", "uint", "float", "bool", *TEXT_DTYPES)  # as prefixes: int8 ... uint64, float16 ... float64
+
+
+def column_contents(feature) -> str:
+    """What a column holds, in words, for the one-line errors."""
+    if isinstance(feature, datasets.Image):
+        return "images"
+    if isinstance(feature, datasets.ClassLabel):
+        return "class labels"
+    if isinstance(feature, datasets.Value):
+        dtype = feature.dtype
+        kinds = {"int": "integers", "uint": "integers", "float": "numbers", "bool": "true/false values",
+                 "string": "text", "large_string": "text", "binary": "bytes", "large_binary": "bytes"}
+        return next((words for prefix, words in kinds.items() if dtype.startswith(prefix)), f"{dtype} values")
+    if isinstance(feature, (datasets.List, datasets.LargeList, list)):
+        return "lists"
+    return f"{type(feature).__name__} values"
+
+
+def holds_images(feature) -> bool:
+    return isinstance(feature, datasets.Image) or (
+        isinstance(feature, datasets.Value) and feature.dtype in IMAGE_SOURCE_DTYPES)
+
+
+def holds_labels(feature) -> bool:
+    """Class labels: a ClassLabel, integers, whole-number floats (checked on decode), true/false or class names."""
+    return isinstance(feature, datasets.ClassLabel) or (
+        isinstance(feature, datasets.Value) and feature.dtype.startswith(LABEL_DTYPES))
+
+
+COLUMN_KINDS = {"image": ("images", holds_images), "label": ("class labels", holds_labels)}
+
+
 def _choose(kind: str, flag: str, requested: str | None, preferred: tuple[str, ...], of_type, features) -> str:
-    """`requested` if the split has it; else the first `preferred` name present; else the only column of `of_type`."""
+    """`requested` if the split has it; else the first `preferred` name present; else the only column of `of_type`.
+
+    A column that cannot be of this kind (images as labels, integers as images) stops here, before any decoding."""
     found = ", ".join(features) or "none"
+    contents, fits = COLUMN_KINDS[kind]
     if requested:
         if requested not in features:
             raise InputError(f"{flag} {requested}: no such column; columns found: {found}")
+        if not fits(features[requested]):
+            others = ", ".join(name for name, feature in features.items() if fits(feature)) or "none"
+            raise InputError(f"{flag} {requested}: '{requested}' holds {column_contents(features[requested])}, not "
+                             f"{contents}; {kind} columns found: {others}")
         return requested
     for name in preferred:
-        if name in features:
+        if name in features and fits(features[name]):
             return name
     candidates = [name for name, feature in features.items() if isinstance(feature, of_type)]
     if len(candidates) == 1:
@@ -199,16 +242,20 @@ def _choose(kind: str, flag: str, requested: str | None, preferred: tuple[str, .
     if candidates:
         raise InputError(f"--dataset: {len(candidates)} {kind} columns ({', '.join(candidates)}) and none is "
                          f"{' or '.join(preferred)}: choose one with {flag}")
-    raise InputError(f"--dataset: no {kind} column (looked for {' or '.join(preferred)}); columns found: {found}")
+    misfits = "".join(f"; '{name}' holds {column_contents(features[name])}" for name in preferred if name in features)
+    raise InputError(f"--dataset: no {kind} column (looked for {' or '.join(preferred)}{misfits}); "
+                     f"columns found: {found}")
 
 
 def find_columns(split: datasets.Dataset, image_column: str | None = None, label_column: str | None = None):
     """(image column, label column): the ones asked for, else an unambiguous choice, else InputError listing them."""
     features = split.features
-    return (
-        _choose("image", "--image-column", image_column, IMAGE_COLUMNS, datasets.Image, features),
-        _choose("label", "--label-column", label_column, LABEL_COLUMNS, datasets.ClassLabel, features),
-    )
+    image = _choose("image", "--image-column", image_column, IMAGE_COLUMNS, datasets.Image, features)
+    label = _choose("label", "--label-column", label_column, LABEL_COLUMNS, datasets.ClassLabel, features)
+    if image == label:  # text is both a possible image path and a possible class name
+        raise InputError(f"--dataset: column '{image}' cannot be both the image and the label column; choose the "
+                         "other with --image-column or --label-column")
+    return image, label
 
 
 def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarray) -> list[str]:
@@ -231,20 +278,42 @@ def class_names_of(split: datasets.Dataset, label_column: str, labels: np.ndarra
 
 
 def encode_string_labels(raw: datasets.DatasetDict, label_column: str) -> datasets.DatasetDict:
-    """String labels without a ClassLabel: the classes are the training split's sorted values (as the HF examples)."""
-    feature = raw["train"].features[label_column]
-    if not (isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")):
+    """String labels without a ClassLabel: the classes are the sorted values of all of `raw`'s splits, as an
+    image-folder tree's classes are its folders in every split (the HF examples take the training split's)."""
+    feature = next(iter(raw.values())).features[label_column]
+    if not (isinstance(feature, datasets.Value) and feature.dtype in TEXT_DTYPES):
         return raw
-    names = sorted({str(label) for label in raw["train"][label_column]})
+    names = sorted({label for data in raw.values() for label in data[label_column] if label is not None})
     logger.warning("column '%s' holds strings without a ClassLabel: classes are their sorted values %s",
                    label_column, names)
-    encoded = {}
-    for split, data in raw.items():
-        try:
-            encoded[split] = data.cast_column(label_column, datasets.ClassLabel(names=names))
-        except ValueError as error:  # a label of another split that the training split does not have
-            raise InputError(f"--dataset: split '{split}': {error} (the training split's classes: {names})") from None
-    return datasets.DatasetDict(encoded)
+    return datasets.DatasetDict(
+        {split: data.cast_column(label_column, datasets.ClassLabel(names=names)) for split, data in raw.items()})
+
+
+def check_label_values(data: datasets.Dataset, split: str, label_column: str) -> None:
+    """Rows without a label, and numbers that are no whole class number (1.2): one line, before any decoding."""
+    values = data.with_format("arrow")[label_column]
+    if values.null_count:
+        rows = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
+        raise InputError(f"--dataset: row {rows[0]} of split '{split}' has no label in column '{label_column}' "
+                         f"({len(rows)} such row(s)): give every image its class, or remove the row")
+    if not pa.types.is_floating(values.type):
+        return
+    numbers = values.to_numpy()
+    rows = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
+    if len(rows):  # whole-number floats (3.0) are classes; 1.2 would be truncated to 1 without a word
+        raise InputError(f"--dataset: column '{label_column}' holds {numbers[rows[0]]:g} in row {rows[0]} of split "
+                         f"'{split}' ({len(rows)} such row(s)): class labels must be whole numbers (0, 1, 2, ...) "
+                         "or class names")
+
+
+def warn_untrained_classes(class_names: list[str], train_labels: np.ndarray) -> None:
+    """A class with images in the test split only (a test/zebra folder) is an output the model never learns."""
+    trained = set(np.unique(train_labels).tolist())
+    untrained = [name for index, name in enumerate(class_names) if index not in trained]
+    if untrained:
+        shown = ", ".join(untrained[:10]) + (f" and {len(untrained) - 10} more" if len(untrained) > 10 else "")
+        logger.warning("classes with no training image (the model cannot learn them): %s", shown)
 
 
 def check_labels(labels: np.ndarray, num_classes: int, split: str) -> None:
@@ -264,6 +333,7 @@ def decode_splits(raw, names, dataset, image_column, label_column, image_size, s
         if len(raw[split]) == 0:
             raise InputError(f"--dataset: split '{split}' of '{dataset}' is empty")
         find_columns(raw[split], image_column, label_column)
+        check_label_values(raw[split], split, label_column)
         if image_size is None:
             image_size = choose_image_size(image_sizes(raw[split], split, image_column), split)
         pixels, labels, bad = decode_split(raw[split], split, image_column, label_column, image_size, skip_bad_images)
@@ -294,12 +364,12 @@ def load_cifar(
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
     image_column, label_column = find_columns(raw["train"], image_column, label_column)
-    raw = encode_string_labels(raw, label_column)
+    splits = [split for split in ("train", "test") if split in raw]
+    raw = encode_string_labels(datasets.DatasetDict({split: raw[split] for split in splits}), label_column)
     if not 1 <= val_size < len(raw["train"]):  # before decoding: a too-large split costs no wait
         raise InputError(
             f"--val-size {val_size} must be at least 1 and below the {len(raw['train'])} images of the training split"
         )
-    splits = [split for split in ("train", "test") if split in raw]
     decoded, bad_images, image_size = decode_splits(
         raw, splits, dataset, image_column, label_column, image_size, skip_bad_images
     )
@@ -315,6 +385,7 @@ def load_cifar(
         )
     train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
     train, validation, test = full_train.take(train_rows), full_train.take(val_rows), decoded.get("test")
+    warn_untrained_classes(class_names, full_train.labels)
     if test is None and warn_no_test:
         logger.warning("'%s' has no test split: test evaluation is skipped (validation is the held-out split)",
                        dataset)
@@ -346,6 +417,8 @@ def load_labelled_split(
         found = ", ".join(raw) or "none"
         raise InputError(f"--split {split}: '{dataset}' has no {split} split; splits found: {found}")
     image_column, label_column = find_columns(raw[split], image_column, label_column)
+    # string labels: this split's own classes, matched to the model's by name as ClassLabel names are
+    raw = encode_string_labels(datasets.DatasetDict({split: raw[split]}), label_column)
     decoded, _, image_size = decode_splits(raw, [split], dataset, image_column, label_column, image_size, False)
     arrays = decoded[split]
     class_names = class_names_of(raw[split], label_column, arrays.labels)
