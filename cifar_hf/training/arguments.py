@@ -24,7 +24,8 @@ from .recipes import RECIPES
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_NAMES = tuple(dict.fromkeys(model for model, _ in RECIPES))  # cifar_hf.models' registry, read without torch
 # Run arguments that only one model uses: recorded (and compared on resume) only for that model's runs.
-MODEL_SPECIFIC_ARGUMENTS = {"model_name_or_path": "previt", "vit_stem": "vit"}
+MODEL_SPECIFIC_ARGUMENTS = {"vit_stem": "vit", **dict.fromkeys(
+    ("model_name_or_path", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "push_adapter"), "previt")}
 # Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
 HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
 SEED_LIMIT = 2**32  # numpy's and torch's seeds are below it

@@ -46,9 +46,9 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
     for field in ("dataset", "model_name_or_path"):  # a local folder, however it is spelled (relative, a link)
         if getattr(args, field) and Path(getattr(args, field)).exists():
             flags[flag_name(field)] = str(Path(getattr(args, field)).resolve())
-    for field, model in MODEL_SPECIFIC_ARGUMENTS.items():  # a cnn run has no base checkpoint or ViT stem
+    for field, model in MODEL_SPECIFIC_ARGUMENTS.items():  # a cnn run has no base checkpoint, ViT stem or LoRA
         if args.model != model:
-            del flags[flag_name(field)]
+            flags.pop(flag_name(field), None)
     for name, value in training_flags.items():
         if name not in NOT_DEFINING_TRAINING_FLAGS and not name.startswith(NOT_DEFINING_PREFIXES):
             flags[f"--{name}"] = value
