@@ -60,5 +60,18 @@ class OneLineErrors:
         self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends a flag's default only where its help does not state one and there is one worth showing."""
+
+    def _get_help_string(self, action):
+        if any(action.default is nothing for nothing in (None, False, argparse.SUPPRESS)) or (
+                "default" in (action.help or "")):  # `is`: a default of 0 is worth showing, unlike False
+            return action.help
+        return super()._get_help_string(action)
+
+
 class CommandParser(OneLineErrors, argparse.ArgumentParser):
-    """The parser of every cifar-hf command."""
+    """The parser of every cifar-hf command: one-line errors, --help states each default once."""
+
+    def __init__(self, *args, formatter_class=DefaultsHelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)

@@ -61,6 +61,23 @@ def test_train_help_states_each_default_once(capsys):
     assert "Number of cross-validation folds. (default: 5)" in text
 
 
+@pytest.mark.parametrize("command, stated", [
+    ("evaluate", ["images per forward pass (default: 256)", "seed of the corruptions' randomness (default: 0)"]),
+    ("predict", ["classes shown per image (default: 3)"]),
+    ("demo", ["port of the local page (default: 7860)"]),
+    ("tune", ["(-1: never prune). (default: 5)"]),
+])
+def test_every_command_s_help_states_its_defaults(command, stated, capsys):
+    from cifar_hf.__main__ import main as cli
+
+    try:
+        cli([command, "--help"])
+    except SystemExit:
+        pass
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(words in text for words in stated) and "(default: None)" not in text
+
+
 def test_no_command_prints_the_commands_and_exits_2(capsys):
     assert cli([]) == 2
     assert "evaluate  accuracy" in capsys.readouterr().err

@@ -30,7 +30,7 @@ def parse(argv):
     parser.add_argument("--image-column", "--image_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--label-column", "--label_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--image-size", type=int, help="store images at NxN (default: the run's stored size)")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     parser.add_argument("--seed", type=int, help=f"validation split seed (default: the run's, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
     parser.add_argument("--max-eval-samples", type=int, metavar="N",

@@ -16,7 +16,7 @@ def parse(argv):
     parser = CommandParser(prog="cifar-hf predict", description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--model", required=True, help="run folder or Hub id")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=int, default=3, help="classes shown per image")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
     args = parser.parse_args(argv)
     if args.top_k < 1:

@@ -18,7 +18,7 @@ from pathlib import Path
 from transformers import HfArgumentParser  # the transformers package is lazy: this loads no torch, so --help is fast
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import OneLineErrors, UsageError
+from ..errors import DefaultsHelpFormatter, OneLineErrors, UsageError
 from .recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -33,15 +33,6 @@ SEED_LIMIT = 2**32  # numpy's and torch's seeds are below it
 
 class RunArgumentParser(OneLineErrors, HfArgumentParser):
     """HfArgumentParser whose bad values are one line (not the usage of a hundred flags first)."""
-
-
-class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Appends a flag's default only where its help does not state one and there is one worth showing."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _arg(default, help: str, aliases: list[str] | None = None, **kwargs):
