@@ -223,7 +223,7 @@ def test_without_optuna_tune_names_the_pip_command(tiny_dataset, tmp_path, capsy
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna now raises ImportError
     assert tune_main(tune_argv(tiny_dataset, tmp_path, 1)) == 1
     error = capsys.readouterr().err.strip()
-    assert "pip install 'cifar-hf[tune]'" in error and "\n" not in error
+    assert 'pip install -e ".[tune]"' in error and "\n" not in error
 
 
 def repeat_argv(dataset, save, *extra):

@@ -33,7 +33,7 @@ def import_optuna():
     try:
         import optuna
     except ImportError:
-        raise InputError("cifar-hf tune needs Optuna: pip install 'cifar-hf[tune]' (or pip install optuna)") from None
+        raise InputError('cifar-hf tune needs Optuna: pip install -e ".[tune]" (or pip install optuna)') from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
