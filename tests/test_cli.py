@@ -121,7 +121,7 @@ def test_bad_values_are_one_line_before_the_data_loads(extra, expected, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("size, error", [(48, "cannot reduce 48px to a 8x8 token grid"), (7, "must divide")])
+@pytest.mark.parametrize("size, error", [(48, "halve 48px to 6px, not to the 8x8 token grid"), (7, "must divide")])
 def test_a_vit_size_off_its_token_grid_is_refused_before_the_data_loads(size, error, tmp_path, capsys):
     assert main(["-m", "vit", "--image-size", str(size), "--dataset", MISSING_DATASET, "-s", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

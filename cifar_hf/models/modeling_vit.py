@@ -29,8 +29,8 @@ class CifarViTConvStem(nn.Module):
             in_channels = out_channels
         if side != config.token_grid:
             raise ValueError(
-                f"{len(config.stem_channels)} stem convolutions cannot reduce {config.image_size}px to a "
-                f"{config.token_grid}x{config.token_grid} token grid; add stem_channels"
+                f"{len(config.stem_channels)} stem convolutions halve {config.image_size}px to {side}px, not to the "
+                f"{config.token_grid}x{config.token_grid} token grid (the config's stem_channels set how many)"
             )
         layers.append(nn.Conv2d(in_channels, config.hidden_size, 1))
         self.layers = nn.Sequential(*layers)
