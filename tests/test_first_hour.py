@@ -309,10 +309,10 @@ def test_a_subset_smaller_than_the_class_count_is_refused(tiny_dataset, tmp_path
             "-s", str(tmp_path)]
     assert train([*base, "--max-train-samples", "3"]) == 2
     assert train([*base, "--max-eval-samples", "3"]) == 2
+    assert train([*base, "--val-size", "3"]) == 2  # the last --val-size wins
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
-    assert err == ["error: --max-train-samples 3 is fewer than the dataset's 4 classes: give at least 4 (one image "
-                   "per class)", "error: --max-eval-samples 3 is fewer than the dataset's 4 classes: give at least 4 "
-                   "(one image per class)"]
+    assert err == [f"error: {flag} 3 is fewer than the dataset's 4 classes: give at least 4 (one image per class)"
+                   for flag in ("--max-train-samples", "--max-eval-samples", "--val-size")]
     assert list(tmp_path.iterdir()) == []
 
 

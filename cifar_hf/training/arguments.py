@@ -170,8 +170,9 @@ class RunArguments:
 
     def check_subset_sizes(self, num_classes: int) -> None:
         """A stratified subset needs an image of every class; known once the dataset is loaded."""
+        held_out = None if self.cross_validate else self.val_size  # -c validates on its folds instead
         for flag, size in (("--max-train-samples", self.max_train_samples),
-                           ("--max-eval-samples", self.max_eval_samples)):
+                           ("--max-eval-samples", self.max_eval_samples), ("--val-size", held_out)):
             if size is not None and size < num_classes:
                 raise UsageError(f"{flag} {size} is fewer than the dataset's {num_classes} classes: give at least "
                                  f"{num_classes} (one image per class)")
