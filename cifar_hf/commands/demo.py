@@ -73,6 +73,8 @@ def serve(args) -> int:
         if not args.share:
             print("* For a public link, run it with --share", flush=True)
         demo.block_thread()  # until Ctrl-C or SIGTERM
+    except KeyboardInterrupt:  # one that came before block_thread listened for it
+        demo.close()
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0
