@@ -244,8 +244,15 @@ def parameter_lines(results: dict) -> list[str]:
     return lines
 
 
-def adapter_card(results: dict, repo_id: str) -> str:
-    """README.md of an adapter-only repo: which base it adapts and how to load it."""
+LOCAL_ADAPTER = "<this adapter folder or its Hub id>"  # what the card loads before the adapter has a repo
+
+
+def adapter_card(results: dict, repo_id: str | None = None) -> str:
+    """README.md of an adapter folder or adapter-only repo: which base it adapts and how to load it.
+
+    The recipe loads the base in float32, as training did: a checkpoint stored in float16 (timm's) otherwise loads
+    as float16 and the merged model no longer gives the run folder's logits.
+    """
     base = results["lora"]["base"]
     data = ModelCardData(library_name="peft", base_model=base, pipeline_tag="image-classification",
                          tags=["lora", "image-classification", "cifar-hf"])
@@ -253,19 +260,36 @@ def adapter_card(results: dict, repo_id: str) -> str:
     body = "\n".join([
         f"# LoRA adapter (rank {results['lora']['r']}) of `{base}` for {len(labels)} classes", "",
         f"Validation accuracy {_percent(results['val_accuracy'])}; {results['trainable_parameters']:,} trained "
-        f"parameters (the adapter and the new head) of {results['total_parameters']:,}.", "",
+        f"parameters (the adapter and the new head) of {results['total_parameters']:,} (the base with the new head, "
+        "plus the adapter).", "",
         "```python",
+        "import torch",
         "from peft import PeftModel",
         "from transformers import AutoModelForImageClassification",
         "",
         f"labels = {labels!r}",
         f'base = AutoModelForImageClassification.from_pretrained("{base}", num_labels=len(labels), '
         "id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}, "
-        "ignore_mismatched_sizes=True)",
-        f'model = PeftModel.from_pretrained(base, "{repo_id}").merge_and_unload()  # the head comes with the adapter',
+        "ignore_mismatched_sizes=True, dtype=torch.float32)",
+        f'model = PeftModel.from_pretrained(base, "{repo_id or LOCAL_ADAPTER}").merge_and_unload()  '
+        "# the head comes with the adapter",
         "```", "",
+        "The merged model, ready to use without peft, is the run folder that holds this adapter.", "",
     ])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
+
+
+def has_adapter_card(adapter: Path) -> bool:
+    """Whether `adapter/README.md` is ours (peft writes an empty template there; a push writes its repo id in)."""
+    card = adapter / "README.md"
+    return card.is_file() and "- cifar-hf" in card.read_text(errors="replace")
+
+
+def write_adapter_card(run_folder: Path, results: dict, repo_id: str | None = None) -> None:
+    """Our card in a LoRA run's `adapter/README.md`, in place of peft's empty template."""
+    adapter = Path(run_folder) / results["lora"]["adapter"]
+    if adapter.is_dir():
+        write_text(adapter / "README.md", adapter_card(results, repo_id))
 
 
 def push_or_raise(push: Callable[[], str], failure: str, hint: str = "") -> str:
@@ -284,8 +308,8 @@ def push_adapter_folder(run_folder: Path, repo_id: str, private: bool | None = N
     api = HfApi()
     results = read_json(Path(run_folder) / "results.json")
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
-    adapter = Path(run_folder) / "adapter"
-    write_text(adapter / "README.md", adapter_card(results, repo_id))
+    adapter = Path(run_folder) / results["lora"]["adapter"]
+    write_adapter_card(run_folder, results, repo_id)
     commit = api.upload_folder(repo_id=repo_id, folder_path=str(adapter), repo_type="model",
                                allow_patterns=[*ADAPTER_FILES, "README.md"],
                                commit_message=f"cifar-hf: LoRA adapter of {results['lora']['base']}")
@@ -303,6 +327,8 @@ def write_model_card(run_folder: Path, results: dict | None = None, repo_id: str
         except (ValueError, OSError):  # a hand-edited card without metadata: the default name, the card is rebuilt
             repo_id = None
     write_text(path, model_card(results, repo_id, run_evaluations(run_folder)))
+    if results.get("lora") and not has_adapter_card(run_folder / results["lora"]["adapter"]):
+        write_adapter_card(run_folder, results)
     return path
 
 

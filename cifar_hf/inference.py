@@ -52,6 +52,9 @@ def check_model_reference(name_or_path: str) -> None:
         if is_checkpoint and not (local / "preprocessor_config.json").is_file():
             raise InputError(f"--model: {name_or_path} is a training checkpoint; pass the run folder "
                              f"{local.parent} (or --resume it)")
+        if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
+            raise InputError(f"--model {name_or_path}: a LoRA adapter folder, not a model: pass its run folder "
+                             f"{local.resolve().parent} (it holds the merged model)")
     elif local.exists():
         raise InputError(f"--model: {name_or_path} is a file: pass the run folder that holds it")
     elif is_hub_id(name_or_path):

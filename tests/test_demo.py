@@ -3,7 +3,9 @@
 import importlib.util
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +19,9 @@ from PIL import Image
 import cifar_hf.serving.space as space
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main as train
-from cifar_hf.serving.demo_app import Classifier, build_demo
+from cifar_hf.serving.demo_app import Classifier, build_demo, write_examples
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver")
 PAGE_TIMEOUT_S = 180  # a generous ceiling for a busy CI machine, not a performance limit
@@ -102,7 +106,38 @@ def test_command_binds_to_localhost_without_share_by_default(demo_run, monkeypat
     launched = {}
     monkeypatch.setattr(gr.Interface, "launch", lambda self, **kwargs: launched.update(kwargs))
     assert cli(["demo", "--model", str(demo_run), "--port", "7999"]) == 0
-    assert launched == {"server_name": "127.0.0.1", "server_port": 7999, "share": False}
+    assert launched == {"server_name": "127.0.0.1", "server_port": 7999, "share": False, "quiet": True,
+                        "prevent_thread_lock": True}
+
+
+def test_example_file_names_are_safe_for_any_class_name(tmp_path):
+    image = Image.new("RGB", (8, 8))
+    paths = write_examples([(image, "rot/red"), (image, "black cat"), (image, "../up")], tmp_path)
+    assert [Path(p).parent for p in paths] == [tmp_path] * 3 and all(Path(p).is_file() for p in paths)
+    assert [Path(p).name for p in paths] == ["00-rot_red.png", "01-black_cat.png", "02-.._up.png"]
+
+
+def test_sigterm_stops_the_demo_and_removes_its_examples(demo_run, tmp_path):
+    """A real `cifar-hf demo` process: it names --share (not Gradio's `share=True` in `launch()`), and SIGTERM, as
+    `kill` or `docker stop` send it, removes the examples folder as Ctrl-C does."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    demo = subprocess.Popen([sys.executable, "-m", "cifar_hf", "demo", "--model", str(demo_run), "--port",
+                             str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        printed = []
+        for line in demo.stdout:
+            printed.append(line)
+            if "public link" in line:
+                break
+        examples = list(tmp_path.glob("cifar-hf-examples-*/*.png"))
+        assert len(examples) == 4, "".join(printed)
+        assert "--share" in printed[-1] and "share=True" not in "".join(printed)
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=PAGE_TIMEOUT_S) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert list(tmp_path.glob("cifar-hf-examples-*")) == []
 
 
 class FakeHfApi:

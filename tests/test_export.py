@@ -13,6 +13,7 @@ from synthetic import TIMM_VIT_TINY
 from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
 
 from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.export import check_images
 from cifar_hf.commands.train import main as train
 from cifar_hf.errors import InputError
 from cifar_hf.serving.onnx_export import contract_pixels, export_onnx, load_contract, onnx_session, written_opset
@@ -108,6 +109,24 @@ def test_unsupported_operator_is_one_line_naming_it(tmp_path):
     message = str(raised.value)
     assert "histc" in message and "\n" not in message and "\x1b" not in message
     assert not (tmp_path / "preprocessing.json").exists()
+
+
+def test_check_images_are_one_per_class_of_the_runs_label_column(tmp_path):
+    """A run trained on coarse_label is checked on one image per coarse class, not on the first fine classes."""
+    colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)]
+    split = datasets.Dataset.from_dict(
+        {"img": [Image.new("RGB", (8, 8), c) for c in colours], "fine_label": [0, 1, 2, 3],
+         "coarse_label": [0, 0, 1, 1]},
+        features=datasets.Features({"img": datasets.Image(),
+                                    "fine_label": datasets.ClassLabel(names=["apple", "pear", "bee", "ant"]),
+                                    "coarse_label": datasets.ClassLabel(names=["fruit", "insect"])}))
+    datasets.DatasetDict(test=split).save_to_disk(str(tmp_path / "data"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"dataset": str(tmp_path / "data"), "label_column": "coarse_label"}))
+    images, described = check_images(SimpleNamespace(model=str(run), check_images=None), num_classes=2)
+    assert [image.getpixel((0, 0)) for image in images] == [colours[0], colours[2]]
+    assert described == "2 images of the run's dataset (one per class)"
 
 
 def test_missing_extra_names_the_pip_command(tiny_runs, tmp_path, monkeypatch, capsys):

@@ -13,6 +13,7 @@ from synthetic import TIMM_VIT_TINY, pretend_online
 from transformers import AutoModelForImageClassification
 
 from cifar_hf import hub
+from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main
 from cifar_hf.models.pretrained import load_pretrained_classifier
 
@@ -73,6 +74,33 @@ def assert_merged_equals_adapter_on_base(run: Path, checkpoint: Path) -> torch.T
     return expected
 
 
+def assert_total_is_the_model_as_trained(run: Path) -> None:
+    """total_parameters = the merged model (base with the new head) plus the LoRA matrices, the head counted once."""
+    results = json.loads((run / "results.json").read_text())
+    merged = sum(p.numel() for p in AutoModelForImageClassification.from_pretrained(run).parameters())
+    lora = sum(t.numel() for k, t in load_file(run / "adapter" / "adapter_model.safetensors").items() if "lora_" in k)
+    assert results["total_parameters"] == merged + lora
+    assert f"of {merged + lora:,}" in (run / "README.md").read_text()
+
+
+def card_code(card: str) -> str:
+    return card.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def assert_card_recipe_gives_the_run_folders_logits(run: Path) -> None:
+    """The code in adapter/README.md (our card, not peft's template), run as written, is the run folder's model."""
+    card = (run / "adapter" / "README.md").read_text()
+    assert "More Information Needed" not in card and "- cifar-hf" in card
+    namespace = {}
+    exec(card_code(card).replace(hub.LOCAL_ADAPTER, str(run / "adapter")), namespace)
+    merged = AutoModelForImageClassification.from_pretrained(run, dtype=torch.float32).eval()
+    torch.manual_seed(0)
+    pixels = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = merged(pixel_values=pixels).logits
+        assert torch.allclose(namespace["model"].eval()(pixel_values=pixels).logits, expected, atol=1e-5)
+
+
 class FakeHfApi:
     """Stands in for the network: keeps a copy of what would be uploaded."""
 
@@ -102,6 +130,7 @@ def test_lora_on_a_transformers_vit_trains_adapters_and_head_and_saves_merged(ti
     adapter_size = sum(t.numel() for t in load_file(run / "adapter" / "adapter_model.safetensors").values())
     assert results["trainable_parameters"] == adapter_size < results["total_parameters"] / 5
     assert results["lora"]["r"] == 4 and "LoRA rank 4" in (run / "README.md").read_text()
+    assert_total_is_the_model_as_trained(run)
 
     script = tmp_path / "without_peft.py"
     script.write_text(WITHOUT_PEFT)
@@ -119,6 +148,12 @@ def test_lora_on_a_transformers_vit_trains_adapters_and_head_and_saves_merged(ti
     assert predict([str(tmp_path / "green.png"), "--model", str(run)]) == 0
     assert "green.png:" in capsys.readouterr().out
 
+    for command in (["predict", str(tmp_path / "green.png")], ["evaluate"], ["export"], ["demo"]):
+        assert cli([*command, "--model", str(run / "adapter")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: --model {run / 'adapter'}: a LoRA adapter folder, not a model: pass its run folder "
+                       f"{run.resolve()} (it holds the merged model)"), command
+
 
 @pytest.mark.skipif(not TIMM_VIT_TINY.is_dir(), reason="the local timm ViT-Tiny checkpoint is not on this machine")
 def test_lora_on_timm_vit_tiny_with_gradient_checkpointing(tiny_dataset, tmp_path):
@@ -126,6 +161,8 @@ def test_lora_on_timm_vit_tiny_with_gradient_checkpointing(tiny_dataset, tmp_pat
                    train=8, batch=8, eval_size=8)
     assert_only_adapted_layers_and_head_changed(run, TIMM_VIT_TINY, ("qkv",), "timm_model.head")
     assert_merged_equals_adapter_on_base(run, TIMM_VIT_TINY)
+    assert_total_is_the_model_as_trained(run)
+    assert_card_recipe_gives_the_run_folders_logits(run)  # timm stores this base in float16
     hyperparameters = json.loads((run / "results.json").read_text())["hyperparameters"]
     assert hyperparameters["training_arguments"]["gradient_checkpointing"] is True
 

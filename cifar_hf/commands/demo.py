@@ -4,6 +4,7 @@
 a Gradio Space serving the pushed model instead.
 """
 
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -62,7 +63,20 @@ def serve(args) -> int:
 
     check_host(args.host, args.port)  # before loading the model
     demo = build_demo(args.model, args.top_k, args.trust_remote_code)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share)
+    # SIGTERM (kill, docker stop, systemd) stops the server as Ctrl-C does, so atexit still removes the examples
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        # quiet: Gradio's own lines would tell a command-line user to set `share=True` in `launch()`
+        demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
+                    prevent_thread_lock=True)
+        print(f"* Running on local URL:  {demo.local_url}", flush=True)
+        if not args.share:
+            print("* For a public link, run it with --share", flush=True)
+        demo.block_thread()  # until Ctrl-C or SIGTERM
+    except KeyboardInterrupt:  # one that came before block_thread listened for it
+        demo.close()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -5,6 +5,7 @@ The prediction endpoint is `/predict` (image in, the gr.Label value out), so `gr
 
 import atexit
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -44,11 +45,16 @@ def headline(model_ref: str, model_type: str, results: dict) -> str:
     return " · ".join(parts)
 
 
+def file_name_part(label: str) -> str:
+    """A class name usable inside a file name: `rot/red` would name a sub-folder, so such characters become `_`."""
+    return re.sub(r"[^\w.-]+", "_", label)[:80]
+
+
 def write_examples(samples, folder: Path) -> list[str]:
     """Save the sample images as PNG files (Gradio serves examples from files); returns their paths."""
     paths = []
     for index, (image, label) in enumerate(samples):
-        path = folder / f"{index:02d}-{label}.png"
+        path = folder / f"{index:02d}-{file_name_part(label)}.png"
         image.save(path)
         paths.append(str(path))
     return paths

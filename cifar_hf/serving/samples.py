@@ -7,14 +7,16 @@ from ..data.rgb import to_rgb
 from ..errors import InputError
 
 
-def dataset_samples(dataset: str, per_class: int = 1, limit: int = 10) -> list[tuple[Image.Image, str]]:
-    """(RGB image, class name) pairs: the first `per_class` images of each class of the test split (else train).
+def dataset_samples(dataset: str, per_class: int = 1, limit: int = 10, image_column: str | None = None,
+                    label_column: str | None = None) -> list[tuple[Image.Image, str]]:
+    """(RGB image, class name) pairs: the first `per_class` images of each class of the test split (else train),
+    the classes of `label_column` (default: the column training would choose).
 
     Only the chosen rows are decoded, so this stays quick on the full 50k-image CIFAR-10.
     """
     splits = load_raw_dataset(dataset)
     split = splits["test"] if "test" in splits else splits[next(iter(splits))]
-    image_column, label_column = find_columns(split)
+    image_column, label_column = find_columns(split, image_column, label_column)
     labels = split[label_column]
     feature = split.features[label_column]
     chosen, counts = [], {}
@@ -31,11 +33,16 @@ def dataset_samples(dataset: str, per_class: int = 1, limit: int = 10) -> list[t
 
 
 def run_samples(results: dict, per_class: int = 1, limit: int = 10) -> list[tuple[Image.Image, str]]:
-    """Samples from the run's dataset (named in its results.json); [] when that dataset cannot be reached."""
-    dataset = results.get("dataset") or results.get("hyperparameters", {}).get("dataset")
+    """Samples from the run's dataset and of its classes (the columns its results.json records: a run trained on
+    CIFAR-100's `coarse_label` gets one image per coarse class); [] when that dataset cannot be reached."""
+    hyperparameters = results.get("hyperparameters", {})
+    dataset = results.get("dataset") or hyperparameters.get("dataset")
     if not dataset:
         return []
+    columns = hyperparameters.get("data", {})
+    image_column = columns.get("image_column") or hyperparameters.get("image_column")
+    label_column = results.get("label_column") or columns.get("label_column") or hyperparameters.get("label_column")
     try:
-        return dataset_samples(str(dataset), per_class, limit)
+        return dataset_samples(str(dataset), per_class, limit, image_column, label_column)
     except (InputError, OSError, ValueError, KeyError):  # offline or moved: the caller goes on without examples
         return []

@@ -60,9 +60,17 @@ def is_peft_model(model) -> bool:
 
 
 def parameter_counts(model: nn.Module) -> dict:
-    """Trainable and total parameters (a peft model counts its base weights once, its LoRA weights too)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """Trainable and total parameters of the model as trained: the base with its new head plus the LoRA matrices.
+
+    peft keeps an untrained copy of each fully trained head (`modules_to_save`'s `original_module`) beside the one
+    it trains; that copy is not part of the model that runs, so it is not counted (the merged model saved in the run
+    folder holds total minus the LoRA matrices).
+    """
+    spare_copies = {id(p) for module in model.modules() if hasattr(module, "original_module")
+                    and hasattr(module, "modules_to_save") for p in module.original_module.parameters()}
+    counted = [p for p in model.parameters() if id(p) not in spare_copies]
+    trainable = sum(p.numel() for p in counted if p.requires_grad)
+    total = sum(p.numel() for p in counted)
     return {"trainable_parameters": trainable, "total_parameters": total}
 
 
