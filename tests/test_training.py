@@ -194,6 +194,36 @@ def test_training_steps_read_nothing_back_from_the_device(model, tiny_dataset, t
     assert state["other_reads"] > 0  # the epoch-end log and evaluation do read (the counter works)
 
 
+def test_training_steps_ask_importlib_nothing(tiny_dataset, tmp_path, monkeypatch):
+    """accelerate's optimizer step asks importlib whether lomo_optim is installed, twice per step unless asked once
+    (CifarTrainer): 60 us of host time per step on the 2-core CPU."""
+    import importlib.util
+
+    from transformers import TrainerCallback
+
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.run import build_trainer
+
+    state = {"counting": False, "calls": 0}
+
+    def find_spec(*args, _original=importlib.util.find_spec, **kwargs):
+        state["calls"] += state["counting"]
+        return _original(*args, **kwargs)
+
+    class FromTheSecondStep(TrainerCallback):  # the first step may set things up
+        def on_step_end(self, args, trainer_state, control, **kwargs):
+            state["counting"] = trainer_state.global_step < trainer_state.max_steps
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
+    args = RunArguments(model="cnn", device="cpu", batch_size=8)
+    trainer, _, _ = build_trainer(args, {"max_steps": 6, "eval_strategy": "no", "disable_tqdm": True,
+                                         "report_to": "none"}, data, tmp_path)
+    trainer.add_callback(FromTheSecondStep())
+    trainer.train()
+    assert trainer.state.global_step == 6 and state["calls"] == 0
+
+
 @pytest.mark.parametrize("model, decays_biases", [("resnet", True), ("vit", False)])
 def test_seed_recipes_decay_every_parameter(model, decays_biases, tiny_dataset, tmp_path):
     from cifar_hf.training.arguments import RunArguments
