@@ -200,8 +200,8 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"label smoothing {recipe.get('label_smoothing')}, mixup {recipe.get('mixup_alpha')} / "
         f"cutmix {recipe.get('cutmix_alpha')}",
         *parameter_lines(results),
-        f"- hardware: {results.get('hardware')}; training wall time {results['train_runtime_s']:.1f} s "
-        f"({results['train_samples_per_second']:.0f} images/s)",
+        f"- hardware: {results.get('hardware')}; training time {results['train_runtime_s']:.1f} s, "
+        f"{results['train_samples_per_second']:.0f} images/s (the Trainer's time, per-epoch evaluations included)",
         f"- software: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}",
         *([f"- command: `{portable_command(results['command'])}`"] if results.get("command") else []),
         "", "## Use", "",

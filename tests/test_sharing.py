@@ -76,7 +76,7 @@ def test_card_has_hub_metadata_and_the_measurements(pushed_run):
     values = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in index["results"]}
     assert values["validation"] == round(results["val_accuracy"], 4)
     assert values["test"] == round(results["test_accuracy"], 4)
-    for expected in ("| red |", "cpu (", "training wall time", "trust_remote_code=True", "revision=REVISION",
+    for expected in ("| red |", "cpu (", "training time", "trust_remote_code=True", "revision=REVISION",
                      "seed 2023", "adam"):
         assert expected in body
 
