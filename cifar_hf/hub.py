@@ -253,9 +253,10 @@ def adapter_card(results: dict, repo_id: str | None = None) -> str:
     The recipe loads the base in float32, as training did: a checkpoint stored in float16 (timm's) otherwise loads
     as float16 and the merged model no longer gives the run folder's logits.
     """
-    base = results["lora"]["base"]
-    data = ModelCardData(library_name="peft", base_model=base, pipeline_tag="image-classification",
-                         tags=["lora", "image-classification", "cifar-hf"])
+    trained_on = results["lora"]["base"]
+    base = trained_on if repo_id is None else portable_name(trained_on)  # a local path means nothing on the Hub
+    data = ModelCardData(library_name="peft", base_model=base if is_hub_id(base) else None,  # Hub ids only
+                         pipeline_tag="image-classification", tags=["lora", "image-classification", "cifar-hf"])
     labels = list((results.get("val_per_class_accuracy") or {}).keys())
     body = "\n".join([
         f"# LoRA adapter (rank {results['lora']['r']}) of `{base}` for {len(labels)} classes", "",
@@ -274,6 +275,8 @@ def adapter_card(results: dict, repo_id: str | None = None) -> str:
         f'model = PeftModel.from_pretrained(base, "{repo_id or LOCAL_ADAPTER}").merge_and_unload()  '
         "# the head comes with the adapter",
         "```", "",
+        *([f"`{base}` was a local checkpoint when the adapter was trained: give its path."]
+          if not is_hub_id(base) else []),
         "The merged model, ready to use without peft, is the run folder that holds this adapter.", "",
     ])
     return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}"))
