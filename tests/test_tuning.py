@@ -4,6 +4,7 @@
 import json
 import logging
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -99,6 +100,10 @@ def test_a_study_refuses_other_flags_and_another_study_name_gets_its_own_folder(
     assert files() == before  # the first study's trials and results.json are untouched
     assert tune_main(tune_argv(tiny_dataset, tmp_path, 1, "--study-name", "../up")) == 2
     assert "--study-name '../up': it names the study's folder in -s" in capsys.readouterr().err
+    # A worker on another machine sees the same data under another path: it joins the study.
+    elsewhere = shutil.copytree(tiny_dataset, tmp_path / "machine-2" / Path(tiny_dataset).name)
+    assert tune_main(tune_argv(elsewhere, tmp_path, 2)) == 0
+    assert [t["state"] for t in study_results(tmp_path)["trials"]] == ["COMPLETE", "COMPLETE"]
 
 
 def test_the_report_shows_the_study_as_its_best_trial(study, capsys):
