@@ -135,7 +135,7 @@ def _evaluation_lines(evaluations: list[dict], run_size: int | None = None) -> l
     for e in evaluations:
         calibration = e.get("calibration") or {}
         ece, nll = calibration.get("ece"), calibration.get("nll")
-        name = DATASET_NAMES.get(e["dataset"], e["dataset"])
+        name = DATASET_NAMES.get(e["dataset"], portable_name(e["dataset"]))  # no local path on the Hub
         lines.append(f"| {name} | {e['split']}{scoring(e, run_size)} "
                      f"| {e['num_images']} | {_percent(e['accuracy'])} | {'n/a' if ece is None else f'{ece:.4f}'} "
                      f"| {'n/a' if nll is None else f'{nll:.4f}'} | {_percent(e.get('mean_corruption_accuracy'))} |")

@@ -250,3 +250,18 @@ def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_proce
         assert "Traceback" not in outputs[rank]
         save = work / f"machine-{rank}"
         assert not save.exists() or list(save.iterdir()) == []  # no run folder left behind on either machine
+
+
+@pytest.mark.parametrize("model, find_unused", [("cnn", False), ("resnet", False), ("vit", False), ("previt", None)])
+def test_ddp_searches_for_unused_parameters_only_where_a_checkpoint_may_hold_one(model, find_unused):
+    """The scratch models use every parameter in every step; previt keeps the Trainer's rule (DINOv2's mask token
+    is a trainable parameter its forward pass does not use)."""
+    from cifar_hf.training.arguments import parse_arguments
+    from cifar_hf.training.recipes import get_recipe
+    from cifar_hf.training.run import build_training_arguments
+
+    args, flags = parse_arguments(["-m", model, "-d", "cpu"])
+    training_args = build_training_arguments(args, get_recipe(model), flags, Path("out"))
+    assert training_args.ddp_find_unused_parameters is find_unused
+    args, flags = parse_arguments(["-m", model, "-d", "cpu", "--ddp_find_unused_parameters", "true"])
+    assert build_training_arguments(args, get_recipe(model), flags, Path("out")).ddp_find_unused_parameters is True

@@ -122,9 +122,10 @@ def build_training_arguments(
         run_name=output_dir.name,
         label_names=["labels"],
         remove_unused_columns=False,  # batches come whole from ImageTensorDataset.__getitems__
-        # Every trained parameter is used in every step: DDP need not search the graph for unused ones (the
-        # Trainer's default for a PreTrainedModel), which costs a traversal per step and warns on every run.
-        ddp_find_unused_parameters=False,
+        # The scratch models use every trained parameter in every step: DDP need not search the graph for unused
+        # ones (a traversal per step, and a warning). previt keeps the Trainer's rule: any checkpoint may hold one
+        # (DINOv2's mask token).
+        ddp_find_unused_parameters=None if args.model == "previt" else False,
     )
     # Explicit flags win; label smoothing is CifarTrainer's (soft targets, also under mixup), not the Trainer's too.
     values.update({k: v for k, v in training_flags.items() if k not in (*HUB_FLAGS, "label_smoothing_factor")})
