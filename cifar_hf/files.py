@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the previous file or the complete new one, never a truncated one.
+"""Atomic file writes: a reader sees the previous file or the complete new one, never a truncated one. Also the
+one rule for names that become files or folders (`file_name_part`, `is_plain_name`).
 
 Each write goes to a temporary file in the same folder, is flushed to disk, then renamed over the target (one
 atomic step on one file system). An OS error (ENOSPC, EACCES, ...) removes the temporary file and becomes a
@@ -8,11 +9,26 @@ atomic step on one file system). An OS error (ENOSPC, EACCES, ...) removes the t
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError, StorageError
+
+NOT_IN_FILE_NAMES = re.compile(r"[^\w.-]+")  # separators, spaces, :*?"<>| ...: not portable inside a name
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))}
+
+
+def file_name_part(text: str, replacement: str = "_") -> str:
+    """`text` usable inside a file name on every system: each run of other characters becomes `replacement`."""
+    return NOT_IN_FILE_NAMES.sub(replacement, text)
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether `name` can be a file or folder name as it is, on every system."""
+    return (bool(name) and file_name_part(name) == name and not name.endswith(".") and name != "."
+            and name.split(".")[0].upper() not in WINDOWS_DEVICES)
 
 
 def fsync_directory(folder: Path) -> None:

@@ -106,6 +106,21 @@ def test_a_study_refuses_other_flags_and_another_study_name_gets_its_own_folder(
     assert [t["state"] for t in study_results(tmp_path)["trials"]] == ["COMPLETE", "COMPLETE"]
 
 
+def test_of_two_workers_started_at_once_with_other_flags_the_second_is_refused(tmp_path):
+    from cifar_hf.errors import UsageError
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.tuning.space import load_space
+    from cifar_hf.tuning.study import Study
+
+    args = RunArguments(model="cnn", device="cpu")
+    first, second = (Study(args, {}, tmp_path / "cifar-cnn-tune", load_space(None, "cnn"), 4) for _ in range(2))
+    first.check_trial_flags({"-e": 1})
+    second.check_trial_flags({"-e": 2})  # nothing recorded yet: both start
+    assert first.next_trial() is not None  # takes a trial, and records its flags under the storage's lock
+    with pytest.raises(UsageError, match=r"-e 2 differs from the flags the study's trials train with \(1\)"):
+        second.next_trial()
+
+
 def test_the_report_shows_the_study_as_its_best_trial(study, capsys):
     assert report_main([str(study)]) == 0
     table = capsys.readouterr().out
@@ -328,3 +343,13 @@ def test_a_training_flag_that_replaces_a_searched_setting_takes_it_out_of_the_se
     assert "label_smoothing" in searched_space(space, args, {})
     left = searched_space(space, args, {"label_smoothing_factor": 0.1, "weight_decay": 0.0})
     assert "label_smoothing" not in left and "weight_decay" not in left and left
+
+
+@pytest.mark.parametrize("name", ["../up", "a:b", "what?", "CON", "trailing."])
+def test_a_study_name_must_be_a_folder_name_on_every_system(name):
+    from cifar_hf.commands.tune import study_folder_name
+    from cifar_hf.errors import UsageError
+
+    with pytest.raises(UsageError, match="must be a plain folder name"):
+        study_folder_name(name, "cnn")
+    assert study_folder_name("resnet-lr_sweep.2", "resnet") == "resnet-lr_sweep.2"

@@ -12,7 +12,6 @@ evaluates exactly the images the run validated on (the seeded hold-out of the tr
 from __future__ import annotations
 
 import hashlib
-import re
 import sys
 from pathlib import Path
 
@@ -236,13 +235,13 @@ def evaluation_name(output: Path, dataset: str, split: str, own: bool) -> str:
     """What the files are named after: the split on the run's own dataset, else `<dataset folder or id>-<split>`, so
     an evaluation of another dataset never replaces one of the same split (a same-named folder elsewhere gets a
     short hash of its path)."""
-    from ..files import read_json
+    from ..files import file_name_part, read_json
     from ..hub import portable_name
     from ..offline import looks_like_path
 
     if own:
         return split
-    name = re.sub(r"[^\w.-]+", "-", portable_name(dataset)).strip("-") or "dataset"
+    name = file_name_part(portable_name(dataset), "-").strip("-") or "dataset"
     earlier = output / f"evaluation-{name}-{split}.json"
     if earlier.is_file():
         try:

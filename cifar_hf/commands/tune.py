@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CifarError, CommandParser, UsageError, print_error
+from ..files import is_plain_name
 from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from ..training.recipes import FLAG_SETTINGS
@@ -41,9 +42,9 @@ def study_folder_name(study_name: str | None, model: str) -> str:
     """The study's folder in -s: its name, so that two studies never share trial folders."""
     if study_name is None:
         return f"cifar-{model}-tune"
-    if study_name in ("", ".", "..") or "/" in study_name or "\\" in study_name or "\0" in study_name:
+    if not is_plain_name(study_name):
         raise UsageError(f"--study-name {study_name!r}: it names the study's folder in -s, so it must be a plain "
-                         "folder name (no slashes)")
+                         "folder name (letters, digits, '.', '-', '_')")
     return study_name
 
 

@@ -5,7 +5,6 @@ The prediction endpoint is `/predict` (image in, the gr.Label value out), so `gr
 
 import atexit
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from ..commands.predict import read_image
 from ..data.rgb import to_rgb
 from ..errors import InputError, first_line
+from ..files import file_name_part
 from ..inference import load_classifier, run_results
 from .extras import require
 from .samples import run_samples
@@ -45,16 +45,11 @@ def headline(model_ref: str, model_type: str, results: dict) -> str:
     return " · ".join(parts)
 
 
-def file_name_part(label: str) -> str:
-    """A class name usable inside a file name: `rot/red` would name a sub-folder, so such characters become `_`."""
-    return re.sub(r"[^\w.-]+", "_", label)[:80]
-
-
 def write_examples(samples, folder: Path) -> list[str]:
     """Save the sample images as PNG files (Gradio serves examples from files); returns their paths."""
     paths = []
     for index, (image, label) in enumerate(samples):
-        path = folder / f"{index:02d}-{file_name_part(label)}.png"
+        path = folder / f"{index:02d}-{file_name_part(label)[:80]}.png"  # `rot/red` would name a sub-folder
         image.save(path)
         paths.append(str(path))
     return paths

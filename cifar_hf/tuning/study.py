@@ -133,12 +133,16 @@ class Study:
             self.study.set_user_attr("model", args.model)
         self.host, self.pid = socket.gethostname(), os.getpid()
 
-    def check_trial_flags(self, flags: dict) -> None:
-        """Every trial of a study trains with the same flags (the searched values aside): the first trial records
-        them in the storage, and a later worker or command with other flags is one line, before any data loads."""
+    def check_trial_flags(self, flags: dict, record: bool = False) -> None:
+        """Every trial of a study trains with the same flags (the searched values aside). A worker or command with
+        other flags than those recorded is one line: checked before any data loads, and again, with `record`, when
+        a trial is taken (under the storage's lock: of two workers started at once, the second is refused). The
+        first trial records them."""
         self.trial_flags = flags
         recorded = self.study.user_attrs.get("run_flags")
         if recorded is None:
+            if record:
+                self.study.set_user_attr("run_flags", flags)
             return
         problems = run_record.differences(recorded, flags, "the flags the study's trials train with")
         if problems:
@@ -184,6 +188,8 @@ class Study:
         """The next trial to run, or None once the study holds `total` trials and none is queued."""
         TrialState = self.optuna.trial.TrialState
         with self.lock:
+            if self.trial_flags is not None:
+                self.check_trial_flags(self.trial_flags, record=True)
             self.fail_orphans()
             trials = self.study.get_trials(deepcopy=False)
             queued = any(t.state == TrialState.WAITING for t in trials)
@@ -212,8 +218,6 @@ class Study:
             raise UsageError(f"--space does not fit the study's earlier trials ({error}); "
                              "use another --study-name or keep each field's type and log setting") from None
         folder = self.folder / f"trial-{trial.number}"
-        if self.trial_flags is not None and "run_flags" not in self.study.user_attrs:  # once a trial runs
-            self.study.set_user_attr("run_flags", self.trial_flags)
         owner = {"folder": folder.name, "host": self.host, "pid": self.pid, "heartbeat": time.time()}
         for key, value in owner.items():
             trial.set_user_attr(key, value)
