@@ -61,28 +61,46 @@ def _result(dataset, split: str, metric_type: str, value: float, metric_name: st
                       metric_value=round(float(value), 4), metric_name=metric_name)
 
 
-def scoring(evaluation: dict, run_image_size: int | None = None) -> str:
-    """How an evaluation scored, where it differs from the training run's way: flip TTA, images at another size."""
-    notes = ["flip TTA"] if evaluation.get("tta") else []
-    size = evaluation.get("image_size")
-    if run_image_size and size and size != run_image_size:
-        notes.append(f"{size} px")
+def run_image_size(results: dict) -> int | None:
+    return results.get("image_size") or results.get("hyperparameters", {}).get("data", {}).get("image_size")
+
+
+def scored_differently(evaluation: dict, results: dict) -> dict:
+    """Where `evaluation` scored otherwise than the training run (`results`, {} when unknown): {"tta": True/False}
+    when flip TTA differs from the run's own (the best recipes score with it), {"image_size": N} when its
+    images were stored at another size."""
+    hp = results.get("hyperparameters", {})
+    run_tta = bool(hp.get("tta") or hp.get("recipe_settings", {}).get("tta"))
+    differs = {"tta": bool(evaluation.get("tta"))} if bool(evaluation.get("tta")) != run_tta else {}
+    size, run_size = evaluation.get("image_size"), run_image_size(results)
+    if size and run_size and size != run_size:
+        differs["image_size"] = size
+    return differs
+
+
+def scoring(evaluation: dict, results: dict) -> str:
+    """` (flip TTA, 48 px)`: the way an evaluation differs from the run's own, for card rows and metric names."""
+    differs = scored_differently(evaluation, results)
+    notes = [("flip TTA" if differs["tta"] else "without TTA")] if "tta" in differs else []
+    notes += [f"{differs['image_size']} px"] if "image_size" in differs else []
     return f" ({', '.join(notes)})" if notes else ""
 
 
-def evaluation_results(evaluation: dict, trained_dataset=None, run_image_size: int | None = None) -> list[EvalResult]:
-    """Model-index entries for one `cifar-hf evaluate` report: what it measured beyond the training run's own."""
+def evaluation_results(evaluation: dict, results: dict) -> list[EvalResult]:
+    """Model-index entries for one `cifar-hf evaluate` report: what it measured beyond the training run's own
+    (`results`: the run's results.json, {} when unknown)."""
     dataset, split = evaluation["dataset"], evaluation["split"]
-    tta = scoring(evaluation, run_image_size)
+    trained_dataset = results.get("dataset") or results.get("hyperparameters", {}).get("dataset")
+    way = scoring(evaluation, results)
     entries = []
-    if dataset != trained_dataset or tta:  # another test set, or another way of scoring: new information
-        entries.append(_result(dataset, split, "accuracy", evaluation["accuracy"], f"{split} accuracy{tta}"))
+    if dataset != trained_dataset or way:  # another test set, or another way of scoring: new information
+        entries.append(_result(dataset, split, "accuracy", evaluation["accuracy"], f"{split} accuracy{way}"))
     for metric, value in (evaluation.get("calibration") or {}).items():
-        entries.append(_result(dataset, split, metric, value, f"{split} {metric}{tta}"))
+        entries.append(_result(dataset, split, metric, value, f"{split} {metric}{way}"))
     if "mean_corruption_accuracy" in evaluation:
         severities = ",".join(str(s) for s in evaluation["severities"])
         entries.append(_result(dataset, split, "accuracy", evaluation["mean_corruption_accuracy"],
-                               f"mean corruption accuracy{tta} ({len(evaluation['corruptions'])} corruptions, "
+                               f"mean corruption accuracy{way} ({len(evaluation['corruptions'])} corruptions, "
                                f"severities {severities})", config=CORRUPTED_CONFIG))
     return entries
 
@@ -108,7 +126,7 @@ def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict]
         metrics.append(("test", results["test_accuracy"]))
     eval_results = [_result(dataset, split, "accuracy", value, f"{split} accuracy") for split, value in metrics]
     for evaluation in evaluations:
-        eval_results += evaluation_results(evaluation, dataset, run_image_size(results))
+        eval_results += evaluation_results(evaluation, results)
     return ModelCardData(
         library_name="transformers",
         pipeline_tag="image-classification",
@@ -122,11 +140,7 @@ def card_data(results: dict, repo_id: str | None = None, evaluations: list[dict]
     )
 
 
-def run_image_size(results: dict) -> int | None:
-    return results.get("image_size") or results.get("hyperparameters", {}).get("data", {}).get("image_size")
-
-
-def _evaluation_lines(evaluations: list[dict], run_size: int | None = None) -> list[str]:
+def _evaluation_lines(evaluations: list[dict], results: dict) -> list[str]:
     if not evaluations:
         return []
     lines = ["", "## Evaluations", "", "`cifar-hf evaluate` reports in this repository (`evaluation-*.json`):", "",
@@ -136,7 +150,7 @@ def _evaluation_lines(evaluations: list[dict], run_size: int | None = None) -> l
         calibration = e.get("calibration") or {}
         ece, nll = calibration.get("ece"), calibration.get("nll")
         name = DATASET_NAMES.get(e["dataset"], portable_name(e["dataset"]))  # no local path on the Hub
-        lines.append(f"| {name} | {e['split']}{scoring(e, run_size)} "
+        lines.append(f"| {name} | {e['split']}{scoring(e, results)} "
                      f"| {e['num_images']} | {_percent(e['accuracy'])} | {'n/a' if ece is None else f'{ece:.4f}'} "
                      f"| {'n/a' if nll is None else f'{nll:.4f}'} | {_percent(e.get('mean_corruption_accuracy'))} |")
     return lines
@@ -179,7 +193,7 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     lines += ["", f"Per-class accuracy ({per_class_split}):", "", "| class | accuracy |", "|---|---|"]
     lines += [f"| {name} | {_percent(value)} |" for name, value in per_class.items()]
     size = run_image_size(results)
-    lines += _evaluation_lines(evaluations, size)
+    lines += _evaluation_lines(evaluations, results)
     lines += [
         "", "## Training", "",
         f"- classes: {results.get('num_classes', len(per_class))} "
@@ -351,8 +365,6 @@ def push_run_folder(run_folder: Path, repo_id: str, private: bool | None = None)
 
 def push_evaluation(repo_id: str, results: dict, evaluation: dict) -> str:
     """Add one evaluation's results to the model-index of a model already on the Hub; returns the commit URL."""
-    dataset = results.get("dataset") or results.get("hyperparameters", {}).get("dataset")
-    data = ModelCardData(model_name=repo_id,
-                         eval_results=evaluation_results(evaluation, dataset, run_image_size(results)))
+    data = ModelCardData(model_name=repo_id, eval_results=evaluation_results(evaluation, results))
     return metadata_update(repo_id, {"model-index": data.to_dict()["model-index"]}, overwrite=True,
                            commit_message=f"cifar-hf evaluate: {evaluation['dataset']} {evaluation['split']}")

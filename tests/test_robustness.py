@@ -235,7 +235,7 @@ def test_another_test_set_reports_the_gap_to_the_runs_own_accuracy(trained_cnn, 
     trained = json.loads((trained_cnn / "results.json").read_text())
     assert report["shift"]["run_split"] == "test" and report["shift"]["run_accuracy"] == trained["test_accuracy"]
     assert report["shift"]["accuracy_gap"] == pytest.approx(trained["test_accuracy"] - report["accuracy"])
-    assert len(hub.evaluation_results(report, trained["dataset"])) == 4  # its accuracy is new information
+    assert len(hub.evaluation_results(report, trained)) == 4  # its accuracy is new information
 
 
 def test_save_calibrated_writes_a_copy_whose_pipeline_gives_the_calibrated_probabilities(trained_cnn, tmp_path,
@@ -347,7 +347,8 @@ def test_one_split_of_two_datasets_both_stay_and_both_rows_reach_the_card(subset
         assert (subset_run / f"confusion_matrix-{stem}.png").is_file()
         assert (subset_run / f"reliability_diagram-{stem}.png").is_file()
     card = (subset_run / "README.md").read_text()
-    assert f"| {first} | test | 12 |" in card and f"| {second} | test | 16 |" in card
+    assert "| photos | test | 12 |" in card and "| photos | test | 16 |" in card  # by folder name: no local path
+    assert str(tmp_path) not in card
 
 
 def test_the_runs_own_dataset_written_otherwise_is_still_its_own(trained_cnn, tiny_dataset, tmp_path, capsys):

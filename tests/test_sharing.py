@@ -279,3 +279,17 @@ def test_predict_reads_a_16_bit_image_as_its_8_bit_equivalent(pushed_run, tmp_pa
     assert cli(["predict", "--model", str(pushed_run), *paths, "--top-k", "4"]) == 0
     scores = [line.split(": ", 1)[1] for line in capsys.readouterr().out.strip().splitlines()]
     assert scores[0] == scores[1] != scores[2]
+
+
+def test_an_evaluation_is_marked_where_it_scored_otherwise_than_the_run():
+    """The best recipes score with flip TTA: there a plain evaluation is the other way, not --tta."""
+    from cifar_hf.commands.evaluate import variant_suffix
+
+    tta_run = {"image_size": 32, "hyperparameters": {"recipe_settings": {"tta": True}}}
+    plain_run = {"image_size": 32, "hyperparameters": {"recipe_settings": {"tta": False}}}
+    assert variant_suffix({"tta": True, "image_size": 32}, tta_run) == ""
+    assert variant_suffix({"tta": False, "image_size": 32}, tta_run) == "-notta"
+    assert variant_suffix({"tta": True, "image_size": 48}, plain_run) == "-tta-48px"
+    assert variant_suffix({"tta": False, "image_size": 48}, {}) == ""  # a Hub model: the run's way is unknown
+    assert hub.scoring({"tta": False, "image_size": 32}, tta_run) == " (without TTA)"
+    assert hub.scoring({"tta": True, "image_size": 48}, plain_run) == " (flip TTA, 48 px)"

@@ -254,10 +254,14 @@ def evaluation_name(output: Path, dataset: str, split: str, own: bool) -> str:
     return f"{name}-{split}"
 
 
-def variant_suffix(args, trained: dict) -> str:
-    """`-tta`, `-<N>px`: an evaluation scored another way than the run's own never replaces one of the run's way."""
-    size = args.image_size if args.image_size and args.image_size != trained.get("image_size") else None
-    return ("-tta" if args.tta else "") + (f"-{size}px" if size else "")
+def variant_suffix(report: dict, trained: dict) -> str:
+    """`-tta`, `-notta`, `-<N>px`: an evaluation scored otherwise than the run scored (hub.scored_differently) never
+    replaces one scored the run's way."""
+    from ..hub import scored_differently
+
+    differs = scored_differently(report, trained)
+    suffix = ("-tta" if differs["tta"] else "-notta") if "tta" in differs else ""
+    return suffix + (f"-{differs['image_size']}px" if "image_size" in differs else "")
 
 
 def shift_line(shift: dict) -> str:
@@ -340,7 +344,7 @@ def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: l
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError(f"--output {output}: {error.strerror}") from None
-    stem = evaluation_name(output, dataset, args.split, own) + variant_suffix(args, trained)
+    stem = evaluation_name(output, dataset, args.split, own) + variant_suffix(report, trained)
     if (output / f"evaluation-{stem}.json").is_file():
         print(f"note: replacing the earlier {output / f'evaluation-{stem}.json'}", file=sys.stderr)
     title = f"{Path(args.model).name or args.model}, {stem}"
