@@ -167,7 +167,10 @@ class RunFolder:
                              "another -s")
         self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except FileNotFoundError:  # a failed run beside this one removed the -s folder it had made, just now
+                self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UsageError(f"-s/--save-folder: cannot create {self.folder}: {error.strerror}") from None
         if not self.shared:
