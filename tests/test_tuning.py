@@ -347,9 +347,22 @@ def test_a_training_flag_that_replaces_a_searched_setting_takes_it_out_of_the_se
 
 @pytest.mark.parametrize("name", ["../up", "a:b", "what?", "CON", "trailing."])
 def test_a_study_name_must_be_a_folder_name_on_every_system(name):
-    from cifar_hf.commands.tune import study_folder_name
+    from cifar_hf.commands.tune import study_folder
     from cifar_hf.errors import UsageError
 
     with pytest.raises(UsageError, match="must be a plain folder name"):
-        study_folder_name(name, "cnn")
-    assert study_folder_name("resnet-lr_sweep.2", "resnet") == "resnet-lr_sweep.2"
+        study_folder("runs", name, "cnn", None)
+    assert study_folder("runs", "resnet-lr_sweep.2", "resnet", None) == Path("runs/resnet-lr_sweep.2")
+
+
+def test_a_named_study_started_in_the_default_folder_continues_there(tmp_path):
+    """Before studies had folders of their own, --study-name put a study in cifar-<model>-tune's journal."""
+    import optuna
+
+    from cifar_hf.commands.tune import study_folder
+    from cifar_hf.tuning.study import open_storage
+
+    default = tmp_path / "cifar-cnn-tune"
+    optuna.create_study(storage=open_storage(None, default)[0], study_name="sweep")
+    assert study_folder(str(tmp_path), "sweep", "cnn", None) == default
+    assert study_folder(str(tmp_path), "another", "cnn", None) == tmp_path / "another"

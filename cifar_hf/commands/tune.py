@@ -6,6 +6,7 @@ command continues a stopped study; several workers given one `--storage` share o
 its trials train with, so a later worker or command with other flags is refused instead of joining it.
 """
 
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from ..training.recipes import FLAG_SETTINGS
 from .train import raise_on_stop_signal, setup_logging
+
+logger = logging.getLogger(__name__)
 
 # Command-line flags that fix a searched field: the study then leaves it out of the space.
 FIXED_BY_FLAG = {"epochs": "epoch", "batch_size": "batch_size", "learning_rate": "learning_rate"}
@@ -38,14 +41,23 @@ def tune_parser() -> CommandParser:
     return parser
 
 
-def study_folder_name(study_name: str | None, model: str) -> str:
-    """The study's folder in -s: its name, so that two studies never share trial folders."""
+def study_folder(save_folder: str, study_name: str | None, model: str, storage: str | None) -> Path:
+    """The study's folder in -s, named after the study so that two studies never share trial folders. A study
+    started with --study-name before that (in the default journal of `cifar-<model>-tune`) continues there."""
+    default = Path(save_folder) / f"cifar-{model}-tune"
     if study_name is None:
-        return f"cifar-{model}-tune"
+        return default
     if not is_plain_name(study_name):
         raise UsageError(f"--study-name {study_name!r}: it names the study's folder in -s, so it must be a plain "
                          "folder name (letters, digits, '.', '-', '_')")
-    return study_name
+    folder = Path(save_folder) / study_name
+    from ..tuning.study import JOURNAL, import_optuna, open_storage
+
+    if storage is None and not (folder / JOURNAL).exists() and (default / JOURNAL).exists():
+        if study_name in import_optuna().get_all_study_names(open_storage(None, default)[0]):
+            logger.info("study %s was started in %s: it continues there", study_name, default)
+            return default
+    return folder
 
 
 def searched_space(space: dict, args, training_flags: dict) -> dict:
@@ -84,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
         import_optuna()  # before loading any data: a missing extra is one line at once
         space = searched_space(load_space(tune.space, args.model), args, training_flags)
-        folder = Path(args.save_folder) / study_folder_name(tune.study_name, args.model)
+        folder = study_folder(args.save_folder, tune.study_name, args.model, tune.storage)
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
         from ..hub import portable_name
