@@ -142,6 +142,10 @@ class Study:
         recorded = self.study.user_attrs.get("run_flags")
         if recorded is None:
             if record:
+                if self.study.get_trials(deepcopy=False):
+                    logger.warning("study %s: its earlier trials were trained before studies recorded their flags; "
+                                   "this worker's are recorded now, theirs cannot be checked",
+                                   self.study.study_name)
                 self.study.set_user_attr("run_flags", flags)
             return
         problems = run_record.differences(recorded, flags, "the flags the study's trials train with")
