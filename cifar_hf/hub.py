@@ -43,13 +43,22 @@ def portable_name(name_or_path) -> str:
     return str(name_or_path) if is_hub_id(name_or_path) else Path(str(name_or_path)).expanduser().resolve().name
 
 
+PATH_FLAGS = ("--dataset", "--model-name-or-path")  # the flags that may name a local folder
+
+
 def portable_command(command: str) -> str:
     """The run's command with local paths (dataset, base checkpoint) named by their folder, as on the card."""
     parts = shlex.split(command)
     for index, part in enumerate(parts[1:], 1):
-        if parts[index - 1] in ("--dataset", "--model-name-or-path"):
+        if parts[index - 1] in PATH_FLAGS:
             parts[index] = portable_name(part)
     return shlex.join(parts)
+
+
+def portable_flags(flags: dict) -> dict:
+    """Defining flags (run_record) with local folders named by their folder, as another machine can compare them."""
+    return {flag: portable_name(value) if flag in PATH_FLAGS and value is not None else value
+            for flag, value in flags.items()}
 
 
 def _result(dataset, split: str, metric_type: str, value: float, metric_name: str, config: str | None = None):

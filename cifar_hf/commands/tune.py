@@ -99,16 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         folder = study_folder(args.save_folder, tune.study_name, args.model, tune.storage)
         # Trials are not pushed one by one: the best trial's folder is, once this worker is done.
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
-        from ..hub import portable_name
+        from ..hub import portable_flags
         from ..training import run_record
         from .train import check_training_arguments, hide_progress_bars
 
         # What would stop every trial is one line now (check_run_settings), and the flags the trials train with.
         training_args = check_training_arguments(args, training_flags)
-        trial_flags = run_record.defining_flags(args, training_args, training_flags)
-        for flag in ("--dataset", "--model-name-or-path"):  # workers on other machines see local folders elsewhere
-            if trial_flags.get(flag) is not None:
-                trial_flags[flag] = portable_name(trial_flags[flag])
+        # Workers on other machines see local folders elsewhere: the study compares them by name.
+        trial_flags = portable_flags(run_record.defining_flags(args, training_args, training_flags))
         if training_args.disable_tqdm:
             hide_progress_bars()
         if hub_flags.get("push_to_hub"):
