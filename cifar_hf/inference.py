@@ -8,7 +8,7 @@ from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from . import models  # noqa: F401  (registers the project's model types with the Auto classes)
-from .data.preprocessing import from_image_processor
+from .data.preprocessing import from_image_processor, processor_grayscale
 from .errors import InputError, first_line
 from .files import read_json
 from .offline import go_offline_if_unreachable, is_hub_id
@@ -64,7 +64,8 @@ def check_model_reference(name_or_path: str) -> None:
 
 
 def load_classifier(name_or_path: str, trust_remote_code: bool = False):
-    """(model in eval mode on the best device, the BatchTransform matching its saved image processor).
+    """(model in eval mode on the best device, the BatchTransform matching its saved image processor, that
+    processor); `processor.grayscale` says whether every input is to be read as grey first (`rgb.to_rgb`).
 
     This package registers its own model types, so its run folders and pushed models load without running remote
     code; `trust_remote_code` is only needed for other custom architectures and stays off unless asked for.
@@ -88,4 +89,5 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
         raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
     check_weights_fit(name_or_path, model, loading)
     transform = from_image_processor(processor, model.config)
+    processor.grayscale = processor_grayscale(processor, model.config)  # one place to ask, whatever the model kind
     return model.to(best_device()).eval(), transform, processor

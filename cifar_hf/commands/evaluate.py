@@ -164,6 +164,15 @@ def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
     return ImageArrays(arrays.pixels, mapping[arrays.labels])
 
 
+def as_trained(arrays, grayscale: bool):
+    """A grey run scores another dataset's colour images as grey, as predict reads them (its own grey images are
+    unchanged: the luma of R == G == B is that value)."""
+    from ..data import ImageArrays
+    from ..data.rgb import grey_pixels
+
+    return ImageArrays(grey_pixels(arrays.pixels), arrays.labels) if grayscale else arrays
+
+
 def default_split(dataset: str) -> str:
     """test; else the validation split (the dataset's own, or the run's hold-out of its train split), said so."""
     from ..data.loading import load_raw_dataset
@@ -218,10 +227,11 @@ def main(argv=None) -> int:
             check_temperature_split(dataset)
         arrays, dataset_names = load_scored_split(args, trained, dataset, own)
         class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        arrays = to_model_labels(arrays, dataset_names, class_names)
+        arrays = as_trained(to_model_labels(arrays, dataset_names, class_names), processor.grayscale)
         validation = None  # the split a temperature is fitted on, when another split is scored
         if args.temperature_scale and args.split != "validation":
             validation = to_model_labels(*load_scored_split(args, trained, dataset, own, "validation"), class_names)
+            validation = as_trained(validation, processor.grayscale)
     except CifarError as error:
         return print_error(error)
     try:

@@ -27,8 +27,8 @@ def parse(argv):
 BATCH_SIZE = 64
 
 
-def read_image(path: str):
-    """The image at `path` in 8-bit RGB (PIL), converted as training decodes images."""
+def read_image(path: str, grayscale: bool = False):
+    """The image at `path` in 8-bit RGB (PIL), converted as training decodes images (as grey for a grey run)."""
     from PIL import Image
 
     from ..data.rgb import to_rgb
@@ -37,7 +37,7 @@ def read_image(path: str):
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
             raise InputError(f"cannot read image {path}: not a regular file")
         with Image.open(path) as image:
-            return to_rgb(image)
+            return to_rgb(image, grayscale)
     except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, not an image, bomb
         raise InputError(f"cannot read image {path}: {error}") from None
 
@@ -70,7 +70,7 @@ def classify(args) -> int:
         paths, images = [], []
         for path in args.images[start: start + BATCH_SIZE]:
             try:
-                images.append(read_image(path))
+                images.append(read_image(path, processor.grayscale))
                 paths.append(path)
             except InputError as error:
                 print(f"error: {error}", file=sys.stderr)

@@ -24,11 +24,19 @@ def image_processor_kwargs(transform: BatchTransform) -> dict:
     }
 
 
-def to_image_processor(transform: BatchTransform):
-    """The image processor saved with a run: training's evaluation-time preprocessing, for PIL images."""
+def to_image_processor(transform: BatchTransform, grayscale: bool = False):
+    """The image processor saved with a run: training's evaluation-time preprocessing, for PIL images; a grey run's
+    also says `grayscale` (inference reads every image as grey first, see `rgb.to_rgb`)."""
     from transformers import ViTImageProcessor
 
-    return ViTImageProcessor(**image_processor_kwargs(transform))
+    return ViTImageProcessor(**image_processor_kwargs(transform), **({"grayscale": True} if grayscale else {}))
+
+
+def processor_grayscale(processor, config) -> bool:
+    """Whether a saved model was trained on grey images: its processor says so (a timm folder's processor is built
+    from `pretrained_cfg`, which says it instead); old run folders say nothing and are colour."""
+    pretrained_cfg = getattr(config, "pretrained_cfg", None) or {}
+    return bool(getattr(processor, "grayscale", False) or pretrained_cfg.get("grayscale", False))
 
 
 def from_image_processor(processor, config) -> BatchTransform:
@@ -59,7 +67,9 @@ def processor_resample(processor) -> str:
     return names.get(int(getattr(processor, "resample", 2) or 2), "bilinear")
 
 
-def describe_training_preprocessing(config, side: int, resample: str, mean: tuple, std: tuple) -> None:
+def describe_training_preprocessing(
+    config, side: int, resample: str, mean: tuple, std: tuple, grayscale: bool = False
+) -> None:
     """Rewrite a timm config's `pretrained_cfg` to training's preprocessing.
 
     `AutoImageProcessor` and `pipeline()` build a timm folder's processor from this dict, not from
@@ -76,4 +86,5 @@ def describe_training_preprocessing(config, side: int, resample: str, mean: tupl
         "crop_mode": "squash",
         "mean": list(mean),
         "std": list(std),
+        **({"grayscale": True} if grayscale else {}),
     }

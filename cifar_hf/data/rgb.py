@@ -10,6 +10,9 @@ Those modes are first scaled to 8 bits by their value range:
   NaN and infinities count as 0.
 
 Every other mode (L, RGBA, P, CMYK, ...) goes through `convert("RGB")` unchanged.
+
+A model trained on grey images (every training image R == G == B) reads every input as grey too: `grayscale=True`
+takes PIL's luma (`convert("L")`, ITU-R 601-2) first, so a colour photo reaches it as training's images did.
 """
 
 import numpy as np
@@ -33,6 +36,21 @@ def eight_bit_grey(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))  # 2-D uint8: mode L
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """The image in 8-bit RGB: grayscale, RGBA, palette, CMYK and 16-bit or float grey all become 3 channels."""
-    return eight_bit_grey(image).convert("RGB")
+def to_rgb(image: Image.Image, grayscale: bool = False) -> Image.Image:
+    """The image in 8-bit RGB: grayscale, RGBA, palette, CMYK and 16-bit or float grey all become 3 channels;
+    `grayscale`: 3 equal channels of its luma, as a grey-trained model saw every image."""
+    image = eight_bit_grey(image)
+    return (image.convert("L") if grayscale else image).convert("RGB")
+
+
+def is_grayscale(pixels: np.ndarray) -> bool:
+    """Whether every decoded (N, H, W, 3) uint8 image has R == G == B: a grey dataset decoded to RGB."""
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return len(pixels) > 0 and bool((red == green).all() and (green == blue).all())
+
+
+def grey_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Decoded (..., 3) uint8 RGB as 3 equal channels of PIL's `convert("L")` luma (its fixed-point ITU-R 601-2)."""
+    rgb = pixels.astype(np.uint32)
+    luma = ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+    return np.repeat(luma[..., None], 3, axis=-1)

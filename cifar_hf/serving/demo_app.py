@@ -96,7 +96,8 @@ class Classifier:
         """{class name: probability} for every class, as gr.Label takes it."""
         if image is None:
             return {}
-        pixels = self.processor(to_rgb(image), return_tensors="pt")["pixel_values"].to(self.device)
+        image = to_rgb(image, self.processor.grayscale)  # a grey-trained model sees every upload as grey
+        pixels = self.processor(image, return_tensors="pt")["pixel_values"].to(self.device)
         probabilities = self.model(pixel_values=pixels).logits.float().softmax(-1)[0]
         return {self.model.config.id2label[i]: float(p) for i, p in enumerate(probabilities)}
 

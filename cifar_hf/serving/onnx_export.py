@@ -1,7 +1,8 @@
 """ONNX export of a classifier, its preprocessing contract, and the onnxruntime check against PyTorch.
 
 The contract (preprocessing.json beside model.onnx) is everything a runtime without Python's Transformers needs:
-resize to `image_size` with `resample`, scale by `rescale_factor`, normalise with `mean` / `std`, channels first.
+resize to `image_size` with `resample`, scale by `rescale_factor`, normalise with `mean` / `std`, channels first;
+`grayscale`: the model was trained on grey images, so every image is first converted to grey (PIL's "L": luma).
 """
 
 import contextlib
@@ -50,6 +51,7 @@ def preprocessing_contract(transform, processor, model_config, opset: int, dynam
         "rescale_factor": 1 / 255,
         "mean": [float(v) for v in transform.mean],
         "std": [float(v) for v in transform.std],
+        "grayscale": bool(getattr(processor, "grayscale", False)),  # a grey-trained model: convert("L") first
         "id2label": {str(k): v for k, v in model_config.id2label.items()},
         "model_type": model_config.model_type,
         "dynamic_batch": dynamic_batch,
@@ -178,7 +180,7 @@ def contract_pixels(images: list[Image.Image], contract: dict) -> np.ndarray:
     resample = PIL_RESAMPLE[contract["resample"]]
     batch = []
     for image in images:
-        image = to_rgb(image)
+        image = to_rgb(image, contract.get("grayscale", False))  # contracts written before it are colour
         crop_pct = contract.get("crop_pct", 1.0)
         if crop_pct < 1.0:  # timm's evaluation transform: shorter side to side / crop_pct, then the centre square
             scale = int(side / crop_pct) / min(image.size)

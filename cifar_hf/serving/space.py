@@ -43,7 +43,8 @@ def headline() -> str:
 def predict(image):
     if image is None:
         return {{}}
-    return {{p["label"]: p["score"] for p in classifier(to_rgb(image), top_k=None)}}
+    image = to_rgb(image, getattr(classifier.image_processor, "grayscale", False))  # a grey-trained model: as grey
+    return {{p["label"]: p["score"] for p in classifier(image, top_k=None)}}
 
 
 demo = gr.Interface(

@@ -21,6 +21,7 @@ from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
 from ..data.preprocessing import describe_training_preprocessing, to_image_processor
+from ..data.rgb import is_grayscale
 from ..data.statistics import channel_statistics
 from ..errors import InputError, Preempted, StorageError, first_line
 from ..files import atomic_path, write_json, write_text
@@ -57,6 +58,11 @@ def normalisation(args: RunArguments, data: CifarData, checkpoint: tuple | None 
     return {"mean": mean, "std": std, "source": f"training split ({len(data.train)} images)"}
 
 
+def training_is_grayscale(data: CifarData) -> bool:
+    """Every training image grey (R == G == B once decoded): inference must then read its inputs as grey too."""
+    return is_grayscale(data.full_train.pixels if data.full_train is not None else data.train.pixels)
+
+
 def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarData):
     """(model, its BatchTransform, the normalisation record); scratch models are built for the stored image size."""
     if args.model == "previt":
@@ -69,7 +75,8 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarDat
         transform = BatchTransform(mean=stats["mean"], std=stats["std"], image_size=side,
                                    horizontal_flip=recipe.horizontal_flip, crop_padding=recipe.crop_padding,
                                    cutout=recipe.cutout)
-        describe_training_preprocessing(model.config, side, transform.resample, stats["mean"], stats["std"])
+        describe_training_preprocessing(model.config, side, transform.resample, stats["mean"], stats["std"],
+                                        training_is_grayscale(data))
         return model, transform, stats
     overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
     try:
@@ -224,6 +231,7 @@ def build_trainer(
     hyperparameters["data"] = {  # what was actually used, whether given or chosen
         "image_column": data.image_column, "label_column": data.label_column, "num_classes": len(data.class_names),
         "image_size": data.image_size, "model_input_size": transform.image_size, "normalisation": stats,
+        "grayscale": training_is_grayscale(data),  # predict, demo, export and evaluate read inputs as grey when true
     }
 
     trainer = CifarTrainer(
@@ -259,7 +267,7 @@ def write_run_folder(
                          f"{results['model']}: validation accuracy {results['val_accuracy']:.4f}")
     plot_confusion_matrix(shown.confusion, class_names, output_dir / "confusion_matrix.png",
                           f"{results['model']}, {split} split: accuracy {shown.accuracy:.4f}")
-    processor = to_image_processor(transform)
+    processor = to_image_processor(transform, results["hyperparameters"]["data"].get("grayscale", False))
     write_text(output_dir / "preprocessor_config.json", processor.to_json_string())
     if trainer.run_flags is not None:  # before results.json: a finished run has both
         write_json(output_dir / run_record.RECORD, trainer.run_flags)
