@@ -1,0 +1,112 @@
+"""A run trained on grey images reads every input as grey (predict, demo, ONNX contract, evaluate); a colour run as
+before."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from synthetic import synthetic_images, tiny_run_args, write_hub_dataset
+
+from cifar_hf.__main__ import main as cli
+from cifar_hf.commands.train import main as train
+from cifar_hf.data.rgb import grey_pixels, is_grayscale, to_rgb
+from cifar_hf.serving.demo_app import Classifier
+from cifar_hf.serving.onnx_export import contract_pixels, load_contract
+
+
+def grey(images):
+    return [image.convert("L") for image in images]
+
+
+@pytest.fixture(scope="module")
+def grey_dataset(tmp_path_factory):
+    """The grey (mode L) twin of tiny_dataset's images: its test split is tiny_dataset's test split in grey."""
+    folder = tmp_path_factory.mktemp("tiny-grey")
+    (train_images, train_labels), (test_images, test_labels) = synthetic_images(120, seed=1), synthetic_images(80, 2)
+    return write_hub_dataset(folder, {"train": (grey(train_images), train_labels),
+                                      "test": (grey(test_images), test_labels)})
+
+
+@pytest.fixture(scope="module")
+def runs(grey_dataset, tiny_dataset, tmp_path_factory):
+    """{"grey": a run trained on grey_dataset, "colour": one on tiny_dataset}, one brief epoch each."""
+    folders = {}
+    for name, dataset in (("grey", grey_dataset), ("colour", tiny_dataset)):
+        save = tmp_path_factory.mktemp(f"{name}-run")
+        assert train(tiny_run_args(dataset, save, "-e", "1", "--max-train-samples", "64", "-b", "16")) == 0
+        folders[name] = save / "cifar-cnn"
+    return folders
+
+
+@pytest.fixture
+def colour_and_grey(tmp_path):
+    """A saturated colour image (clearly not grey) and the same image as training's grey decode sees it."""
+    rng = np.random.default_rng(0)
+    pixels = np.clip(np.array([220, 30, 60]) + rng.integers(-30, 31, (40, 48, 3)), 0, 255).astype(np.uint8)
+    colour = Image.fromarray(pixels)
+    return colour, to_rgb(colour.convert("L"))
+
+
+def test_the_run_records_whether_its_training_images_were_grey(runs):
+    for name, expected in (("grey", True), ("colour", False)):
+        results = json.loads((runs[name] / "results.json").read_text())
+        assert results["hyperparameters"]["data"]["grayscale"] is expected
+        processor = json.loads((runs[name] / "preprocessor_config.json").read_text())
+        assert processor.get("grayscale", False) is expected
+
+
+def test_grey_pixels_are_pils_luma_and_leave_grey_images_unchanged():
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3)).astype(np.uint8)
+    pils = np.stack([np.asarray(Image.fromarray(p).convert("L").convert("RGB")) for p in pixels])
+    assert np.array_equal(grey_pixels(pixels), pils) and is_grayscale(pils) and not is_grayscale(pixels)
+    assert np.array_equal(grey_pixels(pils), pils)
+
+
+def predicted(output: str) -> list[str]:
+    """The classes and probabilities of each `path: class p, ...` line, without the path."""
+    return [line.split(": ", 1)[1] for line in output.strip().splitlines()]
+
+
+def test_predict_reads_a_colour_image_as_grey_for_a_grey_run_only(runs, colour_and_grey, tmp_path, capsys):
+    colour, grey_version = colour_and_grey
+    colour.save(tmp_path / "colour.png")
+    grey_version.save(tmp_path / "grey.png")
+    shown = {}
+    for name, run in runs.items():
+        assert cli(["predict", "--model", str(run), "--top-k", "4",
+                    str(tmp_path / "colour.png"), str(tmp_path / "grey.png")]) == 0
+        shown[name] = predicted(capsys.readouterr().out)
+    assert shown["grey"][0] == shown["grey"][1]
+    assert shown["colour"][0] != shown["colour"][1]  # a colour run sees colour, as before
+
+
+def test_demo_reads_a_colour_image_as_grey_for_a_grey_run_only(runs, colour_and_grey):
+    colour, grey_version = colour_and_grey
+    grey_run = Classifier(str(runs["grey"]))
+    assert grey_run.probabilities(colour) == pytest.approx(grey_run.probabilities(grey_version), abs=1e-6)
+    colour_run = Classifier(str(runs["colour"]))
+    assert colour_run.probabilities(colour) != pytest.approx(colour_run.probabilities(grey_version), abs=1e-6)
+
+
+def test_the_onnx_contract_says_grayscale_and_its_preprocessing_converts(runs, colour_and_grey, tmp_path):
+    colour, grey_version = colour_and_grey
+    assert cli(["export", "--model", str(runs["grey"]), "--output", str(tmp_path / "grey")]) == 0
+    contract = load_contract(tmp_path / "grey" / "model.onnx")
+    assert contract["grayscale"] is True
+    assert np.array_equal(contract_pixels([colour], contract), contract_pixels([grey_version], contract))
+    colour_contract = {**contract, "grayscale": False}  # what a colour run's contract says
+    assert not np.array_equal(contract_pixels([colour], colour_contract),
+                              contract_pixels([grey_version], colour_contract))
+
+
+def test_evaluate_scores_a_colour_dataset_as_its_grey_twin(runs, grey_dataset, tiny_dataset, tmp_path):
+    reports = {}
+    for name, dataset in (("own", grey_dataset), ("colour", tiny_dataset)):
+        output = tmp_path / name
+        assert cli(["evaluate", "--model", str(runs["grey"]), "--dataset", str(dataset), "--split", "test",
+                    "--output", str(output)]) == 0
+        [report] = output.glob("evaluation-*.json")
+        reports[name] = json.loads(report.read_text())
+    assert reports["colour"]["loss"] == pytest.approx(reports["own"]["loss"], rel=1e-5)
+    assert reports["colour"]["confusion_matrix"] == reports["own"]["confusion_matrix"]
