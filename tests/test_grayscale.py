@@ -110,3 +110,18 @@ def test_evaluate_scores_a_colour_dataset_as_its_grey_twin(runs, grey_dataset, t
         reports[name] = json.loads(report.read_text())
     assert reports["colour"]["loss"] == pytest.approx(reports["own"]["loss"], rel=1e-5)
     assert reports["colour"]["confusion_matrix"] == reports["own"]["confusion_matrix"]
+
+
+def test_the_space_app_reads_a_colour_upload_as_grey_for_a_grey_run(runs, colour_and_grey, tmp_path, monkeypatch):
+    import importlib.util
+
+    colour, grey_version = colour_and_grey
+    folder = tmp_path / "space"
+    assert cli(["demo", "--model", "me/tiny-grey", "--write-space", str(folder)]) == 0
+    monkeypatch.setenv("CIFAR_HF_MODEL", str(runs["grey"]))  # the app serves the local run in place of the Hub id
+    monkeypatch.syspath_prepend(str(folder))  # as `python app.py` in the Space: rgb.py beside it
+    spec = importlib.util.spec_from_file_location("grey_space_app", folder / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    assert app.GRAYSCALE is True
+    assert app.predict(colour) == pytest.approx(app.predict(grey_version), abs=1e-6)

@@ -26,6 +26,9 @@ TOP_K = {top_k}
 
 classifier = pipeline("image-classification", model=MODEL_ID, revision=REVISION, trust_remote_code=True,
                       device="cpu")
+# A model trained on grey images reads every upload as grey (its processor says so; a timm model's config does).
+GRAYSCALE = bool(getattr(classifier.image_processor, "grayscale", False)
+                 or (getattr(classifier.model.config, "pretrained_cfg", None) or {{}}).get("grayscale", False))
 
 
 def headline() -> str:
@@ -43,7 +46,7 @@ def headline() -> str:
 def predict(image):
     if image is None:
         return {{}}
-    image = to_rgb(image, getattr(classifier.image_processor, "grayscale", False))  # a grey-trained model: as grey
+    image = to_rgb(image, GRAYSCALE)
     return {{p["label"]: p["score"] for p in classifier(image, top_k=None)}}
 
 
