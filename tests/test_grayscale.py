@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import synthetic_images, tiny_run_args, write_hub_dataset
+from synthetic import TIMM_VIT_TINY, synthetic_images, tiny_run_args, write_hub_dataset
 
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main as train
@@ -125,3 +125,14 @@ def test_the_space_app_reads_a_colour_upload_as_grey_for_a_grey_run(runs, colour
     spec.loader.exec_module(app)
     assert app.GRAYSCALE is True
     assert app.predict(colour) == pytest.approx(app.predict(grey_version), abs=1e-6)
+
+
+def test_a_grey_timm_run_reads_colour_as_grey_too(grey_dataset, colour_and_grey, tmp_path):
+    # A timm folder's processor is built from config.pretrained_cfg, not preprocessor_config.json: it says so there.
+    colour, grey_version = colour_and_grey
+    assert train(tiny_run_args(grey_dataset, tmp_path, "-e", "1", "--max-train-samples", "8", "--max-eval-samples",
+                               "8", "-b", "8", "--model-name-or-path", str(TIMM_VIT_TINY), model="previt")) == 0
+    config = json.loads((tmp_path / "cifar-previt" / "config.json").read_text())
+    assert config["pretrained_cfg"]["grayscale"] is True
+    classifier = Classifier(str(tmp_path / "cifar-previt"))
+    assert classifier.probabilities(colour) == pytest.approx(classifier.probabilities(grey_version), abs=1e-6)
