@@ -164,15 +164,6 @@ def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
     return ImageArrays(arrays.pixels, mapping[arrays.labels])
 
 
-def as_trained(arrays, grayscale: bool):
-    """A grey run scores another dataset's colour images as grey, as predict reads them (its own grey images are
-    unchanged: the luma of R == G == B is that value)."""
-    from ..data import ImageArrays
-    from ..data.rgb import grey_pixels
-
-    return ImageArrays(grey_pixels(arrays.pixels), arrays.labels) if grayscale else arrays
-
-
 def default_split(dataset: str) -> str:
     """test; else the validation split (the dataset's own, or the run's hold-out of its train split), said so."""
     from ..data.loading import load_raw_dataset
@@ -227,11 +218,10 @@ def main(argv=None) -> int:
             check_temperature_split(dataset)
         arrays, dataset_names = load_scored_split(args, trained, dataset, own)
         class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        arrays = as_trained(to_model_labels(arrays, dataset_names, class_names), processor.grayscale)
+        arrays = to_model_labels(arrays, dataset_names, class_names)
         validation = None  # the split a temperature is fitted on, when another split is scored
         if args.temperature_scale and args.split != "validation":
             validation = to_model_labels(*load_scored_split(args, trained, dataset, own, "validation"), class_names)
-            validation = as_trained(validation, processor.grayscale)
     except CifarError as error:
         return print_error(error)
     try:
@@ -308,6 +298,7 @@ def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: l
     import numpy as np
     import torch
 
+    from ..data.rgb import grey_pixels
     from ..files import write_json
     from ..hub import push_evaluation, push_or_raise, write_model_card
     from ..metrics import TOP5_ABOVE_CLASSES, confusion_matrix, load_accuracy, per_class_accuracy, top5_accuracy
@@ -315,7 +306,10 @@ def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: l
     from ..robustness.report import calibration_section, corruption_report, write_figures
 
     def score(pixels: np.ndarray) -> torch.Tensor:
-        return predict_logits(model, transform, pixels, args.batch_size, args.tta)
+        # A grey run sees every image (another dataset's, a corrupted one) as grey, as predict reads it; its own grey
+        # images are unchanged (the luma of R == G == B is that value).
+        return predict_logits(model, transform, grey_pixels(pixels) if processor.grayscale else pixels,
+                              args.batch_size, args.tta)
 
     logits = score(arrays.pixels)
     labels = torch.from_numpy(arrays.labels)
