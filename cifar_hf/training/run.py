@@ -63,8 +63,9 @@ def training_is_grayscale(data: CifarData) -> bool:
     return is_grayscale(data.full_train.pixels if data.full_train is not None else data.train.pixels)
 
 
-def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarData):
-    """(model, its BatchTransform, the normalisation record); scratch models are built for the stored image size."""
+def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarData, grayscale: bool = False):
+    """(model, its BatchTransform, the normalisation record); scratch models are built for the stored image size;
+    `grayscale`: the training images are grey (a timm config records it for inference)."""
     if args.model == "previt":
         model = load_pretrained_classifier(args.model_name_or_path, data.class_names)
         if args.lora_r is not None:
@@ -76,7 +77,7 @@ def build_model_and_transform(args: RunArguments, recipe: Recipe, data: CifarDat
                                    horizontal_flip=recipe.horizontal_flip, crop_padding=recipe.crop_padding,
                                    cutout=recipe.cutout)
         describe_training_preprocessing(model.config, side, transform.resample, stats["mean"], stats["std"],
-                                        training_is_grayscale(data))
+                                        grayscale)
         return model, transform, stats
     overrides = {"stem": args.vit_stem} if args.model == "vit" else {}
     try:
@@ -205,7 +206,8 @@ def build_trainer(
         torch.backends.cudnn.allow_tf32 = True
     training_args = build_training_arguments(args, recipe, training_flags, output_dir)
     transformers.set_seed(training_args.seed)  # the model's initialisation is part of the seeded run
-    model, transform, stats = build_model_and_transform(args, recipe, data)
+    grayscale = training_is_grayscale(data)  # one pass over the training pixels
+    model, transform, stats = build_model_and_transform(args, recipe, data, grayscale)
 
     optimizer_kwargs = {"lr": training_args.learning_rate, **recipe.optimizer_kwargs}
     if training_args.device.type == "cuda":
@@ -231,7 +233,7 @@ def build_trainer(
     hyperparameters["data"] = {  # what was actually used, whether given or chosen
         "image_column": data.image_column, "label_column": data.label_column, "num_classes": len(data.class_names),
         "image_size": data.image_size, "model_input_size": transform.image_size, "normalisation": stats,
-        "grayscale": training_is_grayscale(data),  # predict, demo, export and evaluate read inputs as grey when true
+        "grayscale": grayscale,  # predict, demo, export and evaluate read inputs as grey when true
     }
 
     trainer = CifarTrainer(
@@ -247,7 +249,7 @@ def build_trainer(
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
-        tta=args.tta or recipe.tta,
+        tta=applied["tta"],
         decay_all_parameters=recipe.decay_all_parameters,
         ema=WeightEMA(args.ema_decay) if args.ema_decay else None,
         run_flags=run_record.defining_flags(args, training_args, training_flags),
