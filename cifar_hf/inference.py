@@ -29,6 +29,14 @@ def run_results(name_or_path: str) -> dict:
     return read_json(path, recovery) if path.is_file() else {}
 
 
+def run_columns(results: dict) -> tuple[str | None, str | None]:
+    """(image column, label column) a training run's results.json records (None where it records none)."""
+    hyperparameters = results.get("hyperparameters", {})
+    data = hyperparameters.get("data", {})
+    return (data.get("image_column") or hyperparameters.get("image_column"),
+            results.get("label_column") or data.get("label_column") or hyperparameters.get("label_column"))
+
+
 def check_weights_fit(name_or_path: str, model, loading: dict) -> None:
     mismatched = sorted(loading.get("mismatched_keys") or [], key=lambda entry: entry[0])
     if mismatched:

@@ -125,17 +125,17 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
     """
     from ..data import load_cifar, load_labelled_split
     from ..data.loading import load_raw_dataset
+    from ..inference import run_columns
 
     split = split or args.split
     hp = trained.get("hyperparameters", {})
+    run_image_column, run_label_column = run_columns(trained)
     splits = load_raw_dataset(dataset)  # cheap: datasets caches it, and the split names decide the route
     source = split if split in splits else "train"
     features = splits[source].features if source in splits else {}
     columns = {
-        "image_column": run_column(args.image_column, hp.get("data", {}).get("image_column") or
-                                   hp.get("image_column"), features),
-        "label_column": run_column(args.label_column, trained.get("label_column") or hp.get("label_column"),
-                                   features),
+        "image_column": run_column(args.image_column, run_image_column, features),
+        "label_column": run_column(args.label_column, run_label_column, features),
         "image_size": args.image_size or trained.get("image_size"),
     }
     seed = args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED)

@@ -5,6 +5,7 @@ from PIL import Image
 from ..data.loading import find_columns, load_raw_dataset
 from ..data.rgb import to_rgb
 from ..errors import InputError
+from ..inference import run_columns
 
 
 def dataset_samples(dataset: str, per_class: int = 1, limit: int = 10, image_column: str | None = None,
@@ -39,9 +40,7 @@ def run_samples(results: dict, per_class: int = 1, limit: int = 10) -> list[tupl
     dataset = results.get("dataset") or hyperparameters.get("dataset")
     if not dataset:
         return []
-    columns = hyperparameters.get("data", {})
-    image_column = columns.get("image_column") or hyperparameters.get("image_column")
-    label_column = results.get("label_column") or columns.get("label_column") or hyperparameters.get("label_column")
+    image_column, label_column = run_columns(results)
     try:
         return dataset_samples(str(dataset), per_class, limit, image_column, label_column)
     except (InputError, OSError, ValueError, KeyError):  # offline or moved: the caller goes on without examples
