@@ -14,6 +14,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, metadat
 from .errors import InputError, PushError, first_line
 from .files import read_json, write_text
 from .offline import is_hub_id
+from .training.arguments import PATH_ARGUMENTS
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def portable_name(name_or_path) -> str:
     return str(name_or_path) if is_hub_id(name_or_path) else Path(str(name_or_path)).expanduser().resolve().name
 
 
-PATH_FLAGS = ("--dataset", "--model-name-or-path")  # the flags that may name a local folder
+PATH_FLAGS = tuple("--" + name.replace("_", "-") for name in PATH_ARGUMENTS)  # as written on a command line
 
 
 def portable_command(command: str) -> str:

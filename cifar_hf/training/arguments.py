@@ -28,6 +28,7 @@ MODEL_SPECIFIC_ARGUMENTS = {"vit_stem": "vit", **dict.fromkeys(
     ("model_name_or_path", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "push_adapter"), "previt")}
 # Hub flags are handled after training by cifar_hf.hub (exactly the final model, with our card), not by the Trainer.
 HUB_FLAGS = ("push_to_hub", "hub_model_id", "hub_private_repo", "hub_strategy", "hub_always_push", "hub_revision")
+PATH_ARGUMENTS = ("dataset", "model_name_or_path")  # the run arguments that may name a local folder
 SEED_LIMIT = 2**32  # numpy's and torch's seeds are below it
 
 

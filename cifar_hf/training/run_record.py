@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..files import read_json
 from . import checkpoints
-from .arguments import MODEL_SPECIFIC_ARGUMENTS, RunArguments
+from .arguments import MODEL_SPECIFIC_ARGUMENTS, PATH_ARGUMENTS, RunArguments
 
 RECORD = "run_flags.json"
 
@@ -43,7 +43,7 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
              if spec.name not in NOT_DEFINING_ARGUMENTS}
     flags.update({"-e": training_args.num_train_epochs, "-l": training_args.learning_rate,
                   "-b": training_args.per_device_train_batch_size})
-    for field in ("dataset", "model_name_or_path"):  # a local folder, however it is spelled (relative, a link)
+    for field in PATH_ARGUMENTS:  # a local folder, however it is spelled (relative, a link)
         if getattr(args, field) and Path(getattr(args, field)).exists():
             flags[flag_name(field)] = str(Path(getattr(args, field)).resolve())
     for field, model in MODEL_SPECIFIC_ARGUMENTS.items():  # a cnn run has no base checkpoint, ViT stem or LoRA
