@@ -40,6 +40,17 @@ def test_throughput_json_has_every_field(model, tiny_imagenet_vit, tmp_path):
     assert result["startup_s"] > 0 and isinstance(result["optional_modules_before_first_step"], list)
 
 
+def test_host_overhead_times_each_per_step_call(tmp_path):
+    out = tmp_path / "host.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "host_overhead.py"), "--device", "cpu", "--models", "cnn",
+               "--number", "2", "--json", str(out)]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["model"], row["tensors"]) == ("cnn", 12)
+    for field in ("grad_norm_trainer_us", "grad_norm_alone_us", "train_mode_us", "zero_grad_us"):
+        assert isinstance(row[field], float)
+
+
 def test_clock_marks_split_the_timed_steps_into_equal_windows_after_warmup():
     assert clock_marks(warmup=10, steps=50, windows=4) == [10, 20, 30, 40, 50]
     assert clock_marks(warmup=2, steps=3, windows=4) == [2, 3, 4, 5, 6]  # at least one step per window

@@ -224,6 +224,46 @@ def test_training_steps_ask_importlib_nothing(tiny_dataset, tmp_path, monkeypatc
     assert trainer.state.global_step == 6 and state["calls"] == 0
 
 
+@pytest.mark.parametrize("logging, logged_steps", [
+    ({"logging_strategy": "epoch", "num_train_epochs": 2}, [8, 16]),
+    ({"logging_strategy": "epoch", "num_train_epochs": 2, "gradient_accumulation_steps": 3}, [3, 6]),  # 3 + 3 + 2
+    ({"logging_strategy": "steps", "logging_steps": 3, "max_steps": 8, "logging_first_step": True}, [1, 3, 6]),
+])
+def test_gradient_norm_is_computed_only_for_the_logs(logging, logged_steps, tiny_dataset, tmp_path, monkeypatch):
+    """Without clipping the Trainer would compute the gradient norm every step only to log it: CifarTrainer computes
+    it for the logged steps, and logs the same norms as a run whose clipping never bites (computed every step)."""
+    import accelerate
+
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.run import build_trainer
+
+    calls = []
+
+    def counted(self, *args, _original=accelerate.Accelerator.clip_grad_norm_, **kwargs):
+        calls.append(args[1])
+        return _original(self, *args, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "clip_grad_norm_", counted)
+    data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
+    norms = {}
+    for max_grad_norm in (0.0, 1e9):
+        calls.clear()
+        flags = {**logging, "max_grad_norm": max_grad_norm, "eval_strategy": "no", "disable_tqdm": True,
+                 "report_to": "none"}
+        trainer, _, _ = build_trainer(RunArguments(model="cnn", device="cpu", batch_size=8), flags, data,
+                                      tmp_path / str(max_grad_norm))
+        trainer.train()
+        logs = [entry for entry in trainer.state.log_history if "loss" in entry]
+        norms[max_grad_norm] = [(entry["step"], entry.get("grad_norm")) for entry in logs]
+        if max_grad_norm == 0.0:
+            assert calls == [float("inf")] * len(logs)  # one norm per log, none on the other steps
+        else:
+            assert len(calls) == trainer.state.global_step
+    assert [step for step, _ in norms[0.0]] == logged_steps
+    assert all(norm is not None and norm > 0 for _, norm in norms[0.0])
+    assert norms[0.0] == norms[1e9]
+
+
 @pytest.mark.parametrize("model, decays_biases", [("resnet", True), ("vit", False)])
 def test_seed_recipes_decay_every_parameter(model, decays_biases, tiny_dataset, tmp_path):
     from cifar_hf.training.arguments import RunArguments
