@@ -212,7 +212,7 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"({hp.get('data', {}).get('normalisation', {}).get('source', 'n/a')})",
         f"- data: `{dataset_id}`{'' if on_hub else ' (a local folder)'}, {hp.get('train_size')} training / "
         f"{hp.get('validation_size')} validation images "
-        f"(seeded, stratified hold-out of the training split, seed {results['seed']}); "
+        f"({_validation_split(hp, results)}); "
         f"{hp.get('test_size') or 'no'} test images",
         *([f"- base checkpoint: `{portable_name(hp['model_name_or_path'])}`"] if hp.get("model_name_or_path") else []),
         f"- epochs: {results['epochs']}{_stop_and_kept(results, hp)}, "
@@ -241,6 +241,15 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
     ]
     return str(ModelCard(
         f"---\n{card_data(results, repo_id, evaluations).to_yaml()}\n---\n\n" + "\n".join(lines)))
+
+
+def _validation_split(hp: dict, results: dict) -> str:
+    drawn = hp.get("data", {}).get("validation_split", {})
+    seed = drawn.get("seed", results["seed"])
+    if "fold" in drawn:
+        return f"fold {drawn['fold']} of a seeded, stratified {drawn['folds']}-fold split of the training split, " \
+               f"seed {seed}"
+    return f"seeded, stratified hold-out of the training split, seed {seed}"
 
 
 def _stop_and_kept(results: dict, hp: dict) -> str:

@@ -190,3 +190,28 @@ def test_complete_folds_trained_with_other_flags_are_not_mixed_into_the_report(c
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"error: {difference}") and "give that run's flags" in line
     assert {p: p.read_bytes() for p in (tmp_path / "cifar-cnn-cv").rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("member", ["fold", "seed"])
+def test_evaluate_redraws_the_validation_split_a_member_run_validated_on(member, cv_run, tiny_dataset, tmp_path):
+    """A fold and a --repeat seed record their own seed, but validated on the job's split: evaluate must score those
+    images, not a hold-out redrawn with the member's seed (which overlaps the images it trained on)."""
+    from cifar_hf.commands.evaluate import load_scored_split, parse
+
+    job = load_cifar(str(tiny_dataset), val_size=40)  # the job's split: --seed 2023
+    if member == "fold":
+        folder, validated_on = cv_run / "fold-2", job.fold(2, 3).validation
+    else:
+        assert main(tiny_run_args(tiny_dataset, tmp_path, "--repeat", "2", "-e", "1", "-b", "32")) == 0
+        folder, validated_on = tmp_path / "cifar-cnn-repeat" / "seed-2024", job.validation
+    results = json.loads((folder / "results.json").read_text())
+    assert results["seed"] == 2024
+    redrawn = load_cifar(str(tiny_dataset), val_size=40, seed=2024).validation
+    assert not np.array_equal(redrawn.pixels, validated_on.pixels)  # the wrong split would be told apart
+    arrays, _ = load_scored_split(parse(["--model", str(folder)]), results, str(tiny_dataset), own=True,
+                                  split="validation")
+    assert np.array_equal(arrays.pixels, validated_on.pixels) and np.array_equal(arrays.labels, validated_on.labels)
+    assert len(validated_on) == results["hyperparameters"]["validation_size"]
+    card = (folder / "README.md").read_text()  # the card names the split, with the seed that drew it
+    assert ("fold 2 of a seeded, stratified 3-fold split" if member == "fold" else "hold-out") in card
+    assert "seed 2023)" in card and "seed 2024)" not in card

@@ -6,7 +6,7 @@ and, on request, its accuracy under the CIFAR-10-C corruptions (`--corruptions`)
 (`--temperature-scale`). Any labelled split of any dataset can be scored, also one without a train split; its classes
 are matched to the model's by name. For a local run folder the evaluation also goes into the folder's model card, and
 the dataset, columns, image size, seed and validation size default to the training run's own, so `--split validation`
-evaluates exactly the images the run validated on (the seeded hold-out of the train split).
+evaluates exactly the images the run validated on (the seeded hold-out of the train split, or a fold's own fold).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def parse(argv):
     parser.add_argument("--label-column", "--label_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--image-size", type=int, help="store images at NxN (default: the run's stored size)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    parser.add_argument("--seed", type=int, help=f"validation split seed (default: the run's, else {DEFAULT_SEED})")
+    parser.add_argument("--seed", type=int,
+                        help=f"validation split drawn with this seed (default: the run's split, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
     parser.add_argument("--max-eval-samples", type=int, metavar="N",
                         help="evaluate a seeded, stratified subset of N images (default: on the run's own dataset the "
@@ -138,15 +139,19 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
         "label_column": run_column(args.label_column, run_label_column, features),
         "image_size": args.image_size or trained.get("image_size"),
     }
-    seed = args.seed if args.seed is not None else hp.get("seed", DEFAULT_SEED)
+    # The run's own hold-out: a --repeat seed or a fold records the split it validated on, not its own --seed.
+    drawn = {"seed": args.seed} if args.seed is not None else hp.get("data", {}).get("validation_split", {})
+    seed = drawn.get("seed", hp.get("seed", DEFAULT_SEED))
     max_eval_samples = args.max_eval_samples or (hp.get("max_eval_samples") if own else None)
     if split in splits or split not in ("validation", "train") or "train" not in splits:
         arrays, class_names, _ = load_labelled_split(dataset, split, max_samples=max_eval_samples, seed=seed,
                                                      **columns)
         return arrays, class_names
+    fold = drawn.get("fold") if own else None  # a cross-validation fold validated on its fold of the training split
     data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
+                      max_train_samples=hp.get("max_train_samples") if fold else None,
                       max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
-    return {"validation": data.validation, "train": data.train}[split], data.class_names
+    return (data.fold(fold, drawn["folds"]) if fold else data).validation, data.class_names
 
 
 def to_model_labels(arrays, class_names: list[str], model_names: list[str]):

@@ -6,7 +6,7 @@ The result is a `CifarData`: decoded uint8 images and labels for train / validat
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
@@ -18,7 +18,7 @@ from ..errors import InputError, first_line
 from ..offline import go_offline_if_unreachable, looks_like_path
 from .decode import choose_image_size, decode_split, image_sizes
 from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from .splits import stratified_split, stratified_subset
+from .splits import stratified_folds, stratified_split, stratified_subset
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,18 @@ class CifarData:
     image_column: str = "img"
     label_column: str = "label"
     image_size: int = 32  # side of the stored (decoded) images
+    # How `validation` was drawn from the training split: {"seed": S}, plus "fold"/"folds" for a fold's run. Recorded
+    # with the run: evaluate redraws the same images (a --repeat seed or a fold has its own, other seed).
+    holdout: dict = field(default_factory=dict)
+
+    def fold(self, number: int, folds: int) -> "CifarData":
+        """Fold `number` (1-based) of a stratified `folds`-fold split of the whole training split: validate on it,
+        train on the others."""
+        parts = stratified_folds(self.full_train.labels, folds, self.holdout["seed"])
+        train_rows = np.sort(np.concatenate([part for i, part in enumerate(parts) if i != number - 1]))
+        validation = self.full_train.take(parts[number - 1])
+        return replace(self, train=self.full_train.take(train_rows), validation=validation,
+                       holdout={**self.holdout, "fold": number, "folds": folds})
 
 
 # Folder names the image-folder builder reads as splits, not classes.
@@ -398,7 +410,7 @@ def load_cifar(
         if test is not None:
             test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
     return CifarData(dataset, class_names, train, validation, test, bad_images, full_train,
-                     image_column, label_column, image_size)
+                     image_column, label_column, image_size, holdout={"seed": seed})
 
 
 def load_labelled_split(

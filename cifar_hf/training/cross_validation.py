@@ -42,12 +42,6 @@ def mean_and_std(values: list) -> tuple[float | None, float | None]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
-def fold_data(data: CifarData, folds: list[np.ndarray], index: int) -> CifarData:
-    full = data.full_train
-    train_rows = np.sort(np.concatenate([f for i, f in enumerate(folds) if i != index]))
-    return dataclasses.replace(data, train=full.take(train_rows), validation=full.take(folds[index]))
-
-
 def prepare_fold_folder(folder: Path) -> str | None:
     """The `--resume` value for this fold: continue from a checkpoint, or start clean."""
     if any(folder.glob("checkpoint-*")):
@@ -113,7 +107,7 @@ def format_table(folds: list[dict], summary: dict) -> str:
     return "\n".join(lines)
 
 
-def train_fold(args: RunArguments, training_flags: dict, data: CifarData, folds: list, cv_folder: Path, number: int):
+def train_fold(args: RunArguments, training_flags: dict, data: CifarData, cv_folder: Path, number: int):
     folder = cv_folder / f"fold-{number}"
     lock = cv_folder / f".fold-{number}.lock"
     busy = f"fold {number} of {cv_folder} is being trained by another job (it holds {lock})"
@@ -122,17 +116,17 @@ def train_fold(args: RunArguments, training_flags: dict, data: CifarData, folds:
             shutil.rmtree(folder)  # this job's own fold, under its lock: the other folds belong to other jobs
         if read_member_results(folder, f"fold {number}/{args.folds}") is not None:
             return
-        index = number - 1
         fold_args = dataclasses.replace(fold_member(args, number), resume=prepare_fold_folder(folder))
         flags = {"run_name": f"{cv_folder.name}-fold-{number}", **training_flags}
         if args.wandb:
             os.environ["WANDB_RUN_GROUP"] = cv_folder.name  # one group, one run per fold
-        logger.info("fold %d/%d: training on %d images, validating on %d", number, args.folds,
-                    len(data.full_train) - len(folds[index]), len(folds[index]))
-        train_once(fold_args, flags, fold_data(data, folds, index), folder, save_test_probabilities=True)
+        fold = data.fold(number, args.folds)
+        logger.info("fold %d/%d: training on %d images, validating on %d", number, args.folds, len(fold.train),
+                    len(fold.validation))
+        train_once(fold_args, flags, fold, folder, save_test_probabilities=True)
 
 
-def build_report(args: RunArguments, training_flags: dict, data: CifarData, folds: list, cv_folder: Path) -> dict:
+def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold_sizes: list, cv_folder: Path) -> dict:
     """The aggregated report over the folds complete now (all of them after a sequential run)."""
     fold_results = []
     for number in range(1, args.folds + 1):
@@ -162,7 +156,7 @@ def build_report(args: RunArguments, training_flags: dict, data: CifarData, fold
         "folds": args.folds,
         "folds_complete": complete,
         "seed": args.seed,
-        "fold_sizes": [len(f) for f in folds],
+        "fold_sizes": fold_sizes,
         "per_fold": fold_results,
         **{f"{m}_mean": summary[m]["mean"] for m in METRICS},
         **{f"{m}_std": summary[m]["std"] for m in METRICS},
@@ -176,14 +170,14 @@ def cross_validate(args: RunArguments, training_flags: dict, data: CifarData, cv
     if args.folds > len(data.full_train):
         raise InputError(f"--folds {args.folds}: the training split has only {len(data.full_train)} images, "
                          "fewer than the folds")
-    folds = stratified_folds(data.full_train.labels, args.folds, args.seed)
+    fold_sizes = [len(part) for part in stratified_folds(data.full_train.labels, args.folds, data.holdout["seed"])]
     for number in range(1, args.folds + 1):  # before training any fold: a report never mixes two settings
         check_member(cv_folder / f"fold-{number}", f"fold {number}", fold_member(args, number), training_flags)
     for number in [args.fold] if args.fold else range(1, args.folds + 1):
-        train_fold(args, training_flags, data, folds, cv_folder, number)
+        train_fold(args, training_flags, data, cv_folder, number)
     if not is_main_process():  # one writer under a distributed launch
-        return build_report(args, training_flags, data, folds, cv_folder)
+        return build_report(args, training_flags, data, fold_sizes, cv_folder)
     with exclusive(cv_folder / ".report.lock"):  # fold jobs finishing together: the last writer reads every fold
-        report = build_report(args, training_flags, data, folds, cv_folder)
+        report = build_report(args, training_flags, data, fold_sizes, cv_folder)
         write_json(cv_folder / "results.json", {k: v for k, v in report.items() if k != "table"})
     return report

@@ -234,6 +234,7 @@ def build_trainer(
         "image_column": data.image_column, "label_column": data.label_column, "num_classes": len(data.class_names),
         "image_size": data.image_size, "model_input_size": transform.image_size, "normalisation": stats,
         "grayscale": grayscale,  # predict, demo, export and evaluate read inputs as grey when true
+        "validation_split": data.holdout,  # evaluate redraws it from this, not from the run's own --seed
     }
 
     trainer = CifarTrainer(
