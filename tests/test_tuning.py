@@ -251,6 +251,26 @@ def repeat_argv(dataset, save, *extra):
                          "-l", "3e-3", *extra)
 
 
+def test_a_seed_stopped_after_its_folder_is_complete_keeps_the_run_an_overwrite_replaces(tiny_dataset, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """A signal during a seed's final writing leaves that seed complete, not the repeat: the old run stays aside."""
+    argv = tiny_run_args(tiny_dataset, tmp_path, "--repeat", "2", "--max-train-samples", "40", "-e", "1", "-b", "16")
+    assert train_main(argv) == 0
+    folder = tmp_path / "cifar-cnn-repeat"
+    old_report = (folder / "results.json").read_bytes()
+    real_train_once = repeat.train_once
+
+    def stopped_while_writing(args, flags, data, seed_folder, **kwargs):
+        real_train_once(args, flags, data, seed_folder, **kwargs)
+        raise Preempted(f"stopped by SIGTERM after training: the run folder {seed_folder} is complete", 15, kept="run")
+
+    monkeypatch.setattr(repeat, "train_once", stopped_while_writing)
+    assert train_main([*argv, "--overwrite"]) == 143
+    assert "the replaced run stays in" in capsys.readouterr().err
+    assert (folder / ".replaced" / "results.json").read_bytes() == old_report
+    assert not (folder / "results.json").exists()  # one seed of two: no report yet
+
+
 def test_an_interrupted_repeat_resumes_and_aggregates_three_seeds(tiny_dataset, tmp_path, monkeypatch, capsys,
                                                                    caplog):
     real_train_once, trained, stopped = repeat.train_once, [], []

@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         run.finished()
         return code
     except CifarError as error:
-        if getattr(error, "kept", None) == "run" and not args.cross_validate:
-            run.finished()  # the new run folder is complete: the replaced run can go
+        if getattr(error, "kept", None) == "run" and not args.cross_validate and args.repeat == 1:
+            run.finished()  # the new run folder is complete (not only one fold's or seed's): the replaced run can go
             note = ""
         else:
             note = run.failed(error) if run is not None else ""
