@@ -123,3 +123,11 @@ def test_report_skips_a_results_json_that_is_no_runs_with_one_warning_each(runs,
     assert cli(["report", str(tmp_path / "other")]) == 1  # nothing left to show
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == len(foreign) + 1 and err[-1].startswith("error: no cifar-hf run under")
+
+
+def test_report_leaves_out_the_run_an_unfinished_overwrite_keeps_aside(runs, tmp_path, capsys):
+    good = runs / "good" / "cifar-cnn"
+    copy_results(good, tmp_path / "runs" / "cifar-cnn")
+    copy_results(good, tmp_path / "runs" / "cifar-cnn" / ".replaced")  # the old run, until the new one finishes
+    assert cli(["report", str(tmp_path / "runs")]) == 0
+    assert [line.split("|")[1].strip() for line in capsys.readouterr().out.strip().splitlines()[2:]] == ["cifar-cnn"]

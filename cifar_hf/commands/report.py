@@ -30,6 +30,8 @@ def find_runs(folders: list[Path]) -> dict[Path, str]:
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
             run = results.parent
+            if any(part.startswith(".") for part in run.relative_to(folder).parts):
+                continue  # a run an unfinished --overwrite keeps aside (.replaced), or another hidden copy
             member = run.name.startswith(MEMBER_PREFIXES) and (run.parent / "results.json").is_file()
             if results.is_file() and not member and run.resolve() not in seen:  # a run given twice is one row
                 seen.add(run.resolve())
