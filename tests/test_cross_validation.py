@@ -215,3 +215,14 @@ def test_evaluate_redraws_the_validation_split_a_member_run_validated_on(member,
     card = (folder / "README.md").read_text()  # the card names the split, with the seed that drew it
     assert ("fold 2 of a seeded, stratified 3-fold split" if member == "fold" else "hold-out") in card
     assert "seed 2023)" in card and "seed 2024)" not in card
+
+
+def test_a_fold_with_only_torn_checkpoints_starts_again(tmp_path):
+    fold = tmp_path / "fold-1"
+    (fold / "checkpoint-4").mkdir(parents=True)  # no completion marker: torn by a crash mid-write
+    (fold / "checkpoint-4" / "model.safetensors").write_bytes(b"partial")
+    assert cross_validation.prepare_member_folder(fold) is None
+    assert fold.is_dir() and not any(fold.iterdir())
+    (fold / "checkpoint-8").mkdir()
+    (fold / "checkpoint-8" / cross_validation.checkpoints.MARKER).write_text("{}")
+    assert cross_validation.prepare_member_folder(fold) == "auto"

@@ -21,7 +21,7 @@ import numpy as np
 from ..data import CifarData, stratified_folds
 from ..errors import InputError, UsageError
 from ..files import read_json, write_json
-from . import run_record
+from . import checkpoints, run_record
 from .arguments import RunArguments
 from .distributed import is_main_process
 from .folder_lock import exclusive
@@ -42,9 +42,9 @@ def mean_and_std(values: list) -> tuple[float | None, float | None]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else None
 
 
-def prepare_fold_folder(folder: Path) -> str | None:
-    """The `--resume` value for this fold: continue from a checkpoint, or start clean."""
-    if any(folder.glob("checkpoint-*")):
+def prepare_member_folder(folder: Path) -> str | None:
+    """The `--resume` value for a fold or seed folder: continue from a complete checkpoint, or start clean."""
+    if checkpoints.complete_checkpoints(folder):
         return "auto"
     if folder.exists() and is_main_process():
         shutil.rmtree(folder)  # partial and without a checkpoint: nothing to continue from
@@ -87,7 +87,7 @@ def read_member_results(folder: Path, name: str, log: logging.Logger = logger) -
         results = read_json(path)
     except InputError as error:
         log.warning("%s: %s; training it again", name, error)
-        path.unlink()  # without it the run is a partial one, resumed from its last checkpoint or started again
+        path.unlink(missing_ok=True)  # then a partial run, resumed or started again (every process unlinks it)
         return None
     log.info("%s is complete: reading its results, not retraining", name)
     return results
@@ -116,7 +116,7 @@ def train_fold(args: RunArguments, training_flags: dict, data: CifarData, cv_fol
             shutil.rmtree(folder)  # this job's own fold, under its lock: the other folds belong to other jobs
         if read_member_results(folder, f"fold {number}/{args.folds}") is not None:
             return
-        fold_args = dataclasses.replace(fold_member(args, number), resume=prepare_fold_folder(folder))
+        fold_args = dataclasses.replace(fold_member(args, number), resume=prepare_member_folder(folder))
         flags = {"run_name": f"{cv_folder.name}-fold-{number}", **training_flags}
         if args.wandb:
             os.environ["WANDB_RUN_GROUP"] = cv_folder.name  # one group, one run per fold

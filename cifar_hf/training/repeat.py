@@ -19,7 +19,7 @@ from .cross_validation import (
     check_member,
     job_settings,
     mean_and_std,
-    prepare_fold_folder,
+    prepare_member_folder,
     read_member_results,
 )
 from .distributed import is_main_process
@@ -83,7 +83,7 @@ def repeat_runs(args: RunArguments, training_flags: dict, data: CifarData, repea
         results = read_member_results(folder, f"seed {seed}", logger)
         if results is None:
             # The split was drawn once with --seed (in `data`); only the initialisation and data order change.
-            run_args = dataclasses.replace(seed_member(args, seed), resume=prepare_fold_folder(folder))
+            run_args = dataclasses.replace(seed_member(args, seed), resume=prepare_member_folder(folder))
             flags = {"run_name": f"{repeat_folder.name}-seed-{seed}", **training_flags}
             if args.wandb:
                 os.environ["WANDB_RUN_GROUP"] = repeat_folder.name  # one group, one run per seed
