@@ -1,14 +1,18 @@
-"""Loading a trained classifier (run folder or Hub id) for evaluation and prediction; flip test-time augmentation."""
+"""Loading a trained classifier (run folder or Hub id), and the images it is given, for evaluation and prediction."""
 
+import os
+import stat
 from pathlib import Path
 
 import torch
 import transformers
+from PIL import Image
 from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from . import models  # noqa: F401  (registers the project's model types with the Auto classes)
 from .data.preprocessing import from_image_processor, processor_grayscale
+from .data.rgb import to_rgb
 from .errors import InputError, first_line
 from .files import read_json
 from .offline import go_offline_if_unreachable, is_hub_id
@@ -99,3 +103,14 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
     transform = from_image_processor(processor, model.config)
     processor.grayscale = processor_grayscale(processor, model.config)  # one place to ask, whatever the model kind
     return model.to(best_device()).eval(), transform, processor
+
+
+def read_image(path: str, grayscale: bool = False) -> Image.Image:
+    """The image at `path` in 8-bit RGB (PIL), converted as training decodes images (as grey for a grey run)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
+            raise InputError(f"cannot read image {path}: not a regular file")
+        with Image.open(path) as image:
+            return to_rgb(image, grayscale)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, not an image, bomb
+        raise InputError(f"cannot read image {path}: {error}") from None

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from ..errors import CifarError, CommandParser, print_error
 from ..serving import DEFAULT_OPSET
-from .predict import read_image
 
 MAX_CHECK_IMAGES = 100  # one image per class, up to this many (CIFAR-100's classes all fit)
 
@@ -49,7 +48,7 @@ def default_output(model: str) -> Path:
 def check_images(args, num_classes: int) -> tuple[list, str]:
     import torch
 
-    from ..inference import run_results
+    from ..inference import read_image, run_results
     from ..serving.samples import run_samples
 
     if args.check_images:

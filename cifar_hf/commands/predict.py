@@ -5,8 +5,6 @@ training). A file that is not an image (missing, not a regular file, unreadable,
 one-line error; the others are still classified, in batches, and the exit status is 1.
 """
 
-import os
-import stat
 import sys
 
 from ..errors import CommandParser, InputError, print_error
@@ -27,21 +25,6 @@ def parse(argv):
 BATCH_SIZE = 64
 
 
-def read_image(path: str, grayscale: bool = False):
-    """The image at `path` in 8-bit RGB (PIL), converted as training decodes images (as grey for a grey run)."""
-    from PIL import Image
-
-    from ..data.rgb import to_rgb
-
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
-            raise InputError(f"cannot read image {path}: not a regular file")
-        with Image.open(path) as image:
-            return to_rgb(image, grayscale)
-    except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, not an image, bomb
-        raise InputError(f"cannot read image {path}: {error}") from None
-
-
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     # Only now: --help and flag errors answer without loading torch and transformers.
@@ -56,7 +39,7 @@ def classify(args) -> int:
     not be read (the others are still classified)."""
     from transformers import pipeline
 
-    from ..inference import load_classifier
+    from ..inference import load_classifier, read_image
 
     try:
         model, _, processor = load_classifier(args.model, args.trust_remote_code)

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import torch
 
-from ..commands.predict import read_image
 from ..data.rgb import to_rgb
 from ..errors import InputError, first_line
 from ..files import file_name_part
-from ..inference import load_classifier, run_results
+from ..inference import load_classifier, read_image, run_results
 from .extras import require
 from .samples import run_samples
 
