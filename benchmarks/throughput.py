@@ -31,7 +31,7 @@ from transformers import TrainerCallback  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cifar_hf.data import CifarData, ImageArrays  # noqa: E402
-from cifar_hf.training.arguments import RunArguments  # noqa: E402
+from cifar_hf.training.arguments import MODEL_NAMES, RunArguments  # noqa: E402
 from cifar_hf.training.recipes import get_recipe  # noqa: E402
 from cifar_hf.training.run import build_trainer  # noqa: E402
 
@@ -165,7 +165,7 @@ def ceiling(options, trainer, data: CifarData, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=("cnn", "resnet", "vit", "previt"), required=True)
+    parser.add_argument("--model", choices=MODEL_NAMES, required=True)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--bf16", action="store_true")

@@ -21,8 +21,8 @@ from .rgb import to_rgb
 
 logger = logging.getLogger(__name__)
 
-# Part of the decode cache's fingerprint: bump it whenever an image decodes to other pixels than before (2: 16-bit
-# and float grey scaled to 8 bits, no longer clipped white), so that no run reuses the old pixels.
+# Part of the decode cache's fingerprint: bump it whenever an image decodes to other pixels than before, so that no
+# run reuses the old pixels.
 PIXEL_RULES = 2
 
 
@@ -86,10 +86,8 @@ def image_sizes(split: datasets.Dataset, name: str, image_column: str) -> Counte
     return Counter((int(w), int(h)) for w, h in pairs if w and h)
 
 
-def choose_image_size(sizes: Counter, name: str, requested: int | None = None) -> int:
-    """The side every image is stored at: `requested`, else the split's one square size, else the most common's."""
-    if requested:
-        return requested
+def choose_image_size(sizes: Counter, name: str) -> int:
+    """The side every image is stored at: the split's one square size, else the larger side of the most common."""
     if not sizes:
         raise InputError(f"no image of split '{name}' could be read")
     (width, height), count = max(sizes.items(), key=lambda item: (item[1], max(item[0])))

@@ -1,4 +1,4 @@
-"""The model registry: every name that `--model` accepts, and how to build that model.
+"""The from-scratch models (`cnn`, `resnet`, `vit`) by name, and how to build one; `previt` is `pretrained.py`.
 
 Importing this package registers the three from-scratch models with the Auto classes, in this process
 (`AutoConfig.register`) and in every folder they are saved to (`register_for_auto_class`, which copies their code).
@@ -18,8 +18,6 @@ SCRATCH_MODELS = {
     "resnet": (CifarResNetConfig, CifarResNetForImageClassification),
     "vit": (CifarViTConfig, CifarViTForImageClassification),
 }
-PRETRAINED_MODELS = ("previt",)
-MODEL_NAMES = (*SCRATCH_MODELS, *PRETRAINED_MODELS)
 
 for _config_class, _model_class in SCRATCH_MODELS.values():
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
@@ -40,8 +38,6 @@ def build_scratch_model(name: str, class_names: list[str], **config_overrides):
 
 
 __all__ = [
-    "MODEL_NAMES",
-    "PRETRAINED_MODELS",
     "SCRATCH_MODELS",
     "CifarCNNConfig",
     "CifarCNNForImageClassification",

@@ -306,7 +306,3 @@ def corrupt(pixels: np.ndarray, name: str, severity: int, seed: int = 0, chunk: 
         out[start: start + chunk] = (y * 255).byte().permute(0, 2, 3, 1).numpy()  # truncated, as np.uint8 does
     return out
 
-
-def mean_absolute_change(before: np.ndarray, after: np.ndarray) -> float:
-    return float(np.abs(before.astype(np.int16) - after.astype(np.int16)).mean())
-

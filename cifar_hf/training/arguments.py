@@ -22,7 +22,7 @@ from ..errors import DefaultsHelpFormatter, OneLineErrors, UsageError
 from .recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-MODEL_NAMES = tuple(dict.fromkeys(model for model, _ in RECIPES))  # cifar_hf.models' registry, read without torch
+MODEL_NAMES = tuple(dict.fromkeys(model for model, _ in RECIPES))  # every model has a recipe; read without torch
 # Run arguments that only one model uses: recorded (and compared on resume) only for that model's runs.
 MODEL_SPECIFIC_ARGUMENTS = {"vit_stem": "vit", **dict.fromkeys(
     ("model_name_or_path", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules", "push_adapter"), "previt")}

@@ -65,14 +65,12 @@ class WeightEMA:
     def save(self, folder: Path) -> None:
         save_file({name: t.contiguous() for name, t in self.shadow.items()}, str(Path(folder) / EMA_FILE))
 
-    def load(self, folder: Path, model) -> bool:
-        """Load a checkpoint's average (False when it holds none)."""
+    def load(self, folder: Path, model) -> None:
+        """Load a checkpoint's average, when it holds one."""
         path = Path(folder) / EMA_FILE
-        if not path.is_file():
-            return False
-        device = next(model.parameters()).device
-        self.shadow = {name: t.to(device) for name, t in load_file(str(path)).items()}
-        return True
+        if path.is_file():
+            device = next(model.parameters()).device
+            self.shadow = {name: t.to(device) for name, t in load_file(str(path)).items()}
 
 
 class UpdateEMA(TrainerCallback):
