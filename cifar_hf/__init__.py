@@ -11,6 +11,6 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    if name == "models":  # `cifar_hf.models` after a plain `import cifar_hf`, as before
+    if name == "models":  # `cifar_hf.models` after a plain `import cifar_hf`, loaded (with torch) only when used
         return importlib.import_module(".models", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,8 @@
 import os
 import sys
 
+from .errors import INTERRUPTED
+
 COMMANDS = {
     "train": ("cifar_hf.commands.train", "train a model (the same flags as run_classification.py)"),
     "evaluate": ("cifar_hf.commands.evaluate", "accuracy, per-class accuracy and confusion matrix of a trained model"),
@@ -12,7 +14,6 @@ COMMANDS = {
     "demo": ("cifar_hf.commands.demo", "a local demo page (Gradio) for a trained model, or a Hugging Face Space"),
     "export": ("cifar_hf.commands.export", "export a trained model to ONNX, checked against PyTorch"),
 }
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of our output closed early (`cifar-hf --help | head`)
 
 

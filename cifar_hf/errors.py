@@ -3,6 +3,8 @@
 import argparse
 import sys
 
+INTERRUPTED = 130  # 128 + SIGINT: the exit status a shell reports for a Ctrl-C
+
 
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type when it has none): what a one-line error quotes."""

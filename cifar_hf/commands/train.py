@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import CifarError, Preempted, UsageError
+from ..errors import INTERRUPTED, CifarError, Preempted, UsageError
 from ..files import read_json
 from ..offline import hub_out_of_reach
 from ..training import replaced_run
@@ -23,7 +23,6 @@ from ..training.recipes import get_recipe
 # torch, transformers' models and datasets are imported where a run needs them: `--help` answers without them.
 
 logger = logging.getLogger("cifar_hf")
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 
 
 def check_run_folder(args: RunArguments) -> None:

@@ -355,6 +355,12 @@ def decode_splits(raw, names, dataset, image_column, label_column, image_size, s
     return decoded, bad_images, image_size
 
 
+def check_val_size(val_size: int, train_images: int) -> None:
+    if not 1 <= val_size < train_images:
+        raise InputError(f"--val-size {val_size} must be at least 1 and below the {train_images} images of the "
+                         "training split")
+
+
 def load_cifar(
     dataset: str = DEFAULT_DATASET,
     *,
@@ -378,10 +384,7 @@ def load_cifar(
     image_column, label_column = find_columns(raw["train"], image_column, label_column)
     splits = [split for split in ("train", "test") if split in raw]
     raw = encode_string_labels(datasets.DatasetDict({split: raw[split] for split in splits}), label_column)
-    if not 1 <= val_size < len(raw["train"]):  # before decoding: a too-large split costs no wait
-        raise InputError(
-            f"--val-size {val_size} must be at least 1 and below the {len(raw['train'])} images of the training split"
-        )
+    check_val_size(val_size, len(raw["train"]))  # before decoding: a too-large split costs no wait
     decoded, bad_images, image_size = decode_splits(
         raw, splits, dataset, image_column, label_column, image_size, skip_bad_images
     )
@@ -391,10 +394,7 @@ def load_cifar(
         check_labels(arrays.labels, len(class_names), split)
 
     full_train = decoded["train"]
-    if not 1 <= val_size < len(full_train):
-        raise InputError(
-            f"--val-size {val_size} must be at least 1 and below the {len(full_train)} images of the training split"
-        )
+    check_val_size(val_size, len(full_train))  # again: --skip-bad-images may have left fewer
     train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
     train, validation, test = full_train.take(train_rows), full_train.take(val_rows), decoded.get("test")
     warn_untrained_classes(class_names, full_train.labels)

@@ -1,4 +1,4 @@
-"""Trainer callbacks and reporting hooks: checkpoints every N epochs, the wandb run."""
+"""Trainer callbacks: a checkpoint every N epochs (`-f`), and a clean stop on SIGTERM / SIGINT."""
 
 import signal
 

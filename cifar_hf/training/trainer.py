@@ -266,6 +266,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _load_best_model(self) -> None:
+        # The Trainer's own reads model.safetensors non-strictly (see _load_from_checkpoint) and knows no EMA file.
         best = self.state.best_model_checkpoint
         self._load_from_checkpoint(best)
         if self.ema is not None:
