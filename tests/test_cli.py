@@ -157,7 +157,7 @@ def test_a_tracker_that_is_not_installed_names_its_package(tmp_path, monkeypatch
 def test_bf16_without_a_bf16_gpu_points_to_the_cpu_device(tmp_path, monkeypatch, capsys):
     import transformers.utils
 
-    from cifar_hf.commands.train import check_training_arguments
+    from cifar_hf.commands.common import check_training_arguments
 
     monkeypatch.setattr(transformers.utils, "is_torch_bf16_gpu_available", lambda: False)
     assert main(["-m", "cnn", "--dataset", MISSING_DATASET, "-s", str(tmp_path), "--bf16", "true"]) == 2

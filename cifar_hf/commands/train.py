@@ -6,87 +6,20 @@ finished (a failed new run puts it back).
 """
 
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
-from ..errors import INTERRUPTED, CifarError, Preempted, UsageError
+from ..errors import INTERRUPTED, CifarError, Preempted
 from ..files import read_json
-from ..offline import hub_out_of_reach
-from ..training import replaced_run
 from ..training.arguments import RunArguments, command_line, parse_arguments, run_folder
 from ..training.distributed import is_main_process
-from ..training.folder_lock import LOCK_NAME, FolderLock
-from ..training.recipes import get_recipe
+from ..training.folders import RunFolder, check_run_folder, check_save_folder
+from .common import check_training_arguments, hide_progress_bars, raise_on_stop_signal, setup_logging
 
 # torch, transformers' models and datasets are imported where a run needs them: `--help` answers without them.
 
 logger = logging.getLogger("cifar_hf")
-
-
-def check_run_folder(args: RunArguments) -> None:
-    """Refuse to reuse a run folder unless asked to; nothing is deleted here.
-
-    Rank 0 alone decides (a process stopping here alone would leave the others waiting for it); the other processes'
-    view of the folder is checked once training starts (`check_shared_run_folder`).
-    """
-    folder = run_folder(args)
-    if not is_main_process():
-        return
-    if args.fold:  # fold jobs share the CV folder by design; each finds its own fold complete, resumable or new
-        return
-    in_use = folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
-    if in_use and not (args.overwrite or args.resume):
-        raise UsageError(
-            f"run folder {folder} already exists: pass --overwrite to replace it, --resume auto to continue it, "
-            "or -s/--save-folder to write elsewhere"
-        )
-    if args.resume and not in_use:
-        raise UsageError(f"--resume: there is no run folder {folder} to resume")
-
-
-def check_save_folder(save_folder: str) -> None:
-    """-s must be a writable folder (or creatable); checked before any data is decoded."""
-    path = Path(save_folder)
-    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise UsageError(f"-s/--save-folder {save_folder}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"-s/--save-folder {save_folder}: {existing} is not writable")
-
-
-def check_training_arguments(args: RunArguments, training_flags: dict):
-    """Build the run's TrainingArguments now, so that a flag they refuse stops the run before anything is written."""
-    minimums = {"gradient_accumulation_steps": 1, "dataloader_num_workers": 0, "eval_accumulation_steps": 1}
-    for flag, minimum in minimums.items():
-        value = training_flags.get(flag)
-        if value is not None and value < minimum:
-            raise UsageError(f"--{flag} must be at least {minimum} (got {value})")
-    if training_flags.get("push_to_hub"):
-        from huggingface_hub.utils import HFValidationError, validate_repo_id
-
-        repo = training_flags.get("hub_model_id") or run_folder(args).name
-        try:
-            validate_repo_id(repo)
-        except HFValidationError as error:
-            raise UsageError(f"--hub_model_id: {error}") from None
-    later = {"--push_to_hub": "a finished single run is pushed later by the same command with --resume auto",
-             "--push-adapter": "the adapter stays in the run folder's adapter/"}
-    pushes = [flag for flag, given in (("--push_to_hub", training_flags.get("push_to_hub")),
-                                       ("--push-adapter", args.push_adapter)) if given]
-    # Every process decides (one probe each): a refusal on rank 0 alone would leave the others in a collective.
-    if pushes and hub_out_of_reach():
-        raise UsageError(f"{pushes[0]}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
-                         f"train without it ({later[pushes[0]]})")
-    from ..training.preflight import check_run_settings
-    from ..training.run import build_training_arguments
-
-    check_run_settings(args, training_flags)
-    try:
-        return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
-    except (ValueError, TypeError, ImportError) as error:
-        raise UsageError(f"invalid training arguments: {' '.join(str(error).split())}") from None
 
 
 def push_finished_run(folder: Path, training_flags: dict) -> None:
@@ -119,94 +52,6 @@ def check_resume_flags(folder: Path, args: RunArguments, training_args, training
     if source is not None:
         flags = run_record.defining_flags(args, training_args, training_flags)
         run_record.check_resume(source, flags, training_args.max_steps)
-
-
-def setup_logging() -> None:
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stderr)
-    import datasets
-    import transformers
-
-    transformers.logging.set_verbosity_warning()
-    datasets.logging.set_verbosity_warning()
-
-
-def hide_progress_bars() -> None:
-    """The progress bars of datasets (decoding), transformers (saving, loading weights) and the Hub client: hidden
-    with the Trainer's (--disable_tqdm, by default when stderr is not a terminal: a log file gets lines, not bars
-    redrawn with carriage returns)."""
-    import datasets
-    import huggingface_hub
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.disable_progress_bar()
-    huggingface_hub.utils.disable_progress_bars()
-
-
-def raise_on_stop_signal(number, frame):
-    """Outside the training loop a stop signal unwinds like an error: the old run is restored, one line is printed."""
-    raise Preempted(f"stopped by {signal.Signals(number).name}", number)
-
-
-class RunFolder:
-    """The run folder's life in one command: locked, the old run moved aside, then kept or restored."""
-
-    def __init__(self, folder: Path, overwrite: bool, shared: bool = False):
-        self.folder, self.overwrite = folder, overwrite
-        self.shared = shared  # a CV folder that fold jobs (-c --fold K) share: each locks and replaces its own fold
-        self.lock = None
-        self.created: list[Path] = []  # folders this command made, innermost first: a failed first run removes them
-        self.replaced = False
-
-    def lock_it(self) -> None:
-        if not is_main_process():  # rank 0 owns the folder; other ranks only write what the Trainer asks
-            return
-        if self.folder.exists() and not self.folder.is_dir():  # never replaced, not even with --overwrite
-            raise UsageError(f"-s/--save-folder: {self.folder} is a file, not a run folder: move it away or give "
-                             "another -s")
-        self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
-        try:
-            try:
-                self.folder.mkdir(parents=True, exist_ok=True)
-            except FileNotFoundError:  # a failed run beside this one removed the -s folder it had made, just now
-                self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise UsageError(f"-s/--save-folder: cannot create {self.folder}: {error.strerror}") from None
-        if not self.shared:
-            self.lock = FolderLock(self.folder).acquire()
-
-    def clear_for_new_run(self) -> None:
-        if self.overwrite and self.lock is not None:
-            self.replaced = replaced_run.move_aside(self.folder) is not None
-
-    def finished(self) -> None:
-        if self.lock is not None:
-            replaced_run.discard(self.folder)  # also the one an interrupted --overwrite left, once resumed to the end
-
-    def failed(self, error: BaseException) -> str:
-        """Undo what this run did to the folder; returns what the user should know."""
-        if self.lock is None:
-            return ""
-        kept = getattr(error, "kept", None)
-        if kept:  # a checkpoint or a complete run: the new run is worth keeping, and so is the old one
-            if self.replaced:
-                return f"; the replaced run stays in {self.folder / replaced_run.ASIDE} until this run finishes"
-            return ""
-        if self.replaced:
-            replaced_run.put_back(self.folder)
-            return f"; the previous run in {self.folder} is back in place"
-        if self.created and not replaced_run.run_entries(self.folder):
-            (self.folder / LOCK_NAME).unlink(missing_ok=True)
-            for folder in self.created:
-                try:
-                    folder.rmdir()
-                except OSError:  # another run has written beside it since
-                    break
-        return ""
-
-    def release(self) -> None:
-        if self.lock is not None:
-            self.lock.release()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from ..files import is_plain_name
 from ..offline import hub_out_of_reach
 from ..training.arguments import HUB_FLAGS, parse_arguments
 from ..training.recipes import FLAG_SETTINGS
-from .train import raise_on_stop_signal, setup_logging
+from .common import raise_on_stop_signal, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         hub_flags = {k: training_flags.pop(k) for k in HUB_FLAGS if k in training_flags}
         from ..hub import portable_flags
         from ..training import run_record
-        from .train import check_training_arguments, hide_progress_bars
+        from .common import check_training_arguments, hide_progress_bars
 
         # What would stop every trial is one line now (check_run_settings), and the flags the trials train with.
         training_args = check_training_arguments(args, training_flags)
