@@ -339,6 +339,14 @@ def push_or_raise(push: Callable[[], str], failure: str, hint: str = "") -> str:
         raise PushError(f"{failure}: {first_line(error)}{hint}") from None
 
 
+def push_run(folder: Path, hub_flags: dict, pushing: str, hint: str = "", repo: str | None = None) -> str:
+    """Push a run folder to --hub_model_id (else `repo`, else the folder's name); returns the commit URL. A failure is
+    one line: `<pushing> to <repo> failed: <why><hint>`."""
+    repo = hub_flags.get("hub_model_id") or repo or Path(folder).name
+    return push_or_raise(lambda: push_run_folder(folder, repo, private=hub_flags.get("hub_private_repo")),
+                         f"{pushing} to {repo} failed", hint)
+
+
 def push_adapter_folder(run_folder: Path, repo_id: str, private: bool | None = None) -> str:
     """Upload only a LoRA run's `adapter/` with a card naming its base checkpoint; returns the commit URL."""
     api = HfApi()

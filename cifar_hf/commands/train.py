@@ -23,11 +23,9 @@ logger = logging.getLogger("cifar_hf")
 
 
 def push_finished_run(folder: Path, training_flags: dict) -> None:
-    from ..hub import push_or_raise, push_run_folder
+    from ..hub import push_run
 
-    repo = training_flags.get("hub_model_id") or folder.name
-    url = push_or_raise(lambda: push_run_folder(folder, repo, private=training_flags.get("hub_private_repo")),
-                        f"pushing the finished run {folder} to {repo} failed")
+    url = push_run(folder, training_flags, f"pushing the finished run {folder}")
     print(f"{folder} is a finished run: pushed it to the Hub ({url}); nothing else changed")
 
 

@@ -126,12 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         args.check_subset_sizes(len(study.data.class_names))
         summary = study.run()
         if hub_flags.get("push_to_hub") and summary["best_folder"]:
-            from ..hub import push_or_raise, push_run_folder
+            from ..hub import push_run
 
             best = folder / summary["best_folder"]
-            repo = hub_flags.get("hub_model_id") or folder.name
-            url = push_or_raise(lambda: push_run_folder(best, repo, private=hub_flags.get("hub_private_repo")),
-                                f"the study is complete, but pushing its best trial {best} to {repo} failed")
+            url = push_run(best, hub_flags, f"the study is complete, but pushing its best trial {best}",
+                           repo=folder.name)
             print(f"pushed the best trial {best} to the Hub: {url}")
     except CifarError as error:
         return print_error(error)

@@ -25,7 +25,7 @@ from ..data.rgb import is_grayscale
 from ..data.statistics import channel_statistics
 from ..errors import InputError, Preempted, StorageError, first_line
 from ..files import atomic_path, write_json, write_text
-from ..hub import push_adapter_folder, push_or_raise, push_run_folder, write_model_card
+from ..hub import push_adapter_folder, push_or_raise, push_run, write_model_card
 from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
@@ -431,11 +431,8 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         if args.wandb:
             finish_wandb_run(results, output_dir, shown.output, data.class_names)
         if training_flags.get("push_to_hub"):
-            repo = training_flags.get("hub_model_id") or output_dir.name
-            private = training_flags.get("hub_private_repo")
-            url = push_or_raise(lambda: push_run_folder(output_dir, repo, private=private),
-                                f"the run folder {output_dir} is complete, but pushing it to {repo} failed",
-                                " (a single run: push it again with the same command and --resume auto)")
+            url = push_run(output_dir, training_flags, f"the run folder {output_dir} is complete, but pushing it",
+                           " (a single run: push it again with the same command and --resume auto)")
             logger.info("pushed %s to the Hub: %s", output_dir, url)
         if args.push_adapter:
             private = training_flags.get("hub_private_repo")
