@@ -12,6 +12,7 @@ from synthetic import tiny_run_args
 from wandb_records import read_records
 
 import cifar_hf.training.cross_validation as cross_validation
+import cifar_hf.training.members as members
 from cifar_hf.commands.train import main
 from cifar_hf.data import load_cifar
 from cifar_hf.training import folder_lock
@@ -221,8 +222,8 @@ def test_a_fold_with_only_torn_checkpoints_starts_again(tmp_path):
     fold = tmp_path / "fold-1"
     (fold / "checkpoint-4").mkdir(parents=True)  # no completion marker: torn by a crash mid-write
     (fold / "checkpoint-4" / "model.safetensors").write_bytes(b"partial")
-    assert cross_validation.prepare_member_folder(fold) is None
+    assert members.prepare_member_folder(fold) is None
     assert fold.is_dir() and not any(fold.iterdir())
     (fold / "checkpoint-8").mkdir()
-    (fold / "checkpoint-8" / cross_validation.checkpoints.MARKER).write_text("{}")
-    assert cross_validation.prepare_member_folder(fold) == "auto"
+    (fold / "checkpoint-8" / members.checkpoints.MARKER).write_text("{}")
+    assert members.prepare_member_folder(fold) == "auto"

@@ -14,15 +14,16 @@ from ..data import CifarData
 from ..errors import UsageError
 from ..files import read_json, write_json
 from .arguments import RunArguments
-from .cross_validation import (
+from .distributed import is_main_process
+from .members import (
     METRICS,
+    cell,
     check_member,
     job_settings,
     mean_and_std,
     prepare_member_folder,
     read_member_results,
 )
-from .distributed import is_main_process
 from .run import train_once
 from .secrets import scrub_secrets
 
@@ -43,9 +44,6 @@ def summarise(per_seed: list[dict]) -> dict:
 
 
 def format_table(per_seed: list[dict], summary: dict) -> str:
-    def cell(value):
-        return "-" if value is None else f"{value:.4f}"
-
     lines = ["seed    val_acc  test_acc"]
     lines += [f"{run['seed']:<6} {cell(run['val_accuracy']):>8}  {cell(run['test_accuracy']):>8}" for run in per_seed]
     for name in ("mean", "std", "min", "max"):
