@@ -361,8 +361,10 @@ def train_checkpointed(trainer: CifarTrainer, resume: str | None, output_dir: Pa
                            f"{first_line(error)}") from None
 
 
-def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume, args, training_flags, data,
-                    output_dir, save_test_probabilities, command):
+def train_and_write(trainer: CifarTrainer, transform: BatchTransform, hyperparameters: dict,
+                    stop_on_signal: StopOnSignal, resume: str | None, args: RunArguments, training_flags: dict,
+                    data: CifarData, output_dir: Path, save_test_probabilities: bool, command: str | None) -> dict:
+    """Train, then save, score and write the finished run (pushing it when asked); returns its results."""
     training_args = trainer.args
     train_output = train_checkpointed(trainer, resume, output_dir)
     if stop_on_signal.stopped_by is not None:  # the same on every process, whichever got the signal
@@ -388,6 +390,29 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
             np.save(path, probabilities.numpy(), allow_pickle=False)
 
     results = {
+        **run_results(args, trainer, data, val, test),
+        "train_runtime_s": train_output.metrics["train_runtime"],
+        "train_samples_per_second": train_output.metrics["train_samples_per_second"],
+        "peak_device_memory_bytes": peak_memory,
+        **parameters,
+        **training_outcome(trainer),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "command": command,
+        "hyperparameters": hyperparameters,
+    }
+    if trainer.is_world_process_zero():
+        split, shown = ("test", test) if test.output is not None else ("validation", val)
+        write_run_folder(output_dir, trainer, transform, results, data.class_names, split, shown)
+        if args.wandb:
+            finish_wandb_run(results, output_dir, shown.output, data.class_names)
+        push_finished(args, training_flags, output_dir)
+    return results
+
+
+def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val, test) -> dict:
+    """What results.json says of the run itself: what ran, on what, and how it scored."""
+    training_args = trainer.args
+    return {
         "model": args.model,
         "recipe": args.recipe,
         "dataset": data.dataset,
@@ -405,39 +430,29 @@ def train_and_write(trainer, transform, hyperparameters, stop_on_signal, resume,
         "test_top5_accuracy": test.top5_accuracy,
         "val_per_class_accuracy": val.per_class_accuracy,
         "test_per_class_accuracy": test.per_class_accuracy,
-        "train_runtime_s": train_output.metrics["train_runtime"],
-        "train_samples_per_second": train_output.metrics["train_samples_per_second"],
         "global_step": trainer.state.global_step,
         "world_size": training_args.world_size,
         "per_device_batch_size": training_args.per_device_train_batch_size,
         "global_batch_size": training_args.per_device_train_batch_size
         * training_args.world_size
         * training_args.gradient_accumulation_steps,
-        "peak_device_memory_bytes": peak_memory,
         "bad_images_skipped": data.bad_images_skipped,
         "hardware": hardware_description(training_args),
-        **parameters,
         "lora": {"r": args.lora_r, "adapter": ADAPTER_FOLDER, "base": args.model_name_or_path} if args.lora_r
         else None,
         "ema_decay": args.ema_decay,
-        **training_outcome(trainer),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-        "command": command,
-        "hyperparameters": hyperparameters,
     }
-    if trainer.is_world_process_zero():
-        split, shown = ("test", test) if test.output is not None else ("validation", val)
-        write_run_folder(output_dir, trainer, transform, results, data.class_names, split, shown)
-        if args.wandb:
-            finish_wandb_run(results, output_dir, shown.output, data.class_names)
-        if training_flags.get("push_to_hub"):
-            url = push_run(output_dir, training_flags, f"the run folder {output_dir} is complete, but pushing it",
-                           " (a single run: push it again with the same command and --resume auto)")
-            logger.info("pushed %s to the Hub: %s", output_dir, url)
-        if args.push_adapter:
-            private = training_flags.get("hub_private_repo")
-            url = push_or_raise(
-                lambda: push_adapter_folder(output_dir, args.push_adapter, private=private),
-                f"the run folder {output_dir} is complete, but pushing its adapter to {args.push_adapter} failed")
-            logger.info("pushed the adapter %s to the Hub: %s", output_dir / ADAPTER_FOLDER, url)
-    return results
+
+
+def push_finished(args: RunArguments, training_flags: dict, output_dir: Path) -> None:
+    """--push_to_hub and --push-adapter, once the run folder is complete."""
+    if training_flags.get("push_to_hub"):
+        url = push_run(output_dir, training_flags, f"the run folder {output_dir} is complete, but pushing it",
+                       " (a single run: push it again with the same command and --resume auto)")
+        logger.info("pushed %s to the Hub: %s", output_dir, url)
+    if args.push_adapter:
+        private = training_flags.get("hub_private_repo")
+        url = push_or_raise(
+            lambda: push_adapter_folder(output_dir, args.push_adapter, private=private),
+            f"the run folder {output_dir} is complete, but pushing its adapter to {args.push_adapter} failed")
+        logger.info("pushed the adapter %s to the Hub: %s", output_dir / ADAPTER_FOLDER, url)
