@@ -11,7 +11,8 @@
 #      "previt" also ViT-B/16 bf16 batch 256 and 32, and cnn fp32 batch 128), host syncs per step counted; then,
 #      with the time left, resnet and vit under --torch-compile;
 #   6. "seedbatch": the seed recipes' own batch sizes: resnet fp32 batch 128, cnn fp32 batch 128, previt ViT-B/16
-#      bf16 batch 32 (ceiling and project, the "previt-b32" part needs no training job);
+#      bf16 batch 32 (ceiling and project, the "previt-b32" part needs no training job), and the Trainer's per-step
+#      calls timed one by one (benchmarks/host_overhead.py);
 #   7. "best": `-m resnet --recipe best` with seeds 2023 and 2024 side by side on the one GPU (accuracy; the
 #      wall times of this job are of two runs sharing the GPU); "vitbest" likewise for `-m vit --recipe best`.
 #   8. "previtfast": previt `--recipe fast` and the seed recipe on the local ViT-Tiny (accuracy, time), then the
@@ -20,8 +21,9 @@
 #  10. "fsdp": previt through accelerate_configs/fsdp.yaml on the GPUs present (FSDP2, one shard unit per ViTLayer),
 #      one epoch on 2,000 images, then `cifar-hf evaluate` of the safetensors model it saved (the CPU runs FSDP
 #      configs as DDP, so only a GPU machine tests the sharded path).
+#  11. "lora": previt ViT-B/16 bf16 at batch 32 and 256, full fine-tune against LoRA r=8 (images/s, peak memory).
 # JOBS picks some of them (default "vit resnet fast bench compile"; "previt", "previtfast", "seedbatch", "best",
-# "vitbest", "graphs" and "fsdp" only when named).
+# "vitbest", "graphs", "fsdp" and "lora" only when named).
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
 # job that would not fit is skipped. DATA points at the local copy (../shared/data/cifar10-jpeg).
 # SUITE_SCALE=tiny shrinks everything for a CPU dry run, with no time limits: it checks that each job works, and a
@@ -41,12 +43,13 @@ if [ "${SUITE_SCALE:-full}" = tiny ]; then
 num_attention_heads=2, intermediate_size=64, image_size=64"; PREVIT_ARGS="-e 1"
   BENCH="--device cpu --steps 4 --warmup 2 --windows 2"; BF16=""; B512="--batch-size 16"; B256="--batch-size 8"
   B128="--batch-size 16"; PREVIT_ARGS_FAST="-e 1 -b 8"; PREVIT_ARGS_SEED="-e 1"; FSDP_ARGS=""; UNTIMED=1
+  LORA_BATCHES="8"; HOST="--device cpu --models cnn --number 2"
 else
   # FAST_ARGS: flags to try on `fast` (e.g. "-e 24")
   VIT=""; RESNET=""; FAST=${FAST_ARGS:-}; PREVIT_SIZE=""; PREVIT_ARGS="-e 1"; SPLIT=""
   BENCH="--device cuda --steps 40 --warmup 10 --windows 4 --count-syncs"; BF16="--bf16"; B512="--batch-size 512"
   B256="--batch-size 256"; B128="--batch-size 128"; PREVIT_ARGS_FAST=""; PREVIT_ARGS_SEED=""
-  FSDP_ARGS="--max-train-samples 2000"
+  FSDP_ARGS="--max-train-samples 2000"; LORA_BATCHES="32 256"; HOST="--device cuda"
 fi
 
 limit() {  # seconds for the next job: at most $1, leaving $2 for the jobs after it (0 when it cannot get 10)
@@ -83,7 +86,8 @@ if wants fast; then
   job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
     --split validation --tta --output "$OUT/runs/tta"
 fi
-if { wants previt || wants previtfast || wants seedbatch || wants graphs || wants fsdp; } && [ -z "${PREVIT:-}" ]; then
+if { wants previt || wants previtfast || wants seedbatch || wants graphs || wants fsdp || wants lora; } \
+   && [ -z "${PREVIT:-}" ]; then
     PREVIT=/tmp/vit-base-random
     job previt-checkpoint 60 python3 -c "from transformers import ViTConfig, ViTForImageClassification as M
 M(ViTConfig($PREVIT_SIZE)).save_pretrained('$PREVIT')"
@@ -93,6 +97,14 @@ if wants seedbatch; then
   bench resnet-b128 "$(limit 60 0)" --model resnet $B128  # fp32, the seed recipe's precision
   bench cnn-b128 "$(limit 45 0)" --model cnn $B128
   bench previt-b32 "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32
+  job bench-host "$(limit 60 0)" python3 benchmarks/host_overhead.py $HOST  # its log joins bench.log
+fi
+if wants lora; then  # issue 18's GPU row: memory and speed of LoRA against the full fine-tune
+  for size in $LORA_BATCHES; do
+    bench "previt-b$size-full" "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size "$size"
+    bench "previt-b$size-lora" "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size "$size" \
+      --lora-r 8
+  done
 fi
 pair() {  # name, seconds, model, flags...: two seeds side by side, each in its own run folder, then scored without TTA
   local name=$1 seconds=$2 model=$3 seed; shift 3
@@ -160,8 +172,9 @@ for name, accuracy in sorted(summary["without_tta"].items()):
 if summary["tta"]:
     print(f"resnet-fast with flip TTA: val {summary['tta']['accuracy']:.4f}")
 for name, b in sorted(summary["bench"].items()):
+    peak = f"{b['peak_memory_bytes'] / 1e9:.2f} GB" if b["peak_memory_bytes"] else "-"
     print(f"bench {name:16s} ceiling {b['ceiling_samples_per_second']:.0f} project {b['project_samples_per_second']:.0f} "
-          f"ratio {b['ratio']:.3f} syncs/step {b.get('host_syncs_per_step')}")
+          f"ratio {b['ratio']:.3f} syncs/step {b.get('host_syncs_per_step')} peak {peak}")
 PY
 rm -rf "$OUT/runs"  # models stay behind: only the measurements travel back
 cat "$OUT"/bench-*.log > "$OUT/bench.log" 2>/dev/null

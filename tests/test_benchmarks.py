@@ -81,3 +81,21 @@ def test_gpu_suite_dry_run_writes_the_summary(tiny_dataset, tmp_path):
     files = [path for path in out.rglob("*") if path.is_file()]
     assert len(files) <= 8  # what a device call brings back
     assert not (out / "runs").exists()
+
+
+def test_gpu_suite_dry_run_of_the_seed_batch_and_lora_rows(tiny_dataset, tmp_path):
+    """The jobs that issues 18 and 23 leave for a lent GPU: the seed batches, the per-step calls, LoRA against full."""
+    out = tmp_path / "suite"
+    env = {**os.environ, "SUITE_SCALE": "tiny", "JOBS": "seedbatch lora", "DATA": str(tiny_dataset), "OUT": str(out),
+           "BUDGET": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh")], check=True, env=env, cwd=ROOT,
+                   capture_output=True, text=True)
+    walls = (out / "walls.txt").read_text().splitlines()
+    assert all(line.endswith("limit none s, exit 0") for line in walls), walls
+    summary = json.loads((out / "summary.json").read_text())
+    lora = {name: bench["lora_r"] for name, bench in summary["bench"].items() if name.startswith("previt-b8")}
+    assert lora == {"previt-b8-full": None, "previt-b8-lora": 8}
+    assert {"resnet-b128", "cnn-b128", "previt-b32"} <= set(summary["bench"])
+    assert "grad norm (Trainer)" in (out / "bench.log").read_text()  # host_overhead.py's table
+    assert len([path for path in out.rglob("*") if path.is_file()]) <= 8
+
