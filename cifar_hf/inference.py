@@ -4,6 +4,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import torch
 import transformers
 from PIL import Image
@@ -11,6 +12,7 @@ from safetensors import SafetensorError
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from . import models  # noqa: F401  (registers the project's model types with the Auto classes)
+from .data.augment import flip_tta_logits
 from .data.preprocessing import from_image_processor, processor_grayscale
 from .data.rgb import to_rgb
 from .errors import InputError, first_line
@@ -114,3 +116,16 @@ def read_image(path: str, grayscale: bool = False) -> Image.Image:
             return to_rgb(image, grayscale)
     except (OSError, ValueError, Image.DecompressionBombError) as error:  # missing, unreadable, not an image, bomb
         raise InputError(f"cannot read image {path}: {error}") from None
+
+
+def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False):
+    """Logits of each image (N, H, W, C uint8); with `tta`, the mean of the logits of the image and of its mirror."""
+    device = next(model.parameters()).device
+    images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
+    batches = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            inputs = transform(images[i: i + batch_size].to(device), train=False)
+            logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
+            batches.append(logits.cpu())
+    return torch.cat(batches)

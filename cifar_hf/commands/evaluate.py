@@ -63,24 +63,6 @@ def parse(argv):
     return args
 
 
-def predict_logits(model, transform, pixels, batch_size: int, tta: bool = False):
-    """Logits of each image (N, H, W, C uint8); with `tta`, the mean of the logits of the image and of its mirror."""
-    import numpy as np
-    import torch
-
-    from ..data.augment import flip_tta_logits
-
-    device = next(model.parameters()).device
-    images = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))
-    batches = []
-    with torch.no_grad():
-        for i in range(0, len(images), batch_size):
-            inputs = transform(images[i: i + batch_size].to(device), train=False)
-            logits = flip_tta_logits(model, inputs) if tta else model(pixel_values=inputs).logits.float()
-            batches.append(logits.cpu())
-    return torch.cat(batches)
-
-
 def is_training_run(results: dict) -> bool:
     """What evaluate reuses of a run's results.json: its model, numeric accuracies and hyperparameters."""
     return (bool(results.get("model"))
@@ -300,15 +282,42 @@ def save_calibrated(model, processor, temperature: float, check_pixels, folder: 
 
 def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: list[str], arrays, validation, model,
                     transform, corruptions, severities, processor) -> int:
+    import torch
+
+    from ..hub import push_evaluation, push_or_raise
+
+    report, bins = score_report(args, trained, dataset, own, class_names, arrays, validation, model, transform,
+                                corruptions, severities, processor)
+    output, written = write_evaluation(args, trained, own, report, bins)
+    print_report(report, severities)
+    if args.save_calibrated:
+        temperature = report["temperature_scaling"]["temperature"]
+        sample = torch.from_numpy(arrays.pixels[:8].transpose(0, 3, 1, 2).copy())
+        check = transform(sample.to(model.device), train=False)
+        save_calibrated(model, processor, temperature, check, args.save_calibrated)
+        print(f"calibrated copy (temperature {temperature:.3f} folded into the classifier): {args.save_calibrated}")
+    print("written: " + ", ".join(str(p) for p in written))
+    if args.push:
+        try:
+            url = push_or_raise(lambda: push_evaluation(args.push, trained, report), f"--push {args.push} failed",
+                                f" (the evaluation is saved in {output})")
+        except PushError as error:
+            return print_error(error)
+        print(f"pushed the evaluation to the model card of {args.push}: {url}")
+    return 0
+
+
+def score_report(args, trained: dict, dataset: str, own: bool, class_names: list[str], arrays, validation, model,
+                 transform, corruptions, severities, processor) -> tuple[dict, object]:
+    """The evaluation report of `arrays` (accuracy, loss, per class, confusion, calibration, shift, corruptions) and
+    the reliability bins of its figure."""
     import numpy as np
     import torch
 
     from ..data.rgb import grey_pixels
-    from ..files import write_json
-    from ..hub import push_evaluation, push_or_raise, write_model_card
+    from ..inference import predict_logits
     from ..metrics import TOP5_ABOVE_CLASSES, confusion_matrix, load_accuracy, per_class_accuracy, top5_accuracy
-    from ..plots import plot_confusion_matrix
-    from ..robustness.report import calibration_section, corruption_report, write_figures
+    from ..robustness.report import calibration_section, corruption_report
 
     def score(pixels: np.ndarray) -> torch.Tensor:
         # A grey run sees every image (another dataset's, a corrupted one) as grey, as predict reads it; its own grey
@@ -348,31 +357,47 @@ def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: l
     if corruptions:
         report.update(corruption_report(score, arrays.pixels, arrays.labels, report["accuracy"], corruptions,
                                         severities, args.corruption_seed))
+    return report, bins
+
+
+def write_evaluation(args, trained: dict, own: bool, report: dict, bins) -> tuple[Path, list[Path]]:
+    """The report's JSON and figures in --output (the run folder's card lists them); returns the folder and files."""
+    import numpy as np
+
+    from ..files import write_json
+    from ..hub import write_model_card
+    from ..plots import plot_confusion_matrix
+    from ..robustness.report import write_figures
+
     output = args.output or (Path(args.model) if Path(args.model).is_dir() else Path("."))
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError(f"--output {output}: {error.strerror}") from None
-    stem = evaluation_name(output, dataset, args.split, own) + variant_suffix(report, trained)
+    stem = evaluation_name(output, report["dataset"], args.split, own) + variant_suffix(report, trained)
     if (output / f"evaluation-{stem}.json").is_file():
         print(f"note: replacing the earlier {output / f'evaluation-{stem}.json'}", file=sys.stderr)
     title = f"{Path(args.model).name or args.model}, {stem}"
     write_json(output / f"evaluation-{stem}.json", report)
-    plot_confusion_matrix(confusion, class_names, output / f"confusion_matrix-{stem}.png",
-                          f"{title}: accuracy {report['accuracy']:.4f}")
-    figures = write_figures(report, bins, output, title, stem)
-    card = None
+    plot_confusion_matrix(np.array(report["confusion_matrix"]), report["class_names"],
+                          output / f"confusion_matrix-{stem}.png", f"{title}: accuracy {report['accuracy']:.4f}")
+    written = [output / f"evaluation-{stem}.json", output / f"confusion_matrix-{stem}.png",
+               *write_figures(report, bins, output, title, stem)]
     if trained and output.resolve() == Path(args.model).resolve():  # the run folder's card lists its evaluations
-        card = write_model_card(output)
+        written.append(write_model_card(output))
+    return output, written
 
+
+def print_report(report: dict, severities) -> None:
+    class_names, confusion = report["class_names"], report["confusion_matrix"]
     top5 = f", top-5 {report['top5_accuracy']:.4f}" if report["top5_accuracy"] is not None else ""
-    print(f"{dataset} {args.split}: {len(labels)} images, accuracy {report['accuracy']:.4f}{top5}, "
-          f"loss {report['loss']:.4f}")
+    print(f"{report['dataset']} {report['split']}: {report['num_images']} images, accuracy {report['accuracy']:.4f}"
+          f"{top5}, loss {report['loss']:.4f}")
     width = max(len(n) for n in class_names)
     for name, value in report["per_class_accuracy"].items():
         print(f"  {name:<{width}}  {'n/a' if value is None else f'{value:.4f}'}")
     print("confusion matrix (rows: true, columns: predicted):")
-    cell = max(5, len(str(int(confusion.max()))))  # names cut to the cell width label the columns
+    cell = max(5, len(str(max(max(row) for row in confusion))))  # names cut to the cell width label the columns
     print(f"  {'':<{width}}  " + " ".join(f"{name[:cell]:>{cell}}" for name in class_names))
     for name, row in zip(class_names, confusion, strict=True):
         print(f"  {name:<{width}}  " + " ".join(f"{count:{cell}d}" for count in row))
@@ -384,26 +409,10 @@ def write_and_print(args, trained: dict, dataset: str, own: bool, class_names: l
         scaled = report["temperature_scaling"]
         print(f"temperature {scaled['temperature']:.3f} (fitted on {scaled['fitted_on']}): "
               f"ECE {scaled['ece']:.4f}, NLL {scaled['nll']:.4f}, Brier {scaled['brier']:.4f}")
-    if corruptions:
+    if "corruptions" in report:
         for name, by_severity in report["corruptions"].items():
             print(f"  {name:<17}  " + " ".join(f"{by_severity[str(s)]:.4f}" for s in severities))
         print(f"corruptions: mean accuracy {report['mean_corruption_accuracy']:.4f} "
               f"(relative drop {report['relative_corruption_drop'] or 0:.1%}), "
               f"{report['corruption_eval_seconds']:.1f} s, "
               f"{report['corrupted_splits_from_cache']} split(s) from cache")
-    written = [output / f"evaluation-{stem}.json", output / f"confusion_matrix-{stem}.png", *figures]
-    if args.save_calibrated:
-        temperature = report["temperature_scaling"]["temperature"]
-        sample = torch.from_numpy(arrays.pixels[:8].transpose(0, 3, 1, 2).copy())
-        check = transform(sample.to(model.device), train=False)
-        save_calibrated(model, processor, temperature, check, args.save_calibrated)
-        print(f"calibrated copy (temperature {temperature:.3f} folded into the classifier): {args.save_calibrated}")
-    print("written: " + ", ".join(str(p) for p in written + ([card] if card else [])))
-    if args.push:
-        try:
-            url = push_or_raise(lambda: push_evaluation(args.push, trained, report), f"--push {args.push} failed",
-                                f" (the evaluation is saved in {output})")
-        except PushError as error:
-            return print_error(error)
-        print(f"pushed the evaluation to the model card of {args.push}: {url}")
-    return 0
