@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 from pathlib import Path
@@ -227,3 +228,19 @@ def test_a_fold_with_only_torn_checkpoints_starts_again(tmp_path):
     (fold / "checkpoint-8").mkdir()
     (fold / "checkpoint-8" / members.checkpoints.MARKER).write_text("{}")
     assert members.prepare_member_folder(fold) == "auto"
+
+
+def test_report_marks_a_partial_cv_and_survives_a_missing_fold_folder(cv_run, tmp_path, capsys):
+    from cifar_hf.commands.report import main as report
+
+    copy = tmp_path / "runs" / cv_run.name
+    shutil.copytree(cv_run, copy)
+    results = json.loads((copy / "results.json").read_text())
+    (copy / "results.json").write_text(json.dumps({**results, "folds_complete": [1, 2]}))  # fold 3 still training
+    shutil.rmtree(copy / "fold-2")
+    assert report([str(tmp_path / "runs")]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.out.strip().splitlines()[2:]
+    assert line.split("|")[1].strip() == "cifar-cnn-cv (3-fold CV, 2 complete)"
+    (warning,) = captured.err.strip().splitlines()
+    assert warning.startswith(f"warning: {copy / 'fold-2'} has no results.json") and "--resume auto" in warning

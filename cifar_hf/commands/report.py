@@ -102,22 +102,31 @@ def study_row(folder: Path, name: str, study: dict) -> tuple[float, list[str]]:
         f"{best['train_samples_per_second']:,.0f}", best.get("hardware", "-")]
 
 
-def row(folder: Path, name: str, results: dict) -> tuple[float, list[str]]:
+def row(folder: Path, name: str, results: dict, notes: list[str]) -> tuple[float, list[str]]:
     hp = results.get("hyperparameters", {})
     if results.get("tune"):
         return study_row(folder, name, results)
     if results.get("cross_validation") or "per_seed" in results:
         members = [f"fold-{f['fold']}" for f in results["per_fold"]] if "per_fold" in results else [
             s["folder"] for s in results["per_seed"]]
-        folds = [read_json(folder / member / "results.json", RECOVERY) for member in members]
+        missing = [member for member in members if not (folder / member / "results.json").is_file()]
+        if missing:  # the aggregate still stands; only the members' own runtimes are gone
+            notes.append(f"{folder / missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''} "
+                            f"has no results.json: its train time is left out of {name}'s row (train it again "
+                            "with the job's command and --resume auto)")
+        folds = [read_json(folder / m / "results.json", RECOVERY) for m in members if m not in missing] or [{}]
         val, test = results["val_accuracy_mean"], results["test_accuracy_mean"]
         cells = [percent(val, results["val_accuracy_std"]), percent(test, results["test_accuracy_std"])]
-        runtime = sum(f["train_runtime_s"] for f in folds)
-        speed = sum(f["train_samples_per_second"] for f in folds) / len(folds)
-        epochs, hardware = folds[0]["epochs"], folds[0].get("hardware", "-")
-        name = (f"{name} ({results['folds']}-fold CV)" if "folds" in results
-                else f"{name} ({results['repeat']} seeds)")
-        sizes, described = evaluation_sizes(folds[0]), folds[0]
+        runtime = sum(f.get("train_runtime_s", 0) for f in folds)
+        speed = sum(f.get("train_samples_per_second", 0) for f in folds) / len(folds)
+        epochs, hardware = folds[0].get("epochs", hp.get("epochs", "-")), folds[0].get("hardware", "-")
+        if "folds" in results:
+            complete = len(results.get("folds_complete", members))
+            partial = f", {complete} complete" if complete < results["folds"] else ""
+            name = f"{name} ({results['folds']}-fold CV{partial})"
+        else:
+            name = f"{name} ({results['repeat']} seeds)"
+        sizes, described = evaluation_sizes(folds[0]), folds[0] or results
     else:
         val, test = results["val_accuracy"], results.get("test_accuracy")
         cells = [percent(val), percent(test)]
@@ -130,22 +139,23 @@ def row(folder: Path, name: str, results: dict) -> tuple[float, list[str]]:
                  str(epochs), *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
 
 
-def readable_rows(runs: dict[Path, str]) -> tuple[list, list[str]]:
-    """(rows, one warning per results.json skipped): one unreadable or foreign file does not hide the other runs."""
-    rows, skipped = [], []
+def readable_rows(runs: dict[Path, str]) -> tuple[list, list[str], list[str]]:
+    """(rows, one warning per results.json skipped, notes on rows shown incomplete): one unreadable or foreign file
+    does not hide the other runs."""
+    rows, skipped, notes = [], [], []
     for folder, name in runs.items():
         path = folder / "results.json"
         try:
             results = read_json(path, RECOVERY)
             if not any(key in results for key in RUN_KEYS):
                 raise InputError(f"{path} is not a cifar-hf run's results (no {' or '.join(RUN_KEYS)})")
-            rows.append(row(folder, name, results))
+            rows.append(row(folder, name, results, notes))
         except InputError as error:
             skipped.append(str(error))
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as error:
             # a results.json of another shape (written by hand or another tool): what is missing, in one line
             skipped.append(f"{path} is not a cifar-hf run's results ({type(error).__name__}: {first_line(error)})")
-    return sorted(rows, key=lambda r: -(r[0] or 0)), skipped
+    return sorted(rows, key=lambda r: -(r[0] or 0)), skipped, notes
 
 
 def table(rows: list) -> str:
@@ -171,9 +181,11 @@ def main(argv=None) -> int:
     if not runs:
         print(f"error: no run folder (with results.json) under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 1
-    rows, skipped = readable_rows(runs)
+    rows, skipped, notes = readable_rows(runs)
     for warning in skipped:
         print(f"warning: {warning}; skipped", file=sys.stderr)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     if not rows:
         print(f"error: no cifar-hf run under {', '.join(map(str, args.folders))} ({len(skipped)} results.json "
               "skipped)", file=sys.stderr)
