@@ -4,6 +4,7 @@ resume across both, and a save folder that one machine cannot see."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -121,6 +122,26 @@ def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run,
     results = json.loads((run / "results.json").read_text())
     assert single["num_images"] == 40  # every validation image once: no padding duplicates
     assert results["val_accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
+
+
+def test_a_resume_with_another_number_of_processes_is_refused(two_process_run, tiny_dataset, tmp_path, capsys):
+    """-b is per process: resumed by one process, a two-process run would train another global batch and epoch length
+    (and record only the last part's)."""
+    shutil.copytree(two_process_run / "runs", tmp_path / "runs")
+    before = {p: p.read_bytes() for p in (tmp_path / "runs").rglob("*") if p.is_file()}
+    assert cli(["train", *train_args(tiny_dataset, tmp_path / "runs"), "--resume", "auto", "-e", str(EPOCHS + 1)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --resume: --num_processes 1 differs from the run being resumed (2); resume with the run's own flags, "
+        "or start a new run with --overwrite")
+    assert {p: p.read_bytes() for p in (tmp_path / "runs").rglob("*") if p.is_file()} == before
+
+
+def test_a_record_written_before_the_process_count_was_recorded_resumes_on_any_count():
+    from cifar_hf.training.run_record import differences
+
+    assert differences({"-b": 16}, {"-b": 16, "--num_processes": 2}, "the run being resumed") == []
+    assert differences({"-b": 16, "--num_processes": 1}, {"-b": 16, "--num_processes": 2}, "the run") == [
+        "--num_processes 2 differs from the run (1)"]
 
 
 # --- two "machines" on localhost, one process each: preemption, resume, shared storage -------------------------------

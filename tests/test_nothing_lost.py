@@ -482,7 +482,8 @@ def test_a_local_dataset_and_base_checkpoint_are_compared_as_folders_not_as_type
         monkeypatch.chdir(cwd)
         args, training_flags = parse_arguments(["-m", "previt", "--dataset", dataset, "--model-name-or-path", base])
         return run_record.defining_flags(args, SimpleNamespace(num_train_epochs=1, learning_rate=0.1,
-                                                               per_device_train_batch_size=8), training_flags)
+                                                               per_device_train_batch_size=8, world_size=1),
+                                         training_flags)
 
     started = flags(tmp_path, "data", "base")
     assert flags(tmp_path.parent, str(tmp_path / "data"), str(tmp_path / "linked-base")) == started

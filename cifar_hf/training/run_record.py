@@ -26,6 +26,9 @@ NOT_DEFINING_TRAINING_FLAGS = {"report_to", "run_name", "push_to_hub", "disable_
                                "per_device_eval_batch_size", "eval_accumulation_steps", "tf32", "skip_memory_metrics"}
 NOT_DEFINING_PREFIXES = ("hub_", "logging_", "log_", "dataloader_", "ddp_", "torch_compile", "gradient_checkpointing")
 SHORT_FLAGS = {"model": "-m", "learning_rate": "-l", "batch_size": "-b", "epoch": "-e"}
+# The number of processes: -b is per process, so another count trains another global batch and epoch length.
+PROCESSES = "--num_processes"
+RECORDED_SINCE = {PROCESSES}  # compared only with a record that holds them: older records resume as before
 
 
 def flag_name(field: str) -> str:
@@ -42,7 +45,7 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
     flags = {flag_name(spec.name): getattr(args, spec.name) for spec in dataclasses.fields(RunArguments)
              if spec.name not in NOT_DEFINING_ARGUMENTS}
     flags.update({"-e": training_args.num_train_epochs, "-l": training_args.learning_rate,
-                  "-b": training_args.per_device_train_batch_size})
+                  "-b": training_args.per_device_train_batch_size, PROCESSES: training_args.world_size})
     for field in PATH_ARGUMENTS:  # a local folder, however it is spelled (relative, a link)
         if getattr(args, field) and Path(getattr(args, field)).exists():
             flags[flag_name(field)] = str(Path(getattr(args, field)).resolve())
@@ -98,6 +101,7 @@ def differences(recorded: dict, flags: dict, what: str, ignore: tuple = ()) -> l
     if not recorded:
         return []
     names = [*flags, *(flag for flag in recorded if flag not in flags)]
+    ignore = (*ignore, *(flag for flag in RECORDED_SINCE if flag not in recorded))
     return [f"{flag} {_shown(flags.get(flag))} differs from {what} ({_shown(recorded.get(flag))})"
             for flag in names if flag not in ignore and recorded.get(flag) != flags.get(flag)]
 
