@@ -273,6 +273,32 @@ def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_proce
         assert not save.exists() or list(save.iterdir()) == []  # no run folder left behind on either machine
 
 
+def test_machines_started_with_different_flags_stop_with_one_line(two_process_run, tiny_dataset):
+    """Each machine is started with its own command line: another -e hung both in a collective, another --seed
+    trained each on other data. Local folders compare by name (another machine may mount them elsewhere)."""
+    work, records, port = two_process_run, two_process_run / "different", str(free_port())
+    records.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
+           "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": port}
+    mounted_elsewhere = work / "elsewhere"
+    mounted_elsewhere.mkdir()
+    (mounted_elsewhere / tiny_dataset.name).symlink_to(tiny_dataset)
+    commands = [train_args(tiny_dataset, work / "mixed"),
+                [*train_args(mounted_elsewhere / tiny_dataset.name, work / "mixed"), "-e", "3", "--seed", "7"]]
+    tasks = [subprocess.Popen([sys.executable, str(work / "launcher.py"), str(records), *commands[rank]],
+                              env={**env, "RANK": str(rank)}, cwd=work, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in (0, 1)]
+    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    host = socket.gethostname()
+    for rank, task in enumerate(tasks):
+        assert task.returncode == 2, outputs[rank][-3000:]
+        assert outputs[rank].splitlines()[-1] == (
+            f"error: process 1 on {host} was started with other flags than process 0 on {host} (-e 3 there, 2 on "
+            "process 0, --seed 7 there, 2023 on process 0): start every machine with the same command")
+    assert not (work / "mixed").exists()  # stopped before anything was written
+
+
 @pytest.mark.parametrize("model, find_unused", [("cnn", False), ("resnet", False), ("vit", False), ("previt", None)])
 def test_ddp_searches_for_unused_parameters_only_where_a_checkpoint_may_hold_one(model, find_unused):
     """The scratch models use every parameter in every step; previt keeps the Trainer's rule (DINOv2's mask token

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from ..errors import INTERRUPTED, CifarError, Preempted
 from ..files import read_json
+from ..training import run_record
 from ..training.arguments import RunArguments, command_line, parse_arguments, run_folder
-from ..training.distributed import is_main_process
+from ..training.distributed import check_same_command, is_main_process
 from ..training.folders import RunFolder, check_run_folder, check_save_folder
 from .common import check_training_arguments, hide_progress_bars, raise_on_stop_signal, setup_logging
 
@@ -44,8 +45,6 @@ def is_finished(folder: Path, training_args) -> bool:
 
 def check_resume_flags(folder: Path, args: RunArguments, training_args, training_flags: dict) -> None:
     """Before any data is decoded: the resume continues the run as it was started, or is refused in one line."""
-    from ..training import run_record
-
     source = run_record.resumed_from(folder, args.resume)
     if source is not None:
         flags = run_record.defining_flags(args, training_args, training_flags)
@@ -65,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             return getattr(error, "exit_code", INTERRUPTED)
         setup_logging()  # after parsing: it loads datasets, which `--help` does not need
         training_args = check_training_arguments(args, training_flags)
+        check_same_command(run_record.launch_flags(args, training_flags), training_args.world_size)
         check_save_folder(args.save_folder)
         run = RunFolder(run_folder(args), args.overwrite, shared=bool(args.fold))
         run.lock_it()

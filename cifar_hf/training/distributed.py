@@ -1,4 +1,5 @@
-"""Process roles under `torchrun` / `accelerate launch`; checks that keep several machines on one run folder."""
+"""Process roles under `torchrun` / `accelerate launch`; checks that keep several machines on one command and one run
+folder."""
 
 import os
 import socket
@@ -79,3 +80,22 @@ def check_shared_run_folder(folder: Path, accelerator) -> None:
         _, host, path, _ = seen[0]
         raise UsageError(f"{', '.join(blind)} cannot see the run folder {path} that process 0 on {host} writes: "
                          "-s/--save-folder must be on storage shared by every machine")
+
+
+def check_same_command(flags: dict, world_size: int) -> None:
+    """Every process must run the same command (`flags`, the same on each): each machine is started with its own
+    command line, and machines given different ones would wait in a collective forever, abort inside gloo, or train a
+    silently mixed run (another --seed draws other data). Every process stops with the same line."""
+    import torch.distributed as dist
+
+    if world_size == 1 or not dist.is_initialized():
+        return
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, (socket.gethostname(), flags))
+    first_host, first = everyone[0]
+    for rank, (host, theirs) in enumerate(everyone):
+        differing = [f"{flag} {theirs.get(flag)} there, {first.get(flag)} on process 0"
+                     for flag in {**first, **theirs} if first.get(flag) != theirs.get(flag)]
+        if differing:
+            raise UsageError(f"process {rank} on {host} was started with other flags than process 0 on {first_host} "
+                             f"({', '.join(differing)}): start every machine with the same command")

@@ -58,6 +58,16 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
     return _plain(flags)
 
 
+def launch_flags(args: RunArguments, training_flags: dict) -> dict:
+    """Every flag of the command, which every process of one launch must share: local folders by their name (another
+    machine may mount them elsewhere), without -s (whether every machine sees it is checked on its own)."""
+    from ..hub import portable_name
+
+    flags = {flag_name(k): v for k, v in dataclasses.asdict(args).items() if k != "save_folder"}
+    flags |= {flag_name(k): portable_name(v) for k in PATH_ARGUMENTS if (v := getattr(args, k))}
+    return _plain({**flags, **{f"--{name}": value for name, value in training_flags.items()}})
+
+
 def resumed_from(run_folder: Path, resume: str) -> Path | None:
     """What `--resume` continues, found without changing anything: the finished run itself (its results.json), else
     the checkpoint that resolve_resume will pick; None when there is none (resolve_resume then says why)."""
