@@ -10,10 +10,10 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import INTERRUPTED, CifarError, Preempted
+from ..errors import INTERRUPTED, CifarError
 from ..files import read_json
 from ..training import run_record
-from ..training.arguments import RunArguments, command_line, parse_arguments, run_folder
+from ..training.arguments import QuestionInterrupted, RunArguments, command_line, parse_arguments, run_folder
 from ..training.distributed import check_same_command, is_main_process
 from ..training.folders import RunFolder, check_run_folder, check_save_folder
 from .common import check_training_arguments, hide_progress_bars, raise_on_stop_signal, setup_logging
@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args, training_flags = parse_arguments(argv, check_model=check_run_folder)
-        except (EOFError, KeyboardInterrupt, Preempted) as error:  # Ctrl-D or Ctrl-C at a question
+        except QuestionInterrupted as error:  # a stop signal elsewhere in parsing is the usual line, below
             print("\ninterrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions",
                   file=sys.stderr)
-            return getattr(error, "exit_code", INTERRUPTED)
+            return error.exit_code
         setup_logging()  # after parsing: it loads datasets, which `--help` does not need
         training_args = check_training_arguments(args, training_flags)
         check_same_command(run_record.launch_flags(args, training_flags), training_args.world_size)

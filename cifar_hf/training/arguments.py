@@ -18,7 +18,7 @@ from pathlib import Path
 from transformers import HfArgumentParser  # the transformers package is lazy: this loads no torch, so --help is fast
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import DefaultsHelpFormatter, OneLineErrors, UsageError
+from ..errors import INTERRUPTED, DefaultsHelpFormatter, OneLineErrors, Preempted, UsageError
 from .recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -292,6 +292,14 @@ def _prompt(question: str, default, cast, flag: str):
         raise UsageError(f"{flag}: {answer!r} is not {NUMBER_KINDS[cast]}") from None
 
 
+class QuestionInterrupted(Exception):
+    """Ctrl-D, Ctrl-C or a stop signal while a question waits for its answer; `exit_code` as the shell reports it."""
+
+    def __init__(self, exit_code: int):
+        super().__init__("interrupted at a question")
+        self.exit_code = exit_code
+
+
 def ask_interactively(args: RunArguments, check_model: Callable[[RunArguments], None] | None = None) -> None:
     """The seed's interactive start: ask for the model and the main options.
 
@@ -362,6 +370,9 @@ def parse_arguments(
     if args.model is None:
         if not sys.stdin.isatty():
             raise UsageError(f"-m/--model is required (choose from {', '.join(MODEL_NAMES)})")
-        ask_interactively(args, check_model)
+        try:
+            ask_interactively(args, check_model)
+        except (EOFError, KeyboardInterrupt, Preempted) as error:
+            raise QuestionInterrupted(getattr(error, "exit_code", INTERRUPTED)) from None
     args.validate()
     return args, training
