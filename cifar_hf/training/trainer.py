@@ -136,8 +136,8 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         """Without clipping, the gradient norm is only logged: compute it for the steps that log, not every step.
 
         The Trainer computes it every step through clip_grad_norm_(inf), which also multiplies every gradient by 1
-        (`benchmarks/host_overhead.py`: 4.9 ms per resnet step, 114 us per cnn step on the 2-core CPU). A log that
-        another callback asks for has no grad_norm.
+        (`benchmarks/host_overhead.py`: 5.6 ms per resnet step, 0.12 ms per cnn step on the 2-core CPU; see
+        docs/performance.md). A log that another callback asks for has no grad_norm.
         """
         if grad_norm is None and not self._logs_after_this_step():
             return None
