@@ -105,16 +105,18 @@ def test_the_run_folder_is_checked_before_the_other_questions(monkeypatch, tmp_p
     assert (tmp_path / "cifar-cnn" / "results.json").read_text() == "{}"
 
 
-def test_ctrl_c_at_a_question_is_one_line_and_exit_130(monkeypatch, tmp_path, capsys):
+@pytest.mark.parametrize("command, line", [(["train"], "interrupted: give -m/--model"),
+                                           (["tune", "--trials", "1"], "error: interrupted: give -m/--model")])
+def test_ctrl_c_at_a_question_is_one_line_and_exit_130(command, line, monkeypatch, tmp_path, capsys):
     terminal(monkeypatch, "")
 
     def interrupted(prompt=""):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(builtins, "input", interrupted)
-    assert cli(["train", "-s", str(tmp_path)]) == 130
+    assert cli([*command, "-s", str(tmp_path)]) == 130
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(err) == 1 and err[0].startswith("interrupted: give -m/--model")
+    assert len(err) == 1 and err[0].startswith(line)
     assert list(tmp_path.iterdir()) == []
 
 

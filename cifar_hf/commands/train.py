@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args, training_flags = parse_arguments(argv, check_model=check_run_folder)
-        except QuestionInterrupted as error:  # a stop signal elsewhere in parsing is the usual line, below
-            print("\ninterrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions",
-                  file=sys.stderr)
+        except QuestionInterrupted as error:  # below the prompt's line; a stop signal elsewhere is the usual line
+            print(f"\n{error}", file=sys.stderr)
             return error.exit_code
         setup_logging()  # after parsing: it loads datasets, which `--help` does not need
         training_args = check_training_arguments(args, training_flags)

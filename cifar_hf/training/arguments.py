@@ -18,7 +18,7 @@ from pathlib import Path
 from transformers import HfArgumentParser  # the transformers package is lazy: this loads no torch, so --help is fast
 
 from ..data import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
-from ..errors import INTERRUPTED, DefaultsHelpFormatter, OneLineErrors, Preempted, UsageError
+from ..errors import INTERRUPTED, CifarError, DefaultsHelpFormatter, OneLineErrors, Preempted, UsageError
 from .recipes import RECIPES
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -292,11 +292,11 @@ def _prompt(question: str, default, cast, flag: str):
         raise UsageError(f"{flag}: {answer!r} is not {NUMBER_KINDS[cast]}") from None
 
 
-class QuestionInterrupted(Exception):
+class QuestionInterrupted(CifarError):
     """Ctrl-D, Ctrl-C or a stop signal while a question waits for its answer; `exit_code` as the shell reports it."""
 
     def __init__(self, exit_code: int):
-        super().__init__("interrupted at a question")
+        super().__init__("interrupted: give -m/--model (and -e, -b, -l) on the command line to skip the questions")
         self.exit_code = exit_code
 
 
