@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic import pretend_online
 
+from cifar_hf import hub
 from cifar_hf.__main__ import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,16 +126,22 @@ def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run,
     assert results["val_accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
 
 
-def test_a_resume_with_another_number_of_processes_is_refused(two_process_run, tiny_dataset, tmp_path, capsys):
+def test_a_resume_with_another_number_of_processes_is_refused(two_process_run, tiny_dataset, tmp_path, capsys,
+                                                               monkeypatch):
     """-b is per process: resumed by one process, a two-process run would train another global batch and epoch length
     (and record only the last part's)."""
     shutil.copytree(two_process_run / "runs", tmp_path / "runs")
     before = {p: p.read_bytes() for p in (tmp_path / "runs").rglob("*") if p.is_file()}
     assert cli(["train", *train_args(tiny_dataset, tmp_path / "runs"), "--resume", "auto", "-e", str(EPOCHS + 1)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: --resume: --num_processes 1 differs from the run being resumed (2); resume with the run's own flags, "
-        "or start a new run with --overwrite")
+        "error: --resume: --num_processes 1 differs from the run being resumed (2): launch it on 2 (-b is per "
+        "process); resume with the run's own flags, or start a new run with --overwrite")
     assert {p: p.read_bytes() for p in (tmp_path / "runs").rglob("*") if p.is_file()} == before
+    # Finished at this length, the run is only pushed (from a login node, say): any number of processes may do that.
+    pretend_online(monkeypatch)
+    monkeypatch.setattr(hub, "push_run_folder", lambda folder, repo, private=None: f"https://hub.invalid/{repo}")
+    assert cli(["train", *train_args(tiny_dataset, tmp_path / "runs"), "--resume", "auto", "--push_to_hub"]) == 0
+    assert "pushed it to the Hub (https://hub.invalid/cifar-cnn)" in capsys.readouterr().out
 
 
 def test_a_record_written_before_the_process_count_was_recorded_resumes_on_any_count():

@@ -43,12 +43,13 @@ def is_finished(folder: Path, training_args) -> bool:
     return max_steps <= 0 and recorded.get("epochs") == training_args.num_train_epochs
 
 
-def check_resume_flags(folder: Path, args: RunArguments, training_args, training_flags: dict) -> None:
-    """Before any data is decoded: the resume continues the run as it was started, or is refused in one line."""
+def check_resume_flags(folder: Path, args: RunArguments, training_args, training_flags: dict, finished: bool) -> None:
+    """Before any data is decoded: the resume continues the run as it was started, or is refused in one line.
+    `finished`: the run is finished at this length, so nothing is trained (it may be pushed)."""
     source = run_record.resumed_from(folder, args.resume)
     if source is not None:
         flags = run_record.defining_flags(args, training_args, training_flags)
-        run_record.check_resume(source, flags, training_args.max_steps)
+        run_record.check_resume(source, flags, training_args.max_steps, trains=not finished)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,9 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         run.lock_it()
         check_run_folder(args)
         single_run = not args.cross_validate and args.repeat == 1  # folds and seeds are checked one by one
+        finished = args.resume == "auto" and single_run and is_finished(run.folder, training_args)
         if args.resume and single_run:  # on every process: it only reads, and a refusal must stop them all
-            check_resume_flags(run.folder, args, training_args, training_flags)
-        if args.resume == "auto" and single_run and is_finished(run.folder, training_args):
+            check_resume_flags(run.folder, args, training_args, training_flags, finished)
+        if finished:
             if training_flags.get("push_to_hub"):  # a finished run pushed afterwards, e.g. once back online
                 if is_main_process():
                     push_finished_run(run.folder, training_flags)

@@ -116,13 +116,16 @@ def differences(recorded: dict, flags: dict, what: str, ignore: tuple = ()) -> l
             for flag in names if flag not in ignore and recorded.get(flag) != flags.get(flag)]
 
 
-def check_resume(source: Path, flags: dict, max_steps: int) -> None:
+def check_resume(source: Path, flags: dict, max_steps: int, trains: bool = True) -> None:
     """Refuse, in one line, a resume of `source` whose defining flags differ from its record. -e may grow (a finished
     run continues to more epochs) but never shrink: the Trainer would stop at once, or cut the planned schedule short,
-    and record the fewer epochs. Without a record, -e is still checked against the epochs already trained."""
+    and record the fewer epochs. Without a record, -e is still checked against the epochs already trained.
+    `trains` False: a finished run that is only pushed, which any number of processes may do."""
     record = source / RECORD
     recorded = read_json(record, "move it away to resume unchecked") if record.is_file() else {}
-    problems = differences(recorded, flags, "the run being resumed", ignore=("-e",))
+    problems = differences(recorded, flags, "the run being resumed", ignore=("-e",) if trains else ("-e", PROCESSES))
+    problems = [f"{problem}: launch it on {recorded[PROCESSES]} (-b is per process)" if problem.startswith(PROCESSES)
+                else problem for problem in problems]
     shrunk = _fewer_epochs(flags["-e"], recorded.get("-e"), source)
     if shrunk and max_steps <= 0:  # with --max_steps (compared above), -e does not set the run's length
         problems.insert(0, shrunk)
