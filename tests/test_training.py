@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from synthetic import tiny_run_args
-from transformers import AutoModelForImageClassification, pipeline
+from transformers import AutoModelForImageClassification, TrainerCallback, pipeline
 from wandb_records import logged
 
 from cifar_hf.commands.train import main
@@ -155,8 +155,6 @@ def test_training_steps_read_nothing_back_from_the_device(model, tiny_dataset, t
     """From a step's start to its end (forward, backward, loss bookkeeping, clipping, scheduler), a training step
     reads no tensor back to the host: on a GPU each read stalls the host until the queue drains, once per step.
     (The optimizer is left out: on the CPU, Adam reads its step count; its fused GPU kernels do not.)"""
-    from transformers import TrainerCallback
-
     from cifar_hf.training.arguments import RunArguments
     from cifar_hf.training.run import build_trainer
 
@@ -199,8 +197,6 @@ def test_training_steps_ask_importlib_nothing(tiny_dataset, tmp_path, monkeypatc
     (CifarTrainer): 60 us of host time per step on the 2-core CPU."""
     import importlib.util
 
-    from transformers import TrainerCallback
-
     from cifar_hf.training.arguments import RunArguments
     from cifar_hf.training.run import build_trainer
 
@@ -224,10 +220,22 @@ def test_training_steps_ask_importlib_nothing(tiny_dataset, tmp_path, monkeypatc
     assert trainer.state.global_step == 6 and state["calls"] == 0
 
 
+class StopAtEvaluation(TrainerCallback):
+    """Stops the run at its first evaluation, as early stopping or a pruned tuning trial does."""
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+def logged_norms(trainer) -> list[tuple]:
+    return [(entry["step"], entry.get("grad_norm")) for entry in trainer.state.log_history if "loss" in entry]
+
+
 @pytest.mark.parametrize("logging, logged_steps", [
     ({"logging_strategy": "epoch", "num_train_epochs": 2}, [8, 16]),
     ({"logging_strategy": "epoch", "num_train_epochs": 2, "gradient_accumulation_steps": 3}, [3, 6]),  # 3 + 3 + 2
     ({"logging_strategy": "steps", "logging_steps": 3, "max_steps": 8, "logging_first_step": True}, [1, 3, 6]),
+    ({"logging_strategy": "epoch", "num_train_epochs": 2, "eval_strategy": "steps", "eval_steps": 5}, [5]),  # stopped
 ])
 def test_gradient_norm_is_computed_only_for_the_logs(logging, logged_steps, tiny_dataset, tmp_path, monkeypatch):
     """Without clipping the Trainer would compute the gradient norm every step only to log it: CifarTrainer computes
@@ -245,23 +253,44 @@ def test_gradient_norm_is_computed_only_for_the_logs(logging, logged_steps, tiny
 
     monkeypatch.setattr(accelerate.Accelerator, "clip_grad_norm_", counted)
     data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
+    stop = (StopAtEvaluation(),) if "eval_steps" in logging else ()
     norms = {}
     for max_grad_norm in (0.0, 1e9):
         calls.clear()
-        flags = {**logging, "max_grad_norm": max_grad_norm, "eval_strategy": "no", "disable_tqdm": True,
+        flags = {"eval_strategy": "no", **logging, "max_grad_norm": max_grad_norm, "disable_tqdm": True,
                  "report_to": "none"}
         trainer, _, _ = build_trainer(RunArguments(model="cnn", device="cpu", batch_size=8), flags, data,
-                                      tmp_path / str(max_grad_norm))
+                                      tmp_path / str(max_grad_norm), callbacks=stop)
         trainer.train()
-        logs = [entry for entry in trainer.state.log_history if "loss" in entry]
-        norms[max_grad_norm] = [(entry["step"], entry.get("grad_norm")) for entry in logs]
+        norms[max_grad_norm] = logged_norms(trainer)
         if max_grad_norm == 0.0:
-            assert calls == [float("inf")] * len(logs)  # one norm per log, none on the other steps
+            assert len(calls) < trainer.state.global_step  # not every step
         else:
             assert len(calls) == trainer.state.global_step
     assert [step for step, _ in norms[0.0]] == logged_steps
     assert all(norm is not None and norm > 0 for _, norm in norms[0.0])
     assert norms[0.0] == norms[1e9]
+
+
+def test_gradient_norm_is_logged_after_a_resume_that_ignores_the_data_skip(tiny_dataset, tmp_path):
+    """--ignore_data_skip runs the resumed epoch whole from the resumed step: the epochs end at other steps."""
+    from cifar_hf.training.arguments import RunArguments
+    from cifar_hf.training.run import build_trainer
+
+    data = load_cifar(str(tiny_dataset), val_size=40, max_train_samples=64)
+    flags = {"logging_strategy": "epoch", "num_train_epochs": 3, "eval_strategy": "no", "save_strategy": "steps",
+             "save_steps": 4, "disable_tqdm": True, "report_to": "none"}
+    norms = {}
+    for max_grad_norm in (0.0, 1e9):
+        out = tmp_path / str(max_grad_norm)
+        run_flags = {**flags, "max_grad_norm": max_grad_norm}
+        build_trainer(RunArguments(model="cnn", device="cpu", batch_size=8), run_flags, data, out)[0].train()
+        resumed, _, _ = build_trainer(RunArguments(model="cnn", device="cpu", batch_size=8),
+                                      {**run_flags, "ignore_data_skip": True}, data, out)
+        resumed.train(resume_from_checkpoint=str(out / "checkpoint-12"))
+        norms[max_grad_norm] = logged_norms(resumed)
+    assert [step for step, _ in norms[0.0]][1:] == [20, 24]  # 12 + 8, then the run's end
+    assert all(norm is not None for _, norm in norms[0.0]) and norms[0.0] == norms[1e9]
 
 
 @pytest.mark.parametrize("model, decays_biases", [("resnet", True), ("vit", False)])

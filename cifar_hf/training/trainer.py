@@ -152,6 +152,10 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
             return step % self.state.logging_steps == 0
         if args.logging_strategy != "epoch":
             return False
+        if args.ignore_data_skip:  # a resumed epoch then runs whole from the resumed step: epochs end elsewhere
+            return True
+        if args.eval_strategy == "steps" and step % self.state.eval_steps == 0 and step >= args.eval_delay:
+            return True  # an evaluation may stop the run mid-epoch (early stopping, a pruned trial), then it logs
         try:
             batches = len(self.callback_handler.train_dataloader)
         except TypeError:  # an iterable dataset: epochs end where the data does
