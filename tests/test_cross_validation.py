@@ -214,6 +214,16 @@ def test_evaluate_redraws_the_validation_split_a_member_run_validated_on(member,
                                   split="validation")
     assert np.array_equal(arrays.pixels, validated_on.pixels) and np.array_equal(arrays.labels, validated_on.labels)
     assert len(validated_on) == results["hyperparameters"]["validation_size"]
+    # A member folder written before runs recorded their split: its job's records say how it was drawn.
+    old = json.loads(json.dumps(results))
+    del old["hyperparameters"]["data"]["validation_split"]
+    arrays, _ = load_scored_split(parse(["--model", str(folder)]), old, str(tiny_dataset), own=True,
+                                  split="validation")
+    assert np.array_equal(arrays.pixels, validated_on.pixels)
+    # --max-eval-samples subsets the run's own split, whichever it is
+    arrays, _ = load_scored_split(parse(["--model", str(folder), "--max-eval-samples", "8"]), results,
+                                  str(tiny_dataset), own=True, split="validation")
+    assert len(arrays) == 8 and set(map(bytes, arrays.pixels)) <= set(map(bytes, validated_on.pixels))
     card = (folder / "README.md").read_text()  # the card names the split, with the seed that drew it
     assert ("fold 2 of a seeded, stratified 3-fold split" if member == "fold" else "hold-out") in card
     assert "seed 2023)" in card and "seed 2024)" not in card
@@ -244,3 +254,16 @@ def test_report_marks_a_partial_cv_and_survives_a_missing_fold_folder(cv_run, tm
     assert line.split("|")[1].strip() == "cifar-cnn-cv (3-fold CV, 2 complete)"
     (warning,) = captured.err.strip().splitlines()
     assert warning.startswith(f"warning: {copy / 'fold-2'} has no results.json") and "--resume auto" in warning
+
+
+def test_a_seed_given_to_evaluate_a_fold_draws_a_hold_out_and_says_so(cv_run, tiny_dataset, capsys):
+    from cifar_hf.commands.evaluate import load_scored_split, parse
+
+    results = json.loads((cv_run / "fold-2" / "results.json").read_text())
+    arrays, _ = load_scored_split(parse(["--model", str(cv_run / "fold-2"), "--seed", "5"]), results,
+                                  str(tiny_dataset), own=True, split="validation")
+    assert np.array_equal(arrays.pixels, load_cifar(str(tiny_dataset), val_size=40, seed=5).validation.pixels)
+    assert capsys.readouterr().err.strip() == (
+        "note: --seed draws a seeded hold-out of the training split; this run validated on fold 2 of 3 (leave the "
+        "flag out to score that)")
+

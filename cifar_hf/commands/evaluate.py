@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..data.defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from ..errors import CifarError, CommandParser, InputError, PushError, StorageError, UsageError, print_error
+from ..files import read_json
 
 
 def parse(argv):
@@ -106,7 +107,7 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
     On the run's `own` dataset the run's --max-eval-samples applies too (the run's number is reproduced); another
     dataset is scored whole unless --max-eval-samples is given.
     """
-    from ..data import load_cifar, load_labelled_split
+    from ..data import load_cifar, load_labelled_split, stratified_subset
     from ..data.loading import load_raw_dataset
     from ..inference import run_columns
 
@@ -121,19 +122,46 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
         "label_column": run_column(args.label_column, run_label_column, features),
         "image_size": args.image_size or trained.get("image_size"),
     }
-    # The run's own hold-out: a --repeat seed or a fold records the split it validated on, not its own --seed.
-    drawn = {"seed": args.seed} if args.seed is not None else hp.get("data", {}).get("validation_split", {})
+    recorded = recorded_split(args.model, hp)
+    drawn = {"seed": args.seed} if args.seed is not None else recorded  # --seed: a hold-out drawn with it
     seed = drawn.get("seed", hp.get("seed", DEFAULT_SEED))
     max_eval_samples = args.max_eval_samples or (hp.get("max_eval_samples") if own else None)
     if split in splits or split not in ("validation", "train") or "train" not in splits:
         arrays, class_names, _ = load_labelled_split(dataset, split, max_samples=max_eval_samples, seed=seed,
                                                      **columns)
         return arrays, class_names
-    fold = drawn.get("fold") if own else None  # a cross-validation fold validated on its fold of the training split
+    fold = drawn.get("fold") if own and args.val_size is None else None  # a fold validated on its fold
+    if own and "fold" in recorded and not fold:
+        print(f"note: {'--seed' if args.seed is not None else '--val-size'} draws a seeded hold-out of the training "
+              f"split; this run validated on fold {recorded['fold']} of {recorded['folds']} (leave the flag out to "
+              "score that)", file=sys.stderr)
     data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
                       max_train_samples=hp.get("max_train_samples") if fold else None,
                       max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
-    return (data.fold(fold, drawn["folds"]) if fold else data).validation, data.class_names
+    if not fold:
+        return data.validation, data.class_names
+    validation = data.fold(fold, drawn["folds"]).validation  # whole, as the fold's run scored it
+    if args.max_eval_samples:
+        validation = validation.take(stratified_subset(validation.labels, args.max_eval_samples, seed))
+    return validation, data.class_names
+
+
+def recorded_split(model: str, hp: dict) -> dict:
+    """How the run's validation split was drawn ({"seed"}, plus "fold"/"folds"): its own record, else, for a fold or
+    --repeat seed folder written before runs recorded it, its job's (the member's own seed did not draw it)."""
+    from ..training.repeat import SPLIT_RECORD
+
+    if hp.get("data", {}).get("validation_split"):
+        return hp["data"]["validation_split"]
+    folder = Path(model)
+    if folder.name.startswith("seed-") and (folder.parent / SPLIT_RECORD).is_file():
+        return {"seed": read_json(folder.parent / SPLIT_RECORD).get("split_seed")}
+    job = folder.parent / "results.json"
+    if folder.name.startswith("fold-") and folder.name[5:].isdigit() and job.is_file():
+        cv = read_json(job)
+        if cv.get("cross_validation"):
+            return {"seed": cv["seed"], "fold": int(folder.name[5:]), "folds": cv["folds"]}
+    return {}
 
 
 def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
@@ -222,7 +250,7 @@ def evaluation_name(output: Path, dataset: str, split: str, own: bool) -> str:
     """What the files are named after: the split on the run's own dataset, else `<dataset folder or id>-<split>`, so
     an evaluation of another dataset never replaces one of the same split (a same-named folder elsewhere gets a
     short hash of its path)."""
-    from ..files import file_name_part, read_json
+    from ..files import file_name_part
     from ..hub import portable_name
     from ..offline import looks_like_path
 
