@@ -307,6 +307,26 @@ def test_machines_started_with_different_flags_stop_with_one_line(two_process_ru
     assert not (work / "mixed").exists()  # stopped before anything was written
 
 
+def test_what_may_differ_between_machines_is_not_a_different_command(tmp_path, monkeypatch):
+    """A path spelled per machine (another mount, relative or absolute) and the per-process --local_rank."""
+    from cifar_hf.training.arguments import parse_arguments
+    from cifar_hf.training.run_record import launch_flags
+
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    (tmp_path / "b" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "b")
+
+    def flags(*argv):
+        return launch_flags(*parse_arguments(["-m", "cnn", "-d", "cpu", *argv]))
+
+    machine_0 = flags("--dataset", str(tmp_path / "a" / "data"), "--resume", str(tmp_path / "a" / "checkpoint-4"),
+                      "--fsdp_config", str(tmp_path / "a" / "fsdp.json"), "--local_rank", "0", "-s", "/mnt/runs")
+    machine_1 = flags("--dataset", "data", "--resume", "checkpoint-4", "--fsdp_config", "fsdp.json",
+                      "--local_rank", "1", "-s", "/shared/runs")
+    assert machine_0 == machine_1
+    assert flags("--dataset", "data", "-e", "3") != flags("--dataset", "data", "-e", "2")
+
+
 @pytest.mark.parametrize("model, find_unused", [("cnn", False), ("resnet", False), ("vit", False), ("previt", None)])
 def test_ddp_searches_for_unused_parameters_only_where_a_checkpoint_may_hold_one(model, find_unused):
     """The scratch models use every parameter in every step; previt keeps the Trainer's rule (DINOv2's mask token

@@ -88,13 +88,15 @@ def check_same_command(flags: dict, world_size: int) -> None:
     silently mixed run (another --seed draws other data). Every process stops with the same line."""
     import torch.distributed as dist
 
+    from .run_record import shown
+
     if world_size == 1 or not dist.is_initialized():
         return
     everyone = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, (socket.gethostname(), flags))
     first_host, first = everyone[0]
     for rank, (host, theirs) in enumerate(everyone):
-        differing = [f"{flag} {theirs.get(flag)} there, {first.get(flag)} on process 0"
+        differing = [f"{flag} {shown(theirs.get(flag))} there, {shown(first.get(flag))} on process 0"
                      for flag in {**first, **theirs} if first.get(flag) != theirs.get(flag)]
         if differing:
             raise UsageError(f"process {rank} on {host} was started with other flags than process 0 on {first_host} "

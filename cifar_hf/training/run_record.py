@@ -58,14 +58,26 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
     return _plain(flags)
 
 
+# TrainingArguments flags that name a file or folder; --local_rank differs on every process by design.
+PATH_TRAINING_FLAGS = ("deepspeed", "fsdp_config", "accelerator_config")
+PER_PROCESS_FLAGS = ("local_rank",)
+
+
 def launch_flags(args: RunArguments, training_flags: dict) -> dict:
-    """Every flag of the command, which every process of one launch must share: local folders by their name (another
-    machine may mount them elsewhere), without -s (whether every machine sees it is checked on its own)."""
+    """Every flag of the command, which every process of one launch must share: local folders and files by their
+    name (another machine may mount them elsewhere), without -s (whether every machine sees it is checked on its own)
+    and what differs per process."""
     from ..hub import portable_name
 
     flags = {flag_name(k): v for k, v in dataclasses.asdict(args).items() if k != "save_folder"}
     flags |= {flag_name(k): portable_name(v) for k in PATH_ARGUMENTS if (v := getattr(args, k))}
-    return _plain({**flags, **{f"--{name}": value for name, value in training_flags.items()}})
+    if args.resume not in (None, "auto"):  # a checkpoint, by its name: rank 0's copy is the one every process loads
+        flags[flag_name("resume")] = Path(args.resume).name
+    for name, value in training_flags.items():
+        if name not in PER_PROCESS_FLAGS:
+            portable = name in PATH_TRAINING_FLAGS and isinstance(value, str) and not value.lstrip().startswith("{")
+            flags[f"--{name}"] = portable_name(value) if portable else value
+    return _plain(flags)
 
 
 def resumed_from(run_folder: Path, resume: str) -> Path | None:
@@ -89,7 +101,8 @@ def trained_epochs(source: Path) -> float | None:
     return None
 
 
-def _shown(value) -> str:
+def shown(value) -> str:
+    """A flag's value as a command line spells it."""
     if value is None:
         return "unset"
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -112,7 +125,7 @@ def differences(recorded: dict, flags: dict, what: str, ignore: tuple = ()) -> l
         return []
     names = [*flags, *(flag for flag in recorded if flag not in flags)]
     ignore = (*ignore, *(flag for flag in RECORDED_SINCE if flag not in recorded))
-    return [f"{flag} {_shown(flags.get(flag))} differs from {what} ({_shown(recorded.get(flag))})"
+    return [f"{flag} {shown(flags.get(flag))} differs from {what} ({shown(recorded.get(flag))})"
             for flag in names if flag not in ignore and recorded.get(flag) != flags.get(flag)]
 
 
