@@ -254,6 +254,11 @@ def test_report_marks_a_partial_cv_and_survives_a_missing_fold_folder(cv_run, tm
     assert line.split("|")[1].strip() == "cifar-cnn-cv (3-fold CV, 2 complete)"
     (warning,) = captured.err.strip().splitlines()
     assert warning.startswith(f"warning: {copy / 'fold-2'} has no results.json") and "--resume auto" in warning
+    for fold in ("fold-1", "fold-3"):
+        shutil.rmtree(copy / fold)
+    assert report([str(tmp_path / "runs")]) == 0
+    cells = [cell.strip() for cell in capsys.readouterr().out.strip().splitlines()[2].split("|")]
+    assert cells[4:6] == ["default", "1"] and cells[9:11] == ["-", "-"]  # no train time or speed left to show
 
 
 def test_a_seed_given_to_evaluate_a_fold_draws_a_hold_out_and_says_so(cv_run, tiny_dataset, capsys):

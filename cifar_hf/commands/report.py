@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..errors import CifarError, CommandParser, InputError, first_line, print_error
 from ..files import read_json, write_text
+from ..training.replaced_run import ASIDE
 
 RECOVERY = "re-run the training with --overwrite, or move that run folder away"
 COLUMNS = ("run", "model", "data", "recipe", "epochs", "val acc", "test acc", "val/test images", "train time",
@@ -30,8 +31,8 @@ def find_runs(folders: list[Path]) -> dict[Path, str]:
     for folder in folders:
         for results in [folder / "results.json", *folder.rglob("results.json")]:
             run = results.parent
-            if any(part.startswith(".") for part in run.relative_to(folder).parts):
-                continue  # a run an unfinished --overwrite keeps aside (.replaced), or another hidden copy
+            if ASIDE in run.relative_to(folder).parts:
+                continue  # the run an unfinished --overwrite keeps aside until the new one finishes
             member = run.name.startswith(MEMBER_PREFIXES) and (run.parent / "results.json").is_file()
             if results.is_file() and not member and run.resolve() not in seen:  # a run given twice is one row
                 seen.add(run.resolve())
@@ -114,19 +115,20 @@ def row(folder: Path, name: str, results: dict, notes: list[str]) -> tuple[float
             notes.append(f"{folder / missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''} "
                             f"has no results.json: its train time is left out of {name}'s row (train it again "
                             "with the job's command and --resume auto)")
-        folds = [read_json(folder / m / "results.json", RECOVERY) for m in members if m not in missing] or [{}]
+        folds = [read_json(folder / m / "results.json", RECOVERY) for m in members if m not in missing]
         val, test = results["val_accuracy_mean"], results["test_accuracy_mean"]
         cells = [percent(val, results["val_accuracy_std"]), percent(test, results["test_accuracy_std"])]
-        runtime = sum(f.get("train_runtime_s", 0) for f in folds)
-        speed = sum(f.get("train_samples_per_second", 0) for f in folds) / len(folds)
-        epochs, hardware = folds[0].get("epochs", hp.get("epochs", "-")), folds[0].get("hardware", "-")
+        runtime = sum(f["train_runtime_s"] for f in folds) if folds else None
+        speed = sum(f["train_samples_per_second"] for f in folds) / len(folds) if folds else None
+        described = folds[0] if folds else results
+        epochs, hardware = described.get("epochs", hp.get("epoch") or "-"), described.get("hardware", "-")
         if "folds" in results:
             complete = len(results.get("folds_complete", members))
             partial = f", {complete} complete" if complete < results["folds"] else ""
             name = f"{name} ({results['folds']}-fold CV{partial})"
         else:
             name = f"{name} ({results['repeat']} seeds)"
-        sizes, described = evaluation_sizes(folds[0]), folds[0] or results
+        sizes = evaluation_sizes(described)
     else:
         val, test = results["val_accuracy"], results.get("test_accuracy")
         cells = [percent(val), percent(test)]
@@ -136,7 +138,8 @@ def row(folder: Path, name: str, results: dict, notes: list[str]) -> tuple[float
     key = test if test is not None else val
     recipe = str(hp.get("recipe", results.get("recipe", "default")))
     return key, [name, model_description(results), data_description(described), recipe,
-                 str(epochs), *cells, sizes, f"{runtime:.1f} s", f"{speed:,.0f}", hardware]
+                 str(epochs), *cells, sizes, "-" if runtime is None else f"{runtime:.1f} s",
+                 "-" if speed is None else f"{speed:,.0f}", hardware]
 
 
 def readable_rows(runs: dict[Path, str]) -> tuple[list, list[str], list[str]]:
