@@ -22,7 +22,7 @@ from .rgb import to_rgb
 logger = logging.getLogger(__name__)
 
 # Part of the decode cache's fingerprint: bump it whenever an image decodes to other pixels than before, so that no
-# run reuses the old pixels.
+# run reuses the old pixels (2: 16-bit and float grey scaled to 8 bits instead of clipped).
 PIXEL_RULES = 2
 
 

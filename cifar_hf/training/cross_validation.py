@@ -62,7 +62,7 @@ def train_fold(args: RunArguments, training_flags: dict, data: CifarData, cv_fol
     with exclusive(lock, busy) if is_main_process() else contextlib.nullcontext():
         if args.overwrite and args.fold and folder.exists() and is_main_process():
             shutil.rmtree(folder)  # this job's own fold, under its lock: the other folds belong to other jobs
-        if read_member_results(folder, f"fold {number}/{args.folds}") is not None:
+        if read_member_results(folder, f"fold {number}/{args.folds}", logger) is not None:
             return
         fold_args = dataclasses.replace(fold_member(args, number), resume=prepare_member_folder(folder))
         flags = {"run_name": f"{cv_folder.name}-fold-{number}", **training_flags}

@@ -390,13 +390,7 @@ def train_and_write(trainer: CifarTrainer, transform: BatchTransform, hyperparam
             np.save(path, probabilities.numpy(), allow_pickle=False)
 
     results = {
-        **run_results(args, trainer, data, val, test),
-        "train_runtime_s": train_output.metrics["train_runtime"],
-        "train_samples_per_second": train_output.metrics["train_samples_per_second"],
-        "peak_device_memory_bytes": peak_memory,
-        **parameters,
-        **training_outcome(trainer),
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        **run_results(args, trainer, data, val, test, train_output.metrics, peak_memory, parameters),
         "command": command,
         "hyperparameters": hyperparameters,
     }
@@ -409,8 +403,9 @@ def train_and_write(trainer: CifarTrainer, transform: BatchTransform, hyperparam
     return results
 
 
-def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val, test) -> dict:
-    """What results.json says of the run itself: what ran, on what, and how it scored."""
+def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val, test, train_metrics: dict,
+                peak_memory: int | None, parameters: dict) -> dict:
+    """What results.json says of the run itself: what ran, on what, how it scored, and what it cost."""
     training_args = trainer.args
     return {
         "model": args.model,
@@ -430,17 +425,23 @@ def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val,
         "test_top5_accuracy": test.top5_accuracy,
         "val_per_class_accuracy": val.per_class_accuracy,
         "test_per_class_accuracy": test.per_class_accuracy,
+        "train_runtime_s": train_metrics["train_runtime"],
+        "train_samples_per_second": train_metrics["train_samples_per_second"],
         "global_step": trainer.state.global_step,
         "world_size": training_args.world_size,
         "per_device_batch_size": training_args.per_device_train_batch_size,
-        "global_batch_size": training_args.per_device_train_batch_size
-        * training_args.world_size
+        # train_batch_size: per device, times the GPUs of a single process that spreads it over several (DataParallel)
+        "global_batch_size": training_args.train_batch_size * training_args.world_size
         * training_args.gradient_accumulation_steps,
+        "peak_device_memory_bytes": peak_memory,
         "bad_images_skipped": data.bad_images_skipped,
         "hardware": hardware_description(training_args),
+        **parameters,
         "lora": {"r": args.lora_r, "adapter": ADAPTER_FOLDER, "base": args.model_name_or_path} if args.lora_r
         else None,
         "ema_decay": args.ema_decay,
+        **training_outcome(trainer),
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
 
 

@@ -211,7 +211,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         args = self.args
         start = self.state.global_step if self._part_start_step is None else self._part_start_step
         steps = self.state.global_step - start
-        images = steps * args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
+        images = steps * args.train_batch_size * args.world_size * args.gradient_accumulation_steps
         return {"train_runtime_s": self._earlier_parts["train_runtime_s"] + time.time() - self._part_started,
                 "train_samples": self._earlier_parts["train_samples"] + images}
 
