@@ -83,6 +83,30 @@ def test_preempted_and_resumed_run_ends_bitwise_identical(uninterrupted, tiny_da
     assert eval_history(run) == eval_history(uninterrupted)
 
 
+def test_accumulated_steps_resume_bitwise_and_log_the_mean_loss_per_step(tiny_dataset, tmp_path):
+    """6 batches an epoch in steps of 4 micro-batches: each epoch's last step takes 2. A resume after such an epoch
+    draws what the uninterrupted run drew, and the epoch's loss is per optimizer step, as the run's is."""
+    accumulate = ("--gradient_accumulation_steps", "4")
+    assert main(argv(tiny_dataset, tmp_path / "whole", *accumulate)) == 0
+    whole = tmp_path / "whole" / "cifar-cnn"
+    launcher = tmp_path / "launcher.py"
+    launcher.write_text(LAUNCHER)
+    stopped = run_process(argv(tiny_dataset, tmp_path / "parts", *accumulate), {"STOP_AT": "3"}, launcher)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    resumed = run_process(argv(tiny_dataset, tmp_path / "parts", *accumulate, "--resume", "auto"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    parts = tmp_path / "parts" / "cifar-cnn"
+    expected, actual = load_file(whole / "model.safetensors"), load_file(parts / "model.safetensors")
+    assert all(torch.equal(expected[k], actual[k]) for k in expected)
+    assert eval_history(parts) == eval_history(whole)
+
+    history = json.loads((whole / "trainer_state.json").read_text())["log_history"]
+    epoch_losses = [entry["loss"] for entry in history if "loss" in entry]
+    (train_loss,) = [entry["train_loss"] for entry in history if "train_loss" in entry]
+    assert len(epoch_losses) == 2
+    assert train_loss == pytest.approx(sum(epoch_losses) / 2, rel=1e-6)  # two steps in each epoch
+
+
 def make_checkpoint(run: Path, step: int, complete: bool) -> Path:
     folder = run / f"checkpoint-{step}"
     folder.mkdir(parents=True)

@@ -11,6 +11,8 @@ import torch
 class LossTracker:
     def __init__(self):
         self.micro_steps = 0  # since the last log
+        self.steps = 0  # optimizer steps since the last log (fewer micro-steps in an epoch's last one); None: unknown
+        self._last_step = None
         self._since_log = self._run = None  # float64 device tensors, made at first use
         self._restored = (0.0, 0.0)  # (since the last log, whole run) from a resumed checkpoint
         self._first_bad = None  # (global step, loss) of the first non-finite loss, as device tensors
@@ -28,6 +30,10 @@ class LossTracker:
         self._since_log += loss
         self._run += loss
         self.micro_steps += 1
+        if global_step != self._last_step:  # the micro-steps of one optimizer step share its global_step
+            self._last_step = global_step
+            if self.steps is not None:
+                self.steps += 1
         step, value = self._first_bad
         newly_bad = ~torch.isfinite(loss) & (step < 0)
         self._first_bad = (torch.where(newly_bad, global_step + 1, step), torch.where(newly_bad, loss.float(), value))
@@ -43,10 +49,10 @@ class LossTracker:
         """Mean loss per optimizer step since the last log, over every process; restarts the sum."""
         self._ready(accelerator.device)
         total = accelerator.reduce(self._since_log.clone(), reduction="mean")
-        loss = total.item() / (self.micro_steps / gradient_accumulation_steps)
+        steps = self.steps if self.steps is not None else self.micro_steps / gradient_accumulation_steps
         self._since_log.zero_()
-        self.micro_steps = 0
-        return loss
+        self.micro_steps = self.steps = 0
+        return total.item() / steps
 
     def run_loss(self, accelerator, global_step: int) -> float:
         """Mean loss per optimizer step over the whole run, resumed parts included."""
@@ -58,8 +64,9 @@ class LossTracker:
             since_log, run = self._restored
         else:
             since_log, run = float(self._since_log), float(self._run)
-        return {"sum": since_log, "micro_steps": self.micro_steps, "run_sum": run}
+        return {"sum": since_log, "micro_steps": self.micro_steps, "steps": self.steps, "run_sum": run}
 
     def load_state_dict(self, state: dict) -> None:
         self._restored = (state["sum"], state["run_sum"])
         self.micro_steps = state["micro_steps"]
+        self.steps = state.get("steps")  # None in a checkpoint written before it was counted

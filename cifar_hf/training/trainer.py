@@ -92,7 +92,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         no random stream has to be replayed.
         """
         if self._micro_step is None:
-            self._micro_step = self.state.global_step * self.args.gradient_accumulation_steps
+            self._micro_step = self._micro_steps_done()
             self._part_start_step = self.state.global_step
         key = (self.args.seed * 1_000_003 + self.args.process_index) * 10_000_019 + self._micro_step
         # Only the generators a step draws from. torch.manual_seed would also queue a seed, with a formatted stack
@@ -104,6 +104,16 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
             torch.manual_seed(key % 2**63)
         np.random.seed(key % 2**32)
         self._micro_step += 1
+
+    def _micro_steps_done(self) -> int:
+        """training_step calls before global_step: an epoch's last optimizer step may take fewer micro-batches."""
+        accumulation = self.args.gradient_accumulation_steps
+        try:
+            batches = len(self.callback_handler.train_dataloader)
+        except TypeError:  # an iterable dataset: no epoch length to go by
+            return self.state.global_step * accumulation
+        epochs, steps = divmod(self.state.global_step, max(-(-batches // accumulation), 1))
+        return epochs * batches + steps * accumulation
 
     def floating_point_ops(self, inputs: dict) -> int:
         """The Trainer's estimate (6 x inputs x parameters), with the parameter count taken once, not every step."""
