@@ -255,11 +255,14 @@ def _validation_split(hp: dict, results: dict) -> str:
 def _stop_and_kept(results: dict, hp: dict) -> str:
     """Where early stopping ended the run and which epoch's weights were kept, when either differs from the last."""
     text = ""
+    flags = hp.get("training_arguments", {})
+    metric = f"validation {flags.get('metric_for_best_model', 'accuracy').removeprefix('eval_').replace('_', ' ')}"
+    every = "evaluations" if flags.get("eval_strategy") == "steps" else "epochs"
     if results.get("stopped_early"):
-        text += (f" (early stopping ended it after epoch {results['stopped_at_epoch']:g}: no better validation "
-                 f"accuracy for {hp.get('early_stopping_patience')} epochs)")
-    if hp.get("training_arguments", {}).get("load_best_model_at_end") and results.get("kept_epoch") is not None:
-        text += f", weights of epoch {results['kept_epoch']:g} kept (the best validation accuracy)"
+        text += (f" (early stopping ended it after epoch {results['stopped_at_epoch']:g}: no better {metric} "
+                 f"for {hp.get('early_stopping_patience')} {every})")
+    if flags.get("load_best_model_at_end") and results.get("kept_epoch") is not None:
+        text += f", weights of epoch {results['kept_epoch']:g} kept (the best {metric})"
     return text
 
 

@@ -1,5 +1,6 @@
 import io
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,17 @@ SCALE_0_255 = ["--image-mean", "125.3", "123", "113.9", "--image-std", "63", "62
         (["--eval_strategy", "no", "--early_stopping_patience", "2"], "leave out --eval_strategy no"),
         (["--image_size", "7"], "--image-size 7: cnn cannot take 7x7 images (3 2x2 max-pools need images of at "
                                 "least 8x8)"),
+        # Trainer flags this project's run would ignore, misapply, or fail on an epoch in
+        (["-d", "cpu", "--fp16", "true"], "--fp16: fp16 mixed precision needs a CUDA GPU"),
+        (["--dataloader_drop_last", "true"], "some of their images would go unscored"),
+        (["--adam_beta1", "0.5"], "--adam_beta1 is set by this script; use --recipe"),
+        (["--label_smoothing_factor", "1.5"], "--label_smoothing_factor 1.5 must be at least 0 and below 1"),
+        (["--logging_steps", "5"], "--logging_steps 5 applies to --logging_strategy steps only"),
+        (["--eval_strategy", "steps", "--eval_steps", "0"], "--eval_steps must be above 0 (got 0)"),
+        (["--metric_for_best_model", "bogus"], "--metric_for_best_model bogus: each evaluation reports accuracy, "),
+        (["--load_best_model_at_end", "true", "--eval_strategy", "steps", "--eval_steps", "5"],
+         "leave out --eval_strategy steps"),
+        (["--lr_scheduler_type", "cosine_with_min_lr"], "--lr_scheduler_type cosine_with_min_lr: One of min_lr"),
     ],
 )
 def test_bad_values_are_one_line_before_the_data_loads(extra, expected, tmp_path, capsys):
@@ -251,3 +263,16 @@ def test_tune_refuses_what_would_stop_every_trial_at_once(extra, expected, tmp_p
     assert cli(argv) == 2
     assert expected in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_schedule_that_replaces_the_recipes_drops_the_recipes_own_settings():
+    """resnet's recipe schedule is reduce-on-plateau, whose patience and factor another schedule would refuse."""
+    from cifar_hf.training.recipes import get_recipe
+    from cifar_hf.training.run import build_training_arguments
+
+    args, flags = parse_arguments(["-m", "resnet", "-d", "cpu", "--lr_scheduler_type", "cosine"])
+    training_args = build_training_arguments(args, get_recipe("resnet"), flags, Path("out"))
+    assert training_args.lr_scheduler_kwargs == {}
+    args, flags = parse_arguments(["-m", "resnet", "-d", "cpu"])
+    assert build_training_arguments(args, get_recipe("resnet"), flags, Path("out")).lr_scheduler_kwargs != {}
+

@@ -97,6 +97,22 @@ def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tiny_dataset, tmp_pa
     assert not all(torch.equal(saved[k], v) for k, v in load_file(best / "model.safetensors").items() if k in best_ema)
 
 
+def test_a_loss_as_the_best_model_metric_keeps_the_lowest(tiny_dataset, tmp_path, monkeypatch):
+    scripted = iter([0.9, 0.5, 0.7, 0.8])  # validation loss of epochs 1, 2, 3, ...: the best is epoch 2's
+    monkeypatch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": 0.5, "loss": next(scripted, 1.0)})
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples",
+            str(TRAIN), "-e", "6", "-b", str(BATCH), "-s", str(tmp_path), "--disable_tqdm", "true",
+            "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss",
+            "--early-stopping-patience", "2"]
+    assert main(argv) == 0
+    folder = tmp_path / "cifar-cnn"
+    results = json.loads((folder / "results.json").read_text())
+    assert results["kept_epoch"] == 2 and results["best_val_loss_during_training"] == 0.5
+    assert results["stopped_at_epoch"] == 4
+    assert ("(early stopping ended it after epoch 4: no better validation loss for 2 epochs), weights of epoch 2 "
+            "kept (the best validation loss)") in (folder / "README.md").read_text()
+
+
 def test_ema_and_early_stopping_flags_are_checked(tiny_dataset, tmp_path, capsys):
     base = ["-m", "cnn", "--dataset", str(tiny_dataset), "-s", str(tmp_path)]
     assert main([*base, "--ema-decay", "1.5"]) == 2

@@ -33,14 +33,17 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
     if pushes and hub_out_of_reach():
         raise UsageError(f"{pushes[0]}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
                          f"train without it ({later[pushes[0]]})")
-    from ..training.preflight import check_run_settings
+    from ..training.preflight import check_run_settings, check_scheduler
     from ..training.run import build_training_arguments
 
     check_run_settings(args, training_flags)
     try:
-        return build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags, run_folder(args))
+        training_args = build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags,
+                                                 run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
         raise UsageError(f"invalid training arguments: {' '.join(str(error).split())}") from None
+    check_scheduler(training_args)
+    return training_args
 
 
 def setup_logging() -> None:

@@ -219,6 +219,9 @@ RESERVED_FIELDS = {
     "save_steps": "-f/--ckpt-frequency",
     "optim": "--recipe (each recipe names its optimizer, see docs/recipes.md)",
     "optim_args": "--recipe (each recipe names its optimizer, see docs/recipes.md)",
+    "adam_beta1": "--recipe (each recipe sets its optimizer's settings, see docs/recipes.md)",
+    "adam_beta2": "--recipe (each recipe sets its optimizer's settings, see docs/recipes.md)",
+    "adam_epsilon": "--recipe (each recipe sets its optimizer's settings, see docs/recipes.md)",
     "resume_from_checkpoint": "--resume",
     "hub_token": "the HF_TOKEN environment variable or `hf auth login` (a token on the command line leaks)",
 }

@@ -16,8 +16,13 @@ PIP_PACKAGES = {"azure_ml": "azureml-core", "comet_ml": "comet-ml", "dagshub": "
                 "flyte": "flytekit flytekitplugins-deck-standard"}
 
 
+# --metric_for_best_model: what each evaluation reports (top-5 only beyond TOP5_ABOVE_CLASSES classes).
+METRICS = ("accuracy", "loss", "top5_accuracy")
+
+
 def check_run_settings(args: RunArguments, training_flags: dict) -> None:
     check_bf16(args, training_flags)
+    check_trainer_flags(args, training_flags)
     report_to = training_flags.get("report_to", ["wandb"] if args.wandb else "none")
     check_report_to(report_to if isinstance(report_to, list) else [report_to])
     if args.wandb:
@@ -38,6 +43,49 @@ def check_bf16(args: RunArguments, training_flags: dict) -> None:
         ):
             raise UsageError(f"--{flag}: this machine has no GPU with bf16: add -d cpu to run bf16 autocast on the "
                              f"CPU, or leave out --{flag}")
+
+
+def check_trainer_flags(args: RunArguments, flags: dict) -> None:
+    """Passed-through Trainer flags that this project's run would ignore, misapply or fail on an epoch in."""
+    import torch
+
+    for flag in ("fp16", "fp16_full_eval"):
+        if flags.get(flag) and (args.device == "cpu" or not torch.cuda.is_available()):
+            raise UsageError(f"--{flag}: fp16 mixed precision needs a CUDA GPU, and the Trainer would train in fp32 "
+                             "without a word (bf16 autocast runs on the CPU: -d cpu --bf16 true)")
+    if flags.get("dataloader_drop_last"):
+        raise UsageError("--dataloader_drop_last: the Trainer drops the last batch of the validation and test splits "
+                         "too, so some of their images would go unscored; leave it out")
+    smoothing = flags.get("label_smoothing_factor")
+    if smoothing is not None and not 0 <= smoothing < 1:
+        raise UsageError(f"--label_smoothing_factor {smoothing} must be at least 0 and below 1")
+    for steps, strategy in (("logging_steps", "logging_strategy"), ("eval_steps", "eval_strategy")):
+        if steps in flags and flags.get(strategy) != "steps":
+            raise UsageError(f"--{steps} {flags[steps]:g} applies to --{strategy} steps only (a run's default is once "
+                             f"per epoch): add --{strategy} steps, or leave out --{steps}")
+        if steps in flags and not flags[steps] > 0:
+            raise UsageError(f"--{steps} must be above 0 (got {flags[steps]:g})")
+    metric = flags.get("metric_for_best_model")
+    if metric is not None and metric.removeprefix("eval_") not in METRICS:
+        raise UsageError(f"--metric_for_best_model {metric}: each evaluation reports {', '.join(METRICS)} "
+                         "(top5_accuracy beyond 10 classes)")
+    if flags.get("load_best_model_at_end") and flags.get("eval_strategy") == "steps":
+        raise UsageError("--load_best_model_at_end keeps the best of the checkpoints saved after each epoch's "
+                         "evaluation: leave out --eval_strategy steps")
+
+
+def check_scheduler(training_args) -> None:
+    """The schedule the Trainer will build, built now on one parameter: a missing or foreign keyword is one line."""
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=training_args.learning_rate)
+    try:
+        get_scheduler(training_args.lr_scheduler_type, optimizer, num_warmup_steps=0, num_training_steps=10,
+                      scheduler_specific_kwargs=training_args.lr_scheduler_kwargs)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"--lr_scheduler_type {training_args.lr_scheduler_type.value}: {first_line(error)} (give its "
+                         "settings with --lr_scheduler_kwargs)") from None
 
 
 def check_report_to(targets: list[str]) -> None:

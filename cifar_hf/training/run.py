@@ -23,10 +23,10 @@ from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, c
 from ..data.preprocessing import describe_training_preprocessing, to_image_processor
 from ..data.rgb import is_grayscale
 from ..data.statistics import channel_statistics
-from ..errors import InputError, Preempted, StorageError, first_line
+from ..errors import InputError, Preempted, StorageError, UsageError, first_line
 from ..files import atomic_path, write_json, write_text
 from ..hub import push_adapter_folder, push_or_raise, push_run, write_model_card
-from ..metrics import compute_metrics, confusion_matrix, per_class_accuracy
+from ..metrics import TOP5_ABOVE_CLASSES, compute_metrics, confusion_matrix, per_class_accuracy
 from ..models import build_scratch_model
 from ..models.pretrained import load_pretrained_classifier, pretrained_preprocessing
 from ..plots import plot_confusion_matrix, plot_training_curves
@@ -115,7 +115,6 @@ def build_training_arguments(
         logging_strategy="epoch",
         save_strategy="no",  # checkpoints come from SaveEveryNEpochs (-f), the final model from save_model
         metric_for_best_model="accuracy",
-        greater_is_better=True,
         seed=args.seed,
         use_cpu=args.device == "cpu",
         bf16=uses_bf16(args, recipe),
@@ -135,6 +134,10 @@ def build_training_arguments(
         # (DINOv2's mask token).
         ddp_find_unused_parameters=None if args.model == "previt" else False,
     )
+    if training_flags.get("lr_scheduler_type", recipe.scheduler) != recipe.scheduler:
+        values["lr_scheduler_kwargs"] = {}  # the recipe's settings are its own schedule's (a plateau's patience)
+    # A loss is best when lowest (the Trainer would keep the highest unless told).
+    values["greater_is_better"] = "loss" not in training_flags.get("metric_for_best_model", "accuracy")
     # Explicit flags win; label smoothing is CifarTrainer's (soft targets, also under mixup), not the Trainer's too.
     values.update({k: v for k, v in training_flags.items() if k not in (*HUB_FLAGS, "label_smoothing_factor")})
     if values.get("load_best_model_at_end"):  # the Trainer keeps the best of the per-epoch checkpoints
@@ -205,6 +208,9 @@ def build_trainer(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     training_args = build_training_arguments(args, recipe, training_flags, output_dir)
+    if "top5" in training_args.metric_for_best_model and len(data.class_names) <= TOP5_ABOVE_CLASSES:
+        raise UsageError(f"--metric_for_best_model {training_args.metric_for_best_model}: top-5 accuracy is reported "
+                         f"beyond {TOP5_ABOVE_CLASSES} classes, and this dataset has {len(data.class_names)}")
     transformers.set_seed(training_args.seed)  # the model's initialisation is part of the seeded run
     grayscale = training_is_grayscale(data)  # one pass over the training pixels
     model, transform, stats = build_model_and_transform(args, recipe, data, grayscale)
@@ -296,11 +302,12 @@ def training_outcome(trainer: CifarTrainer) -> dict:
     state, args = trainer.state, trainer.args
     epochs = {entry["step"]: entry["epoch"] for entry in state.log_history if "eval_accuracy" in entry}
     best_step = state.best_global_step if args.load_best_model_at_end else None
+    metric = args.metric_for_best_model.removeprefix("eval_")
     stoppers = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
     stopped_early = any(c.early_stopping_patience_counter >= c.early_stopping_patience for c in stoppers)
     return {
         "kept_epoch": epochs.get(best_step) if best_step else state.epoch,
-        "best_val_accuracy_during_training": state.best_metric,
+        f"best_val_{metric}_during_training": state.best_metric,
         "stopped_early": stopped_early,
         "stopped_at_epoch": state.epoch if stopped_early else None,
     }
