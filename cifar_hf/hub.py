@@ -215,9 +215,9 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"({_validation_split(hp, results)}); "
         f"{hp.get('test_size') or 'no'} test images",
         *([f"- base checkpoint: `{portable_name(hp['model_name_or_path'])}`"] if hp.get("model_name_or_path") else []),
-        f"- epochs: {results['epochs']}{_stop_and_kept(results, hp)}, "
+        f"- epochs: {results['epochs']:g}{_stop_and_kept(results, hp)}, "
         f"batch size {results.get('per_device_batch_size')} per device "
-        f"x {results.get('world_size', 1)} device(s) = {results.get('global_batch_size')}",
+        f"x {results.get('world_size', 1)} device(s){_accumulated(hp)} = {results.get('global_batch_size')}",
         f"- optimizer: {recipe.get('optimizer')}, learning rate {hp.get('learning_rate')}, weight decay "
         f"{recipe.get('weight_decay')}, scheduler {recipe.get('scheduler')}",
         f"- augmentation: crop padding {recipe.get('crop_padding')}, horizontal flip {recipe.get('horizontal_flip')}, "
@@ -250,6 +250,11 @@ def _validation_split(hp: dict, results: dict) -> str:
         return f"fold {drawn['fold']} of a seeded, stratified {drawn['folds']}-fold split of the training split, " \
                f"seed {seed}"
     return f"seeded, stratified hold-out of the training split, seed {seed}"
+
+
+def _accumulated(hp: dict) -> str:
+    steps = hp.get("training_arguments", {}).get("gradient_accumulation_steps", 1)
+    return f" x {steps} accumulated micro-batches" if steps > 1 else ""
 
 
 def _stop_and_kept(results: dict, hp: dict) -> str:

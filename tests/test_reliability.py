@@ -105,6 +105,8 @@ def test_accumulated_steps_resume_bitwise_and_log_the_mean_loss_per_step(tiny_da
     (train_loss,) = [entry["train_loss"] for entry in history if "train_loss" in entry]
     assert len(epoch_losses) == 2
     assert train_loss == pytest.approx(sum(epoch_losses) / 2, rel=1e-6)  # two steps in each epoch
+    assert f"batch size {BATCH} per device x 1 device(s) x 4 accumulated micro-batches = {4 * BATCH}" in (
+        whole / "README.md").read_text()
 
 
 def make_checkpoint(run: Path, step: int, complete: bool) -> Path:
