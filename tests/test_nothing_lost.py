@@ -465,8 +465,8 @@ def test_a_run_cut_short_by_max_steps_records_what_ran_and_is_not_finished_at_it
 
 
 def test_resume_with_the_runs_own_flags_may_change_where_and_how_it_is_written(old_run, dataset, tmp_path):
-    assert main(argv(dataset, tmp_path, "-e", "3", "-f", "3", "--logging_steps", "7", "--dataloader_num_workers",
-                     "0", "--tta", "--ddp_timeout", "7200", "--resume", "auto")) == 0
+    assert main(argv(dataset, tmp_path, "-e", "3", "-f", "3", "--logging_strategy", "steps", "--logging_steps", "7",
+                     "--dataloader_num_workers", "0", "--tta", "--ddp_timeout", "7200", "--resume", "auto")) == 0
     results = json.loads((old_run / "results.json").read_text())
     assert (results["epochs"], results["global_step"]) == (3, 6)
 
