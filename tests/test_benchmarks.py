@@ -62,16 +62,22 @@ def test_window_throughput_is_the_median_window():
     assert windows_throughput(times, marks, batch_size=4) == pytest.approx(20.0)
 
 
+def suite_dry_run(jobs: str, dataset: Path, tmp_path: Path) -> Path:
+    """benchmarks/gpu_suite.sh's `jobs` at SUITE_SCALE=tiny on the CPU; returns its output folder."""
+    out = tmp_path / "suite"
+    env = {**os.environ, "SUITE_SCALE": "tiny", "JOBS": jobs, "DATA": str(dataset), "OUT": str(out), "BUDGET": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh")], check=True, env=env, cwd=ROOT,
+                   capture_output=True, text=True)
+    return out
+
+
 def test_gpu_suite_dry_run_writes_the_summary(tiny_dataset, tmp_path):
     """The suite that the GPU sessions run, shrunk to the CPU: every job ends with status 0 and is summarised.
 
     The dry run has no time limits (issue 14: a fixed 45 s per job failed on a slow 2-core machine).
     """
-    out = tmp_path / "suite"
-    env = {**os.environ, "SUITE_SCALE": "tiny", "JOBS": "bench", "DATA": str(tiny_dataset), "OUT": str(out),
-           "BUDGET": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh")], check=True, env=env, cwd=ROOT,
-                   capture_output=True, text=True)
+    out = suite_dry_run("bench", tiny_dataset, tmp_path)
     walls = (out / "walls.txt").read_text().splitlines()
     assert [line.split()[0] for line in walls] == ["setup", "bench-resnet", "bench-vit"]
     assert all(line.endswith("limit none s, exit 0") for line in walls), walls
@@ -85,11 +91,7 @@ def test_gpu_suite_dry_run_writes_the_summary(tiny_dataset, tmp_path):
 
 def test_gpu_suite_dry_run_of_the_seed_batch_and_lora_rows(tiny_dataset, tmp_path):
     """The jobs that issues 18 and 23 leave for a lent GPU: the seed batches, the per-step calls, LoRA against full."""
-    out = tmp_path / "suite"
-    env = {**os.environ, "SUITE_SCALE": "tiny", "JOBS": "seedbatch lora", "DATA": str(tiny_dataset), "OUT": str(out),
-           "BUDGET": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_suite.sh")], check=True, env=env, cwd=ROOT,
-                   capture_output=True, text=True)
+    out = suite_dry_run("seedbatch lora", tiny_dataset, tmp_path)
     walls = (out / "walls.txt").read_text().splitlines()
     assert all(line.endswith("limit none s, exit 0") for line in walls), walls
     summary = json.loads((out / "summary.json").read_text())

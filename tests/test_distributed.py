@@ -256,19 +256,25 @@ def test_resumed_machines_share_out_every_image_of_an_epoch(preempted):
     assert sorted(last_epoch[0] + last_epoch[1]) == list(range(TRAIN_SIZE))
 
 
-def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_process_run, tiny_dataset):
-    """Two processes started as srun starts one task per GPU (RANK, WORLD_SIZE, ... set, no launcher), each "machine"
-    with its own -s folder."""
-    work, records, port = two_process_run, two_process_run / "unshared", str(free_port())
+def srun_tasks(work: Path, records: Path, commands: list[list[str]], env_extra: dict | None = None):
+    """Two processes started as srun starts one task per GPU (RANK, WORLD_SIZE, ... set, no launcher), each with its
+    own command line; returns the processes and their output."""
     records.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
            "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": port, "CIFAR_HF_SHARED_FOLDER_WAIT_S": "1"}
-    tasks = [subprocess.Popen([sys.executable, str(work / "launcher.py"), str(records),
-                               *train_args(tiny_dataset, work / f"machine-{rank}")],
+           "MASTER_PORT": str(free_port()), **(env_extra or {})}
+    tasks = [subprocess.Popen([sys.executable, str(work / "launcher.py"), str(records), *commands[rank]],
                               env={**env, "RANK": str(rank)}, cwd=work, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in (0, 1)]
-    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    return tasks, [task.communicate(timeout=600)[0] for task in tasks]
+
+
+def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_process_run, tiny_dataset):
+    """Two processes started as srun starts one task per GPU (RANK, WORLD_SIZE, ... set, no launcher), each "machine"
+    with its own -s folder."""
+    work = two_process_run
+    tasks, outputs = srun_tasks(work, work / "unshared", [train_args(tiny_dataset, work / f"machine-{rank}")
+                                                          for rank in (0, 1)], {"CIFAR_HF_SHARED_FOLDER_WAIT_S": "1"})
     host = socket.gethostname()
     for rank, task in enumerate(tasks):
         assert task.returncode == 2, outputs[rank][-3000:]
@@ -284,20 +290,13 @@ def test_a_save_folder_one_machine_cannot_see_stops_both_with_one_line(two_proce
 def test_machines_started_with_different_flags_stop_with_one_line(two_process_run, tiny_dataset):
     """Each machine is started with its own command line: another -e hung both in a collective, another --seed
     trained each on other data. Local folders compare by name (another machine may mount them elsewhere)."""
-    work, records, port = two_process_run, two_process_run / "different", str(free_port())
-    records.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "ACCELERATE_USE_CPU": "1",
-           "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": port}
+    work = two_process_run
     mounted_elsewhere = work / "elsewhere"
     mounted_elsewhere.mkdir()
     (mounted_elsewhere / tiny_dataset.name).symlink_to(tiny_dataset)
     commands = [train_args(tiny_dataset, work / "mixed"),
                 [*train_args(mounted_elsewhere / tiny_dataset.name, work / "mixed"), "-e", "3", "--seed", "7"]]
-    tasks = [subprocess.Popen([sys.executable, str(work / "launcher.py"), str(records), *commands[rank]],
-                              env={**env, "RANK": str(rank)}, cwd=work, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for rank in (0, 1)]
-    outputs = [task.communicate(timeout=600)[0] for task in tasks]
+    tasks, outputs = srun_tasks(work, work / "different", commands)
     host = socket.gethostname()
     for rank, task in enumerate(tasks):
         assert task.returncode == 2, outputs[rank][-3000:]
