@@ -149,7 +149,7 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
 def recorded_split(model: str, hp: dict) -> dict:
     """How the run's validation split was drawn ({"seed"}, plus "fold"/"folds"): its own record, else, for a fold or
     --repeat seed folder written before runs recorded it, its job's (the member's own seed did not draw it)."""
-    from ..training.repeat import SPLIT_RECORD
+    from ..training.run_record import SPLIT_RECORD  # not from repeat.py, which loads the training stack (0.8 s)
 
     if hp.get("data", {}).get("validation_split"):
         return hp["data"]["validation_split"]

@@ -25,11 +25,11 @@ from .members import (
     read_member_results,
 )
 from .run import train_once
+from .run_record import SPLIT_RECORD
 from .secrets import scrub_secrets
 
 logger = logging.getLogger(__name__)
 
-SPLIT_RECORD = "split.json"  # the --seed that drew the one split every seed folder trained on
 
 
 def summarise(per_seed: list[dict]) -> dict:

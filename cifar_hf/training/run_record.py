@@ -15,6 +15,7 @@ from . import checkpoints
 from .arguments import MODEL_SPECIFIC_ARGUMENTS, PATH_ARGUMENTS, RunArguments
 
 RECORD = "run_flags.json"
+SPLIT_RECORD = "split.json"  # in a --repeat folder: the --seed that drew the one split every seed folder trained on
 
 # Where and how a run is written, reported or organised, none of which changes its trained weights. -d/--device too:
 # a run preempted on one machine may continue on another, only floating-point rounding differs there.
@@ -67,10 +68,9 @@ def launch_flags(args: RunArguments, training_flags: dict) -> dict:
     """Every flag of the command, which every process of one launch must share: local folders and files by their
     name (another machine may mount them elsewhere), without -s (whether every machine sees it is checked on its own)
     and what differs per process."""
-    from ..hub import portable_name
+    from ..hub import portable_flags, portable_name
 
-    flags = {flag_name(k): v for k, v in dataclasses.asdict(args).items() if k != "save_folder"}
-    flags |= {flag_name(k): portable_name(v) for k in PATH_ARGUMENTS if (v := getattr(args, k))}
+    flags = portable_flags({flag_name(k): v for k, v in dataclasses.asdict(args).items() if k != "save_folder"})
     if args.resume not in (None, "auto"):  # a checkpoint, by its name: rank 0's copy is the one every process loads
         flags[flag_name("resume")] = Path(args.resume).name
     for name, value in training_flags.items():

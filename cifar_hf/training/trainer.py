@@ -105,15 +105,21 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         np.random.seed(key % 2**32)
         self._micro_step += 1
 
-    def _micro_steps_done(self) -> int:
-        """training_step calls before global_step: an epoch's last optimizer step may take fewer micro-batches."""
-        accumulation = self.args.gradient_accumulation_steps
+    def _epoch_length(self) -> tuple[int, int] | None:
+        """(batches, optimizer steps) of one epoch, as the Trainer counts them; None for an iterable dataset."""
         try:
             batches = len(self.callback_handler.train_dataloader)
-        except TypeError:  # an iterable dataset: no epoch length to go by
+        except TypeError:
+            return None
+        return batches, max(-(-batches // self.args.gradient_accumulation_steps), 1)
+
+    def _micro_steps_done(self) -> int:
+        """training_step calls before global_step: an epoch's last optimizer step may take fewer micro-batches."""
+        accumulation, length = self.args.gradient_accumulation_steps, self._epoch_length()
+        if length is None:  # no epoch length to go by
             return self.state.global_step * accumulation
-        epochs, steps = divmod(self.state.global_step, max(-(-batches // accumulation), 1))
-        return epochs * batches + steps * accumulation
+        epochs, steps = divmod(self.state.global_step, length[1])
+        return epochs * length[0] + steps * accumulation
 
     def floating_point_ops(self, inputs: dict) -> int:
         """The Trainer's estimate (6 x inputs x parameters), with the parameter count taken once, not every step."""
@@ -166,12 +172,10 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
             return True
         if args.eval_strategy == "steps" and step % self.state.eval_steps == 0 and step >= args.eval_delay:
             return True  # an evaluation may stop the run mid-epoch (early stopping, a pruned trial), then it logs
-        try:
-            batches = len(self.callback_handler.train_dataloader)
-        except TypeError:  # an iterable dataset: epochs end where the data does
+        length = self._epoch_length()
+        if length is None:  # an iterable dataset: epochs end where the data does
             return True
-        per_epoch = max(-(-batches // args.gradient_accumulation_steps), 1)
-        return step % per_epoch == 0 or step >= self.state.max_steps
+        return step % length[1] == 0 or step >= self.state.max_steps
 
     def _stop_if_loss_was_not_finite(self) -> None:
         """Raise, on every process, before anything is logged, evaluated or saved after a non-finite loss."""
