@@ -123,11 +123,6 @@ if wants previtfast; then  # `--recipe fast` against the seed recipe on the loca
   train previt-tiny-seed "$(limit 240 150)" -m previt --model-name-or-path "$TINY" $PREVIT_ARGS_SEED
   train previt-b-fast "$(limit 150 0)" -m previt --model-name-or-path "$PREVIT" --recipe fast $PREVIT_ARGS_FAST
 fi
-if wants graphs; then  # CUDA graphs (torch.compile's reduce-overhead mode) at the seed batches, with the time left
-  bench previt-b32-graphs "$(limit 150 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32 \
-    --torch-compile --compile-mode reduce-overhead
-  bench resnet-b128-graphs "$(limit 120 0)" --model resnet $B128 --torch-compile --compile-mode reduce-overhead
-fi
 if wants previt; then
   train previt "$(limit 150 100)" -m previt --model-name-or-path "$PREVIT" $PREVIT_ARGS
   bench previt "$(limit 60 0)" --model previt --model-name-or-path "$PREVIT" $BF16 $B256
@@ -141,6 +136,11 @@ if wants fsdp; then
     $FSDP_ARGS
   job fsdp-evaluate "$(limit 60 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/fsdp/cifar-previt" \
     --split validation --output "$OUT/runs/fsdp-evaluation"
+fi
+if wants graphs; then  # CUDA graphs (torch.compile's reduce-overhead mode) at the seed batches, with the time left
+  bench previt-b32-graphs "$(limit 240 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32 \
+    --torch-compile --compile-mode reduce-overhead
+  bench resnet-b128-graphs "$(limit 120 0)" --model resnet $B128 --torch-compile --compile-mode reduce-overhead
 fi
 wants bench && bench resnet "$(limit 45 0)" --model resnet $BF16 $B512
 wants bench && bench vit "$(limit 45 0)" --model vit $BF16 $B512
