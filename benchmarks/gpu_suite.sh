@@ -22,8 +22,10 @@
 #      one epoch on 2,000 images, then `cifar-hf evaluate` of the safetensors model it saved (the CPU runs FSDP
 #      configs as DDP, so only a GPU machine tests the sharded path).
 #  11. "lora": previt ViT-B/16 bf16 at batch 32 and 256, full fine-tune against LoRA r=8 (images/s, peak memory).
+#  12. "deepspeed": the fsdp job through accelerate_configs/deepspeed_zero2.yaml and deepspeed_zero3.yaml (carry the
+#      deepspeed wheel, built here with `DS_BUILD_OPS=0 pip wheel --no-deps deepspeed`, with hjson and pydantic).
 # JOBS picks some of them (default "vit resnet fast bench compile"; "previt", "previtfast", "seedbatch", "best",
-# "vitbest", "graphs", "fsdp" and "lora" only when named).
+# "vitbest", "graphs", "fsdp", "lora" and "deepspeed" only when named).
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
 # job that would not fit is skipped. DATA points at the local copy (../shared/data/cifar10-jpeg).
 # SUITE_SCALE=tiny shrinks everything for a CPU dry run, with no time limits: it checks that each job works, and a
@@ -86,7 +88,7 @@ if wants fast; then
   job resnet-fast-tta "$(limit 30 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/resnet-fast/cifar-resnet" \
     --split validation --tta --output "$OUT/runs/tta"
 fi
-if { wants previt || wants previtfast || wants seedbatch || wants graphs || wants fsdp || wants lora; } \
+if { wants previt || wants previtfast || wants seedbatch || wants graphs || wants fsdp || wants lora || wants deepspeed; } \
    && [ -z "${PREVIT:-}" ]; then
     PREVIT=/tmp/vit-base-random
     job previt-checkpoint 60 python3 -c "from transformers import ViTConfig, ViTForImageClassification as M
@@ -129,13 +131,22 @@ if wants previt; then
   bench previt-b32 "$(limit 45 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32  # seed's batch
   bench cnn "$(limit 45 0)" --model cnn $B128  # fp32, the seed's setting
 fi
+GPUS=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
 if wants fsdp; then
-  GPUS=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
   job fsdp "$(limit 150 60)" accelerate launch --config_file accelerate_configs/fsdp.yaml --num_processes "$GPUS" \
     run_classification.py $COMMON -s "$OUT/runs/fsdp" -m previt --model-name-or-path "$PREVIT" -e 1 \
     $FSDP_ARGS
   job fsdp-evaluate "$(limit 60 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/fsdp/cifar-previt" \
     --split validation --output "$OUT/runs/fsdp-evaluation"
+fi
+if wants deepspeed; then  # ZeRO-2 and ZeRO-3: train, save one safetensors model, and score it again
+  for stage in 2 3; do
+    job "zero$stage" "$(limit 150 60)" accelerate launch --config_file "accelerate_configs/deepspeed_zero$stage.yaml" \
+      --num_processes "$GPUS" run_classification.py $COMMON -s "$OUT/runs/zero$stage" -m previt \
+      --model-name-or-path "$PREVIT" -e 1 $FSDP_ARGS
+    job "zero$stage-evaluate" "$(limit 60 0)" python3 -m cifar_hf evaluate --model "$OUT/runs/zero$stage/cifar-previt" \
+      --split validation --output "$OUT/runs/zero$stage-evaluation"
+  done
 fi
 if wants graphs; then  # CUDA graphs (torch.compile's reduce-overhead mode) at the seed batches, with the time left
   bench previt-b32-graphs "$(limit 240 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32 \
