@@ -177,7 +177,7 @@ json.dump(summary, open(f"{out}/summary.json", "w"), indent=1)
 for name, r in sorted(summary["runs"].items()):
     best = max(h["eval_accuracy"] for h in r["log_history"] if "eval_accuracy" in h)
     print(f"{name:12s} val {r['val_accuracy']:.4f} (best epoch {best:.4f}) train {r['train_runtime_s']:.1f}s "
-          f"{r['train_samples_per_second']:.0f} img/s {r['hardware']}")
+          f"{r['train_samples_per_second']:.0f} img/s {r['hardware']} {r.get('distributed_type', '')}")
 for name, accuracy in sorted(summary["without_tta"].items()):
     print(f"{name:18s} val without TTA {accuracy:.4f}")
 if summary["tta"]:

@@ -112,6 +112,7 @@ def test_one_run_folder_and_one_set_of_results(two_process_run):
     assert [p.name for p in runs.iterdir()] == ["cifar-cnn"]
     results = json.loads((runs / "cifar-cnn" / "results.json").read_text())
     assert results["world_size"] == 2 and results["per_device_batch_size"] == BATCH
+    assert results["distributed_type"] == "MULTI_CPU"
     assert results["global_batch_size"] == 2 * BATCH
     assert results["global_step"] == EPOCHS * TRAIN_SIZE // (2 * BATCH)
     assert len(list((runs / "cifar-cnn").glob("results*.json"))) == 1

@@ -18,7 +18,8 @@ from cifar_hf.data import BatchTransform, load_cifar
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {"model", "epochs", "seed", "val_accuracy", "val_loss", "test_accuracy", "test_loss", "train_runtime_s",
-               "train_samples_per_second", "hyperparameters", "world_size", "global_batch_size", "global_step"}
+               "train_samples_per_second", "hyperparameters", "world_size", "distributed_type", "global_batch_size",
+               "global_step"}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,7 @@ def test_run_folder_meets_the_output_contract(cnn_run):
     results = json.loads((cnn_run / "results.json").read_text())
     assert RESULT_KEYS <= results.keys()
     assert results["model"] == "cnn" and results["epochs"] == 4 and results["seed"] == 2023
+    assert results["world_size"] == 1 and results["distributed_type"] == "NO"
     assert results["test_accuracy"] is not None and 0 <= results["test_accuracy"] <= 1
     assert results["hyperparameters"]["learning_rate"] == 3e-3
     assert results["val_accuracy"] > 0.5  # 4 colour classes are easy to learn

@@ -436,6 +436,8 @@ def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val,
         "train_samples_per_second": train_metrics["train_samples_per_second"],
         "global_step": trainer.state.global_step,
         "world_size": training_args.world_size,
+        # accelerate's name for how the processes share the work: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...
+        "distributed_type": trainer.accelerator.distributed_type.value,
         "per_device_batch_size": training_args.per_device_train_batch_size,
         # train_batch_size: per device, times the GPUs of a single process that spreads it over several (DataParallel)
         "global_batch_size": training_args.train_batch_size * training_args.world_size
