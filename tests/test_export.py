@@ -185,3 +185,31 @@ def test_tolerance_must_be_finite_and_positive(tolerance, tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         cli(["export", "--model", str(tmp_path), "--tolerance", tolerance])
     assert exited.value.code == 2 and "--tolerance must be a finite positive number" in capsys.readouterr().err
+
+
+def test_an_export_that_fails_its_check_leaves_the_earlier_one(tiny_runs, tmp_path, capsys):
+    """--overwrite replaces an export only with one that passed the onnxruntime check; the failed one is kept aside."""
+    argv = ["export", "--model", str(tiny_runs["cnn"]), "--output", str(tmp_path)]
+    assert cli(argv) == 0
+    capsys.readouterr()
+    before = {name: (tmp_path / name).read_bytes() for name in ("model.onnx", "preprocessing.json")}
+    assert cli([*argv, "--overwrite", "--dynamic-batch", "--tolerance", "1e-30"]) == 1
+    err = one_error_line(capsys)
+    assert "above the tolerance" in err and "is left as it was" in err and "model.rejected.onnx" in err
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    assert not load_contract(tmp_path / "model.onnx")["dynamic_batch"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.rejected.onnx", "preprocessing.json"]
+
+
+def test_no_export_is_written_that_onnxruntime_could_not_check(tiny_runs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    output = tmp_path / "unchecked"
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(output)]) == 1
+    assert 'pip install -e ".[export]"' in one_error_line(capsys) and not output.exists()
+
+
+def test_a_preprocessing_json_of_the_users_is_replaced_only_with_overwrite(tiny_runs, tmp_path, capsys):
+    (tmp_path / "preprocessing.json").write_text('{"mine": 1}')
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(tmp_path)]) == 1
+    assert "already holds preprocessing.json" in one_error_line(capsys)
+    assert (tmp_path / "preprocessing.json").read_text() == '{"mine": 1}'

@@ -2,7 +2,8 @@
 
 Writes model.onnx and preprocessing.json (image size, resample, mean, std, labels), then runs the ONNX model with
 onnxruntime on real images from the run's dataset, one per class (or --check-images), and compares its logits with
-PyTorch's. An existing model.onnx is replaced only with --overwrite.
+PyTorch's. Only a file that passes becomes model.onnx (one that fails is kept as model.rejected.onnx); an existing
+export is replaced only with --overwrite.
 """
 
 import math
@@ -67,6 +68,9 @@ def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     from ..inference import load_classifier
     from ..serving.onnx_export import (
+        CONTRACT_FILE,
+        MODEL_FILE,
+        REJECTED_FILE,
         check_opset,
         check_output_folder,
         export_onnx,
@@ -75,6 +79,17 @@ def main(argv=None) -> int:
         parity_ok,
     )
 
+    measured = []
+
+    def accept(onnx_file: Path) -> bool:
+        """The onnxruntime check: logits of the file against PyTorch's, on the same preprocessed images."""
+        session = onnx_session(onnx_file)
+        pixels = processor(images, return_tensors="pt")["pixel_values"].float()
+        # A fixed-batch model is checked image by image; a dynamic one on the whole batch at once.
+        batches = [pixels] if args.dynamic_batch else list(pixels.split(1))
+        measured.extend(max_logit_difference(session, model, batch) for batch in batches)
+        return parity_ok(max(d for d, _ in measured), max(s for _, s in measured), args.tolerance)
+
     try:
         output = Path(args.output).expanduser() if args.output else default_output(args.model)
         check_output_folder(output, args.overwrite)  # both before minutes of loading and exporting
@@ -82,21 +97,18 @@ def main(argv=None) -> int:
         model, transform, processor = load_classifier(args.model, args.trust_remote_code)
         model = model.to("cpu")
         images, described = check_images(args, model.config.num_labels)
-        path = export_onnx(model, transform, processor, output, args.opset, args.dynamic_batch, args.overwrite)
-        session = onnx_session(path)
-        pixels = processor(images, return_tensors="pt")["pixel_values"].float()
-        # A fixed-batch model is checked image by image; a dynamic one on the whole batch at once.
-        batches = [pixels] if args.dynamic_batch else list(pixels.split(1))
-        measured = [max_logit_difference(session, model, batch) for batch in batches]
+        path = export_onnx(model, transform, processor, output, args.opset, args.dynamic_batch, args.overwrite,
+                           accept)
     except CifarError as error:
         return print_error(error)
     difference, scale = max(d for d, _ in measured), max(s for _, s in measured)
-    print(f"wrote {path} and {path.parent / 'preprocessing.json'} (opset {args.opset}, "
-          f"{'dynamic' if args.dynamic_batch else 'fixed'} batch)")
     print(f"onnxruntime vs PyTorch on {described}: max abs logit difference {difference:.3g} "
           f"(largest |logit| {scale:.3g}, tolerance {args.tolerance:g})")
-    if not parity_ok(difference, scale, args.tolerance):
+    if path.name == REJECTED_FILE:
+        kept = "left as it was" if (output / MODEL_FILE).exists() else "not written"
         print(f"error: the ONNX model's logits differ from PyTorch's by {difference:.3g}, above the tolerance; "
-              f"{path} is kept for inspection", file=sys.stderr)
+              f"{output / MODEL_FILE} is {kept}, and the export is kept for inspection as {path}", file=sys.stderr)
         return 1
+    print(f"wrote {path} and {path.parent / CONTRACT_FILE} (opset {args.opset}, "
+          f"{'dynamic' if args.dynamic_batch else 'fixed'} batch)")
     return 0

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,13 @@ from PIL import Image
 
 from ..data.preprocessing import PIL_RESAMPLE
 from ..data.rgb import to_rgb
-from ..errors import InputError, StorageError
+from ..errors import CifarError, InputError, StorageError
 from . import DEFAULT_OPSET
 from .extras import require
 
 CONTRACT_FILE = "preprocessing.json"
 MODEL_FILE = "model.onnx"
+REJECTED_FILE = "model.rejected.onnx"  # an export whose logits failed the check: kept to inspect, never as model.onnx
 OPERATOR_PATTERN = re.compile(r"target=(torch\.ops\.[\w.]+)|(aten::\w+|aten\.\w+(?:\.\w+)?|torch\.ops\.[\w.]+)")
 SUMMARY_PATTERN = re.compile(r"## Exception summary\s+<class '[\w.]+'>: ([^\n]+)")  # the dynamo exporter's root cause
 ANSI_PATTERN = re.compile(r"\x1b\[[0-9;]*m")
@@ -98,24 +100,27 @@ def written_opset(path: Path) -> int:
 
 
 def check_output_folder(output_dir: Path, overwrite: bool = False) -> None:
-    """Refuse, before any work, a file given as the folder and a model.onnx that is there already."""
+    """Refuse, before any work, a file given as the folder and an export (either file) that is there already."""
     if output_dir.exists() and not output_dir.is_dir():
         raise InputError(f"--output {output_dir} is a file: give a folder (model.onnx and {CONTRACT_FILE} go into it)")
-    if (output_dir / MODEL_FILE).exists() and not overwrite:
-        raise InputError(f"--output {output_dir} already holds {MODEL_FILE}: give another folder, or --overwrite to "
-                         "replace it")
+    present = [name for name in (MODEL_FILE, CONTRACT_FILE) if (output_dir / name).exists()]
+    if present and not overwrite:
+        raise InputError(f"--output {output_dir} already holds {' and '.join(present)}: give another folder, or "
+                         "--overwrite to replace it")
 
 
 def export_onnx(
     model, transform, processor, output_dir: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
-    overwrite: bool = False,
+    overwrite: bool = False, accept: Callable[[Path], bool] = lambda partial: True,
 ) -> Path:
-    """Write model.onnx (at exactly `opset`) and preprocessing.json into `output_dir`; returns the model path.
+    """Write model.onnx (at exactly `opset`) and preprocessing.json into `output_dir`; returns the path written.
 
-    Both are written beside their final names and renamed into place only once the file's opset is checked, so a
-    failed export leaves an existing model.onnx as it was.
+    Both are written beside their final names and renamed into place only once the file's opset is checked and
+    `accept(file)` (the onnxruntime check) says yes, so a failed export leaves an earlier one as it was. A file
+    that `accept` turns down is kept as model.rejected.onnx, and that path is returned.
     """
     require("onnx", "export")
+    require("onnxruntime", "export")  # the check runs it: never a file that no one checked
     require("onnxscript", "export")  # the dynamo exporter translates through onnxscript
     check_opset(opset)
     check_output_folder(output_dir, overwrite)
@@ -143,11 +148,14 @@ def export_onnx(
         if written != opset:  # the converter gave up and kept its own opset: never label a file with another one
             raise InputError(f"--opset {opset}: the exporter cannot convert this model to opset {opset} (it "
                              f"produced opset {written}); {supported_opsets_text()}")
+        if not accept(partial):
+            os.replace(partial, output_dir / REJECTED_FILE)
+            return output_dir / REJECTED_FILE
         contract = preprocessing_contract(transform, processor, model.config, written, dynamic_batch)
         partial_contract.write_text(json.dumps(contract, indent=2) + "\n")
         os.replace(partial, path)
         os.replace(partial_contract, output_dir / CONTRACT_FILE)
-    except InputError:
+    except CifarError:
         raise
     except OSError as error:
         raise StorageError(f"--output {output_dir}: {error.strerror or error}") from None
@@ -155,7 +163,8 @@ def export_onnx(
         raise InputError(export_failure(error, opset)) from None
     finally:
         for leftover in (partial, partial_contract):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only folder: the error above is the one to report
+                leftover.unlink(missing_ok=True)
         if created and not path.exists():  # a failed export leaves no empty folder behind
             with contextlib.suppress(OSError):
                 output_dir.rmdir()
