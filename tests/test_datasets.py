@@ -1,6 +1,7 @@
 """Datasets other than CIFAR-10 (issue 17): column choice, native image size, the data's own statistics, top-5,
 and `evaluate` on any labelled split. Every dataset is made here, tiny (CPU, no network)."""
 
+import io
 import json
 
 import datasets
@@ -336,3 +337,46 @@ def test_float_labels_are_classes_when_whole_and_one_line_when_not(tmp_path, cap
                               features)
     with pytest.raises(InputError, match="row 2 of split 'train' has no label in column 'label' \\(4 such row"):
         load_cifar(str(unlabelled), val_size=2)
+
+
+def with_a_truncated_image(images, labels, row: int):
+    """The images as PNG bytes, row `row` cut short (undecodable), for write_hub_dataset."""
+    encoded = []
+    for image in images:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        encoded.append({"bytes": buffer.getvalue(), "path": None})
+    encoded[row]["bytes"] = encoded[row]["bytes"][:40]
+    return encoded, labels
+
+
+def test_evaluate_skips_undecodable_images_as_the_run_did_or_when_asked(tmp_path, capsys):
+    """The decode error's advice, --skip-bad-images, is a flag evaluate takes; a run trained with it redraws its
+    hold-out from the same images without being told."""
+    bad = tmp_path / "bad"
+    (bad / "plain_text").mkdir(parents=True)
+    write_hub_dataset(bad, {"train": with_a_truncated_image(*synthetic_images(96, seed=21), row=5),
+                            "test": with_a_truncated_image(*synthetic_images(24, seed=22), row=3)})
+    assert train(["-m", "cnn", "-d", "cpu", "--dataset", str(bad), "--val-size", "16", "-e", "1", "-b", "16",
+                  "-s", str(tmp_path / "runs"), "--skip-bad-images", "--disable_tqdm", "true"]) == 0
+    run = tmp_path / "runs" / "cifar-cnn"
+    results = json.loads((run / "results.json").read_text())
+    assert results["bad_images_skipped"] == {"train": 1, "test": 1}
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path / "val")]) == 0
+    scored = json.loads((tmp_path / "val" / "evaluation-validation.json").read_text())
+    assert scored["num_images"] == 16 and scored["accuracy"] == pytest.approx(results["val_accuracy"])
+
+    clean = tmp_path / "clean"
+    (clean / "plain_text").mkdir(parents=True)
+    write_hub_dataset(clean, {"train": synthetic_images(64, seed=23)})
+    assert train(["-m", "cnn", "-d", "cpu", "--dataset", str(clean), "--val-size", "16", "-e", "1", "-b", "16",
+                  "-s", str(tmp_path / "clean-runs"), "--disable_tqdm", "true"]) == 0
+    argv = ["evaluate", "--model", str(tmp_path / "clean-runs" / "cifar-cnn"), "--dataset", str(bad), "--split",
+            "test", "--output", str(tmp_path / "test")]
+    capsys.readouterr()
+    assert cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "row 3" in err and err.rstrip().endswith("or pass --skip-bad-images")
+    assert cli([*argv, "--skip-bad-images"]) == 0
+    assert json.loads((tmp_path / "test" / "evaluation-bad-test.json").read_text())["num_images"] == 23

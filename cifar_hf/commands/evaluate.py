@@ -31,6 +31,9 @@ def parse(argv):
     parser.add_argument("--label-column", "--label_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--image-size", type=int, help="store images at NxN (default: the run's stored size)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
+    parser.add_argument("--skip-bad-images", "--skip_bad_images", action="store_true",
+                        help="skip (and count) undecodable images instead of stopping (default: as the run did, so "
+                             "its hold-out is drawn from the same images)")
     parser.add_argument("--seed", type=int,
                         help=f"validation split drawn with this seed (default: the run's split, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
@@ -122,6 +125,7 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
         "label_column": run_column(args.label_column, run_label_column, features),
         "image_size": args.image_size or trained.get("image_size"),
     }
+    columns["skip_bad_images"] = args.skip_bad_images or bool(hp.get("skip_bad_images"))
     recorded = recorded_split(args.model, hp)
     drawn = {"seed": args.seed} if args.seed is not None else recorded  # --seed: a hold-out drawn with it
     seed = drawn.get("seed", hp.get("seed", DEFAULT_SEED))

@@ -331,6 +331,7 @@ def load_labelled_split(
     image_size: int | None = None,
     max_samples: int | None = None,
     seed: int = DEFAULT_SEED,
+    skip_bad_images: bool = False,
 ) -> tuple[ImageArrays, list[str], int]:
     """One labelled split of any dataset, a train split or not: (images, its class names, stored side)."""
     raw = load_raw_dataset(dataset)
@@ -340,7 +341,8 @@ def load_labelled_split(
     image_column, label_column = find_columns(raw[split], image_column, label_column)
     # string labels: this split's own classes, matched to the model's by name as ClassLabel names are
     raw = encode_string_labels(datasets.DatasetDict({split: raw[split]}), label_column)
-    decoded, _, image_size = decode_splits(raw, [split], dataset, image_column, label_column, image_size, False)
+    decoded, _, image_size = decode_splits(raw, [split], dataset, image_column, label_column, image_size,
+                                           skip_bad_images)
     arrays = decoded[split]
     class_names = class_names_of(raw[split], label_column, arrays.labels)
     check_labels(arrays.labels, len(class_names), split)
