@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from synthetic import pretend_online
 
 import cifar_hf.serving.space as space
 from cifar_hf.__main__ import main as cli
@@ -159,6 +160,7 @@ class FakeHfApi:
 def test_space_folder_is_written_pushed_and_its_app_serves_a_local_model(demo_run, tmp_path, monkeypatch, capsys):
     FakeHfApi.uploaded = tmp_path / "uploaded"
     monkeypatch.setattr(space, "HfApi", FakeHfApi)
+    pretend_online(monkeypatch)
     folder = tmp_path / "space"
     assert cli(["demo", "--model", "me/tiny-cnn", "--write-space", str(folder), "--push_to_hub"]) == 0
     assert "me/tiny-cnn-demo" in capsys.readouterr().out
@@ -204,6 +206,39 @@ def test_missing_model_or_gradio_is_one_line(demo_run, tmp_path, monkeypatch, ca
     assert cli(["demo", "--model", str(demo_run)]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and 'pip install -e ".[demo]"' in err
+
+
+def test_a_space_folder_never_replaces_the_users_files_unasked(tmp_path, capsys):
+    folder = tmp_path / "space"
+    argv = ["demo", "--model", "me/tiny-cnn", "--write-space", str(folder)]
+    assert cli(argv) == 0 and cli(argv) == 0  # the same files again: nothing of the user's to lose
+    (folder / "app.py").write_text("my own app\n")
+    capsys.readouterr()
+    assert cli(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "already holds app.py with other contents" in err and "--overwrite" in err
+    assert (folder / "app.py").read_text() == "my own app\n"
+    assert cli([*argv, "--overwrite"]) == 0 and "me/tiny-cnn" in (folder / "app.py").read_text()
+    assert cli(["demo", "--model", "me/tiny-cnn", "--write-space", str(folder / "app.py")]) == 1
+    assert "is a file: give a folder" in capsys.readouterr().err
+
+
+def test_a_space_push_with_the_hub_out_of_reach_is_one_line_before_writing(tmp_path, capsys):
+    folder = tmp_path / "space"  # the tests run with HF_HUB_OFFLINE=1
+    assert cli(["demo", "--model", "me/tiny-cnn", "--write-space", str(folder), "--push_to_hub"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--push_to_hub: the Hugging Face Hub is out of reach" in err
+    assert not folder.exists()
+
+
+def test_a_port_in_use_is_one_line_naming_the_flag(demo_run, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli(["demo", "--model", str(demo_run), "--port", str(port)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --port {port} is in use on 127.0.0.1: pass another --port"
 
 
 def test_an_unresolvable_host_is_one_line(demo_run, capsys):

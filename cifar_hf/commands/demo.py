@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from ..errors import CommandParser, InputError, first_line, print_error
+from ..errors import CifarError, CommandParser, InputError, first_line, print_error
 from ..serving.space import default_space_id, push_space, write_space
 
 
@@ -23,6 +23,8 @@ def parse(argv):
     parser.add_argument("--trust-remote-code", action="store_true", help="allow custom code from a Hub repository")
     parser.add_argument("--write-space", metavar="DIR", help="write a Space folder serving --model instead")
     parser.add_argument("--push_to_hub", "--push-to-hub", action="store_true", help="upload the Space folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --write-space: replace files of the same names with other contents")
     parser.add_argument("--hub-space-id", "--hub_space_id", help="Space to create (default: MODEL_ID-demo)")
     parser.add_argument("--hub_private_repo", "--hub-private-repo", type=lambda v: v.lower() in {"1", "true", "yes"},
                         default=None, help="make the Space private (true/false)")
@@ -31,8 +33,8 @@ def parse(argv):
         parser.error(f"--top-k must be at least 1 (got {args.top_k})")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535 (got {args.port})")
-    if (args.push_to_hub or args.hub_space_id) and not args.write_space:
-        parser.error("--push_to_hub and --hub-space-id go with --write-space DIR")
+    if (args.push_to_hub or args.hub_space_id or args.overwrite) and not args.write_space:
+        parser.error("--push_to_hub, --hub-space-id and --overwrite go with --write-space DIR")
     if args.write_space and Path(args.model).expanduser().exists():
         parser.error(f"--write-space serves a pushed model: --model takes its Hub id, not the folder {args.model} "
                      "(push it with run_classification.py --push_to_hub first)")
@@ -40,11 +42,20 @@ def parse(argv):
 
 
 def space(args) -> int:
-    files = write_space(Path(args.write_space), args.model, args.top_k)
+    from ..hub import push_or_raise
+    from ..offline import hub_out_of_reach
+
+    if args.push_to_hub and hub_out_of_reach():  # refused before anything is written, not after the client's retries
+        raise InputError("--push_to_hub: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE is set); "
+                         "write the folder without --push_to_hub and upload it later")
+    folder = Path(args.write_space)
+    files = write_space(folder, args.model, args.top_k, args.overwrite)
     print(f"wrote {', '.join(str(f) for f in files)}")
     if args.push_to_hub:
         space_id = args.hub_space_id or default_space_id(args.model)
-        print(f"pushed the Space to {space_id}: {push_space(Path(args.write_space), space_id, args.hub_private_repo)}")
+        url = push_or_raise(lambda: push_space(folder, space_id, args.hub_private_repo),
+                            f"pushing the Space to {space_id} failed", f" (the folder {folder} is written)")
+        print(f"pushed the Space to {space_id}: {url}")
     return 0
 
 
@@ -84,8 +95,11 @@ def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
         return space(args) if args.write_space else serve(args)
-    except InputError as error:
+    except CifarError as error:
         return print_error(error)
     except OSError as error:  # a port in use or a folder that cannot be written
-        print(f"error: {error}", file=sys.stderr)
+        if "Cannot find empty port" in str(error):  # Gradio's hint names launch() and an environment variable
+            print(f"error: --port {args.port} is in use on {args.host}: pass another --port", file=sys.stderr)
+        else:
+            print(f"error: {first_line(error)}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from huggingface_hub import HfApi
 
 from ..data import rgb
+from ..errors import InputError
 
 APP = '''"""Gradio demo of {model_id}, written by `cifar-hf demo --write-space`."""
 
@@ -91,16 +92,26 @@ def default_space_id(model_id: str) -> str:
     return f"{model_id}-demo"
 
 
-def write_space(folder: Path, model_id: str, top_k: int = 3) -> list[Path]:
-    """Write app.py, rgb.py, requirements.txt and README.md into `folder`; returns their paths."""
+def write_space(folder: Path, model_id: str, top_k: int = 3, overwrite: bool = False) -> list[Path]:
+    """Write app.py, rgb.py, requirements.txt and README.md into `folder`; returns their paths.
+
+    A file of the same name with other contents (the user's own app.py, say) is replaced only with `overwrite`.
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--write-space {folder} is a file: give a folder (the Space's files go into it)")
     files = {
         "app.py": APP.format(model_id=model_id, top_k=top_k),
         "rgb.py": Path(rgb.__file__).read_text(),
         "requirements.txt": REQUIREMENTS,
         "README.md": CARD.format(title=f"{model_id.split('/')[-1]} demo", model_id=model_id),
     }
+    other = [name for name, text in files.items() if (folder / name).exists() and (folder / name).read_text(
+        errors="replace") != text]
+    if other and not overwrite:
+        raise InputError(f"--write-space {folder} already holds {', '.join(other)} with other contents: give another "
+                         "folder, or --overwrite to replace them")
+    folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (folder / name).write_text(text)
     return [folder / name for name in files]
