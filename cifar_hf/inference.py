@@ -1,5 +1,6 @@
 """Loading a trained classifier (run folder or Hub id), and the images it is given, for evaluation and prediction."""
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -57,6 +58,19 @@ def check_weights_fit(name_or_path: str, model, loading: dict) -> None:
         raise InputError(f"--model: {name_or_path}: its weights lack {missing[0]}{more}, which its config.json builds")
 
 
+def adapter_hint(adapter: Path) -> str:
+    """Where the model of a LoRA adapter folder is: its run folder when beside it, else the base it adapts."""
+    run_folder = adapter.resolve().parent
+    if (run_folder / "config.json").is_file():
+        return f"pass its run folder {run_folder} (it holds the merged model)"
+    try:
+        base = json.loads((adapter / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        base = None
+    on_base = f", or load it on its base {base} with peft" if base else ""
+    return f"pass the run folder it came from (it holds the merged model){on_base}"
+
+
 def check_model_reference(name_or_path: str) -> None:
     """Refuse at once what cannot load: a missing folder, a training checkpoint; a Hub id costs one reachability
     probe (offline, the Hub client would retry for about a minute before failing)."""
@@ -67,8 +81,18 @@ def check_model_reference(name_or_path: str) -> None:
             raise InputError(f"--model: {name_or_path} is a training checkpoint; pass the run folder "
                              f"{local.parent} (or --resume it)")
         if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
-            raise InputError(f"--model {name_or_path}: a LoRA adapter folder, not a model: pass its run folder "
-                             f"{local.resolve().parent} (it holds the merged model)")
+            raise InputError(f"--model {name_or_path}: a LoRA adapter folder, not a model: {adapter_hint(local)}")
+        if not (local / "config.json").is_file():
+            checkpoints = sorted((p.name for p in local.glob("checkpoint-*") if p.is_dir()),
+                                 key=lambda name: (len(name), name))
+            if checkpoints:
+                raise InputError(f"--model: {name_or_path} holds no final model yet, only checkpoints "
+                                 f"({', '.join(checkpoints)}): the run was stopped or is still training; finish it "
+                                 "by running its command again with --resume auto")
+            runs = sorted(p.name for p in local.iterdir() if (p / "config.json").is_file())
+            if runs:
+                raise InputError(f"--model: {name_or_path} holds run folders ({', '.join(runs[:5])}"
+                                 f"{', ...' if len(runs) > 5 else ''}): pass one of them")
     elif local.exists():
         raise InputError(f"--model: {name_or_path} is a file: pass the run folder that holds it")
     elif is_hub_id(name_or_path):

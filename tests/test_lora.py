@@ -1,6 +1,7 @@
 """`--lora-r`: LoRA fine-tuning of previt (peft), on a tiny Transformers ViT and the local timm ViT-Tiny."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,13 @@ def test_lora_on_a_transformers_vit_trains_adapters_and_head_and_saves_merged(ti
         err = capsys.readouterr().err.strip()
         assert err == (f"error: --model {run / 'adapter'}: a LoRA adapter folder, not a model: pass its run folder "
                        f"{run.resolve()} (it holds the merged model)"), command
+    alone = tmp_path / "shared-adapter"  # copied out of its run folder: the base it adapts is what loads it
+    shutil.copytree(run / "adapter", alone)
+    assert cli(["predict", str(tmp_path / "green.png"), "--model", str(alone)]) == 1
+    base = json.loads((alone / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert capsys.readouterr().err.strip() == (
+        f"error: --model {alone}: a LoRA adapter folder, not a model: pass the run folder it came from (it holds "
+        f"the merged model), or load it on its base {base} with peft")
 
 
 @pytest.mark.skipif(not TIMM_VIT_TINY.is_dir(), reason="the local timm ViT-Tiny checkpoint is not on this machine")

@@ -238,6 +238,25 @@ def test_a_training_checkpoint_names_its_run_folder(pushed_run, tmp_path, capsys
                                        f"{checkpoint.parent} (or --resume it)\n")
 
 
+
+@pytest.mark.parametrize("command", [["predict", "x.png"], ["evaluate"], ["export"], ["demo"]])
+def test_an_unfinished_run_folder_and_a_save_folder_say_what_they_hold(command, pushed_run, tmp_path, capsys):
+    """A run stopped before its final save holds only checkpoints; -s's folder holds run folders: neither is a
+    model, and the line says what is there instead of the loader's 'Unrecognized model ... model_type'."""
+    stopped = tmp_path / "runs" / "cifar-cnn"
+    for step in (10, 5, 15):
+        (stopped / f"checkpoint-{step}").mkdir(parents=True)
+    assert cli([command[0], "--model", str(stopped), *command[1:]]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: --model: {stopped} holds no final model yet, only checkpoints (checkpoint-5, "
+                   "checkpoint-10, checkpoint-15): the run was stopped or is still training; finish it by running "
+                   "its command again with --resume auto")
+    shutil.copytree(pushed_run, tmp_path / "runs" / "cifar-resnet")
+    assert cli([command[0], "--model", str(tmp_path / "runs"), *command[1:]]) == 1
+    expected = f"error: --model: {tmp_path / 'runs'} holds run folders (cifar-resnet): pass one of them"
+    assert capsys.readouterr().err.strip() == expected
+
+
 def test_neither_folder_nor_hub_id_is_refused_at_once_and_a_hub_id_costs_one_probe(tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
