@@ -380,3 +380,21 @@ def test_evaluate_skips_undecodable_images_as_the_run_did_or_when_asked(tmp_path
     assert "row 3" in err and err.rstrip().endswith("or pass --skip-bad-images")
     assert cli([*argv, "--skip-bad-images"]) == 0
     assert json.loads((tmp_path / "test" / "evaluation-bad-test.json").read_text())["num_images"] == 23
+
+
+def test_evaluate_names_what_the_user_did_not_give(cnn64_run, tmp_path, capsys):
+    """A file as --output, and the run's own --val-size too large for another dataset, each one line."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    assert cli(["evaluate", "--model", str(cnn64_run), "--output", str(a_file)]) != 0
+    expected = f"error: --output {a_file} is a file: give a folder (the evaluation's files go into it)"
+    assert one_line_error(capsys) == expected
+    assert a_file.read_text() == "mine"
+    small = tmp_path / "small"
+    (small / "plain_text").mkdir(parents=True)
+    write_hub_dataset(small, {"train": synthetic_images(12, seed=31, size=64)})
+    assert cli(["evaluate", "--model", str(cnn64_run), "--dataset", str(small), "--split", "validation",
+                "--output", str(tmp_path / "out")]) == 1
+    line = one_line_error(capsys)
+    assert line.startswith("error: --val-size 16 must be") and line.endswith(
+        f"(the run's --val-size: give --val-size N for {small})")

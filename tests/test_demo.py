@@ -118,9 +118,11 @@ def test_example_file_names_are_safe_for_any_class_name(tmp_path):
     assert [Path(p).name for p in paths] == ["00-rot_red.png", "01-black_cat.png", "02-.._up.png"]
 
 
-def test_sigterm_stops_the_demo_and_removes_its_examples(demo_run, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_stops_the_demo_and_removes_its_examples(stop, demo_run, tmp_path):
     """A real `cifar-hf demo` process: it names --share (not Gradio's `share=True` in `launch()`), and SIGTERM, as
-    `kill` or `docker stop` send it, removes the examples folder as Ctrl-C does."""
+    `kill` or `docker stop` send it, or SIGHUP, as a closed terminal sends it, removes the examples folder as Ctrl-C
+    does."""
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     demo = subprocess.Popen([sys.executable, "-m", "cifar_hf", "demo", "--model", str(demo_run), "--port",
                              str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -133,7 +135,7 @@ def test_sigterm_stops_the_demo_and_removes_its_examples(demo_run, tmp_path):
         examples = list(tmp_path.glob("cifar-hf-examples-*/*.png"))
         assert len(examples) == 4, "".join(printed)
         assert "--share" in printed[-1] and "share=True" not in "".join(printed)
-        demo.send_signal(signal.SIGTERM)
+        demo.send_signal(stop)
         assert demo.wait(timeout=PAGE_TIMEOUT_S) == 0
     finally:
         if demo.poll() is None:

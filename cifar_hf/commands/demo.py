@@ -74,8 +74,10 @@ def serve(args) -> int:
 
     check_host(args.host, args.port)  # before loading the model
     demo = build_demo(args.model, args.top_k, args.trust_remote_code)
-    # SIGTERM (kill, docker stop, systemd) stops the server as Ctrl-C does, so atexit still removes the examples
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (kill, docker stop, systemd) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, so
+    # atexit still removes the examples
+    stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in stops}
     try:
         # quiet: Gradio's own lines would tell a command-line user to set `share=True` in `launch()`
         demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,
@@ -87,7 +89,8 @@ def serve(args) -> int:
     except KeyboardInterrupt:  # one that came before block_thread listened for it
         demo.close()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return 0
 
 

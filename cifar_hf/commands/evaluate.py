@@ -139,9 +139,14 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
         print(f"note: {'--seed' if args.seed is not None else '--val-size'} draws a seeded hold-out of the training "
               f"split; this run validated on fold {recorded['fold']} of {recorded['folds']} (leave the flag out to "
               "score that)", file=sys.stderr)
-    data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
-                      max_train_samples=hp.get("max_train_samples") if fold else None,
-                      max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
+    try:
+        data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
+                          max_train_samples=hp.get("max_train_samples") if fold else None,
+                          max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
+    except InputError as error:
+        if args.val_size is None and str(error).startswith("--val-size"):  # the run's, which the user never gave
+            raise InputError(f"{error} (the run's --val-size: give --val-size N for {dataset})") from None
+        raise
     if not fold:
         return data.validation, data.class_names
     validation = data.fold(fold, drawn["folds"]).validation  # whole, as the fold's run scored it
@@ -219,6 +224,8 @@ def main(argv=None) -> int:
         for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
+        if args.output is not None and args.output.exists() and not args.output.is_dir():
+            raise UsageError(f"--output {args.output} is a file: give a folder (the evaluation's files go into it)")
         if args.push and hub_out_of_reach():  # refused before the evaluation, not after a minute of retries
             raise UsageError(f"--push {args.push}: the Hugging Face Hub is out of reach (offline, or HF_HUB_OFFLINE "
                              "is set); evaluate without --push (the evaluation is saved locally)")
