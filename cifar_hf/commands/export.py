@@ -61,7 +61,7 @@ def check_images(args, num_classes: int) -> tuple[list, str]:
     from PIL import Image
 
     noise = torch.randint(0, 256, (4, 32, 32, 3), generator=generator, dtype=torch.uint8).numpy()
-    return [Image.fromarray(n) for n in noise], "4 random-pixel images (the run's dataset was not found)"
+    return [Image.fromarray(n) for n in noise], "4 random-pixel images (no dataset of the run is recorded or found)"
 
 
 def main(argv=None) -> int:
