@@ -77,7 +77,7 @@ def test_best_recipe_reaches_optimizer_schedule_and_augmentation(model, tmp_path
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    warmup = math.ceil(recipe.warmup_ratio * steps)
+    warmup = math.ceil(recipe.warmup * steps)
     assert lrs[0] == 0 and lrs[warmup] == pytest.approx(recipe.learning_rate)
     assert all(a < b for a, b in itertools.pairwise(lrs[:warmup + 1])), "linear warm-up"
     middle = warmup + (steps - warmup) // 2
@@ -115,7 +115,7 @@ def test_previt_fast_recipe_trains_transformers_models_with_soft_target_cross_en
     trainer, transform, _ = build_trainer(args, {"max_steps": 2, "eval_strategy": "no", "report_to": "none"},
                                           random_data(), tmp_path / "run")
     assert trainer.label_smoothing == recipe.label_smoothing > 0 and transform.horizontal_flip
-    assert trainer.args.learning_rate == recipe.learning_rate and trainer.args.warmup_steps == recipe.warmup_ratio
+    assert trainer.args.learning_rate == recipe.learning_rate and trainer.args.warmup_steps == recipe.warmup
 
     batch = {"pixel_values": torch.from_numpy(random_data().train.pixels[:8]).permute(0, 3, 1, 2).contiguous(),
              "labels": torch.arange(8) % 4}
@@ -136,13 +136,13 @@ def test_training_arguments_flags_replace_the_recipe_and_the_record_says_so(tmp_
     trainer, _, hyperparameters = build_trainer(args, flags, random_data(), tmp_path)
     applied = hyperparameters["recipe_settings"]
     assert (applied["weight_decay"], applied["scheduler"], applied["label_smoothing"]) == (0.5, "linear", 0.3)
-    assert applied["warmup_ratio"] == 0.25
+    assert applied["warmup"] == 0.25
     assert (applied["batch_size"], applied["tta"]) == (8, False)  # -b as given, not the recipe's 128
     results = {"model": "cnn", "val_accuracy": 0.5, "val_loss": 1.0, "seed": 1, "epochs": 1,
                "train_runtime_s": 1.0, "train_samples_per_second": 8.0, "total_parameters": 10,
                "trainable_parameters": 10, "command": "run_classification.py", "hyperparameters": hyperparameters}
     card = model_card(results)
-    assert ("Changed from the recipe: batch_size 8, weight_decay 0.5, scheduler linear, warmup_ratio 0.25, "
+    assert ("Changed from the recipe: batch_size 8, weight_decay 0.5, scheduler linear, warmup 0.25, "
             "label_smoothing 0.3." in card)
     trainer.create_optimizer_and_scheduler(num_training_steps=4)
     assert max(group["weight_decay"] for group in trainer.optimizer.param_groups) == 0.5

@@ -18,7 +18,7 @@ class Recipe:
     optimizer_kwargs: dict = field(default_factory=dict)
     scheduler: str = "constant"  # a Transformers `lr_scheduler_type`
     scheduler_kwargs: dict = field(default_factory=dict)
-    warmup_ratio: float = 0.0  # passed as v5's warmup_steps: below 1 a fraction of the steps, else a step count
+    warmup: float = 0.0  # v5's warmup_steps: below 1 a fraction of the training steps, else a step count
     crop_padding: int = 0
     horizontal_flip: bool = False
     cutout: int = 0  # side of the cut-out square (DeVries & Taylor 2017), 0 for none
@@ -56,14 +56,14 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("resnet", "fast"): Recipe(
         epochs=20, batch_size=512, learning_rate=0.4, optimizer="sgd", weight_decay=5e-4, decay_all_parameters=True,
         optimizer_kwargs={"momentum": 0.9, "nesterov": True},
-        scheduler="linear", warmup_ratio=0.25, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
+        scheduler="linear", warmup=0.25, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
         description="Short schedule for wall-clock speed: batch 512, linear warm-up then linear decay, "
                     "label smoothing.",
     ),
     ("resnet", "best"): Recipe(
         epochs=100, batch_size=512, learning_rate=0.4, optimizer="sgd", weight_decay=5e-4,
         optimizer_kwargs={"momentum": 0.9, "nesterov": True},
-        scheduler="cosine", warmup_ratio=0.05, crop_padding=4, horizontal_flip=True, cutout=16, label_smoothing=0.1,
+        scheduler="cosine", warmup=0.05, crop_padding=4, horizontal_flip=True, cutout=16, label_smoothing=0.1,
         tta=True,
         description="SGD + Nesterov at batch 512 (linearly scaled lr 0.4), 5% warm-up + cosine, crop + flip + "
                     "cutout 16, label smoothing 0.1, no decay on biases and norms, flip TTA.",
@@ -73,14 +73,14 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("vit", "default"): Recipe(
         epochs=100, batch_size=512, learning_rate=1e-3, optimizer="adamw", weight_decay=0.05,
         optimizer_kwargs={"betas": (0.9, 0.999)},
-        scheduler="cosine", warmup_ratio=0.05, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
+        scheduler="cosine", warmup=0.05, crop_padding=4, horizontal_flip=True, label_smoothing=0.1,
         mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=0.5, max_grad_norm=1.0,
         description="AdamW, warm-up + cosine, label smoothing, crop + flip, mixup/cutmix on half the batches.",
     ),
     ("vit", "best"): Recipe(
         epochs=300, batch_size=512, learning_rate=1e-3, optimizer="adamw", weight_decay=0.05,
         optimizer_kwargs={"betas": (0.9, 0.999)},
-        scheduler="cosine", warmup_ratio=10 / 300, crop_padding=4, horizontal_flip=True, cutout=8,
+        scheduler="cosine", warmup=10 / 300, crop_padding=4, horizontal_flip=True, cutout=8,
         label_smoothing=0.1, mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=1.0, max_grad_norm=1.0, tta=True,
         description="The default vit recipe run 300 epochs, 10 warm-up epochs, mixup/cutmix on every batch, "
                     "cutout 8 standing in for random erasing, flip TTA.",
@@ -95,7 +95,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ),
     ("previt", "fast"): Recipe(
         epochs=5, batch_size=256, learning_rate=3e-4, optimizer="adamw", weight_decay=0.05,
-        optimizer_kwargs={"betas": (0.9, 0.999)}, scheduler="cosine", warmup_ratio=0.1, horizontal_flip=True,
+        optimizer_kwargs={"betas": (0.9, 0.999)}, scheduler="cosine", warmup=0.1, horizontal_flip=True,
         label_smoothing=0.1,
         description="Half the seed's epochs at batch 256 (the regime where the GPU, not the host, bounds the step): "
                     "AdamW at a square-root-scaled lr 3e-4, 10% warm-up + cosine, label smoothing 0.1.",
@@ -118,7 +118,7 @@ def at_image_size(recipe: Recipe, image_size: int) -> Recipe:
 # TrainingArguments flags that replace a recipe setting: given on the command line they apply, and the record says so.
 FLAG_SETTINGS = {"weight_decay": "weight_decay", "lr_scheduler_type": "scheduler",
                  "lr_scheduler_kwargs": "scheduler_kwargs", "max_grad_norm": "max_grad_norm",
-                 "label_smoothing_factor": "label_smoothing", "warmup_steps": "warmup_ratio"}
+                 "label_smoothing_factor": "label_smoothing", "warmup_steps": "warmup"}
 
 
 def with_training_flags(recipe: Recipe, training_flags: dict) -> Recipe:

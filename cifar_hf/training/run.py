@@ -109,7 +109,7 @@ def build_training_arguments(
         weight_decay=recipe.weight_decay,
         lr_scheduler_type=recipe.scheduler,
         lr_scheduler_kwargs=recipe.scheduler_kwargs,
-        warmup_steps=recipe.warmup_ratio,  # v5: a float below 1 in warmup_steps is a ratio of the total steps
+        warmup_steps=recipe.warmup,
         max_grad_norm=recipe.max_grad_norm,
         eval_strategy="epoch",
         logging_strategy="epoch",
