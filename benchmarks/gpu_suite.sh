@@ -22,8 +22,9 @@
 #      one epoch on 2,000 images, then `cifar-hf evaluate` of the safetensors model it saved (the CPU runs FSDP
 #      configs as DDP, so only a GPU machine tests the sharded path).
 #  11. "lora": previt ViT-B/16 bf16 at batch 32 and 256, full fine-tune against LoRA r=8 (images/s, peak memory).
-#  12. "deepspeed": the fsdp job through accelerate_configs/deepspeed_zero2.yaml and deepspeed_zero3.yaml (carry the
-#      deepspeed wheel, built here with `DS_BUILD_OPS=0 pip wheel --no-deps deepspeed`, with hjson and pydantic).
+#  12. "deepspeed": the fsdp job through accelerate_configs/deepspeed_zero2.yaml and deepspeed_zero3.yaml. DeepSpeed
+#      must be importable: build its wheel here with `DS_BUILD_OPS=0 pip wheel --no-deps deepspeed`, carry it with
+#      hjson and pydantic, and pip-install them on the GPU machine before this script (as the other wheels).
 # JOBS picks some of them (default "vit resnet fast bench compile"; "previt", "previtfast", "seedbatch", "best",
 # "vitbest", "graphs", "fsdp", "lora" and "deepspeed" only when named).
 # BUDGET (seconds, default 570) bounds the whole suite: a job's limit leaves the jobs after it their share, and a
@@ -131,7 +132,7 @@ if wants previt; then
   bench previt-b32 "$(limit 45 0)" --model previt --model-name-or-path "$PREVIT" $BF16 --batch-size 32  # seed's batch
   bench cnn "$(limit 45 0)" --model cnn $B128  # fp32, the seed's setting
 fi
-GPUS=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
+{ wants fsdp || wants deepspeed; } && GPUS=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
 if wants fsdp; then
   job fsdp "$(limit 150 60)" accelerate launch --config_file accelerate_configs/fsdp.yaml --num_processes "$GPUS" \
     run_classification.py $COMMON -s "$OUT/runs/fsdp" -m previt --model-name-or-path "$PREVIT" -e 1 \
@@ -188,5 +189,5 @@ for name, b in sorted(summary["bench"].items()):
           f"ratio {b['ratio']:.3f} syncs/step {b.get('host_syncs_per_step')} peak {peak}")
 PY
 rm -rf "$OUT/runs"  # models stay behind: only the measurements travel back
-cat "$OUT"/bench-*.log > "$OUT/bench.log" 2>/dev/null
+compgen -G "$OUT/bench-*.log" >/dev/null && cat "$OUT"/bench-*.log > "$OUT/bench.log"
 rm -f "$OUT"/bench-*.json "$OUT"/bench-*.log

@@ -87,9 +87,12 @@ def check_model_reference(name_or_path: str) -> None:
                                  key=lambda name: (len(name), name))
             if checkpoints:
                 raise InputError(f"--model: {name_or_path} holds no final model yet, only checkpoints "
-                                 f"({', '.join(checkpoints)}): the run was stopped or is still training; finish it "
-                                 "by running its command again with --resume auto")
-            runs = sorted(p.name for p in local.iterdir() if (p / "config.json").is_file())
+                                 f"({', '.join(checkpoints)}): the run is still training, or was stopped (then "
+                                 "finish it by running its command again with --resume auto)")
+            try:
+                runs = sorted(p.name for p in local.iterdir() if (p / "config.json").is_file())
+            except OSError:  # a folder that cannot be listed: the loader's own line says why
+                runs = []
             if runs:
                 raise InputError(f"--model: {name_or_path} holds run folders ({', '.join(runs[:5])}"
                                  f"{', ...' if len(runs) > 5 else ''}): pass one of them")

@@ -366,6 +366,8 @@ def test_evaluate_skips_undecodable_images_as_the_run_did_or_when_asked(tmp_path
     assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path / "val")]) == 0
     scored = json.loads((tmp_path / "val" / "evaluation-validation.json").read_text())
     assert scored["num_images"] == 16 and scored["accuracy"] == pytest.approx(results["val_accuracy"])
+    assert cli(["evaluate", "--model", str(run), "--split", "validation", "--no-skip-bad-images"]) == 1
+    assert "or pass --skip-bad-images" in capsys.readouterr().err  # strict decoding, asked for
 
     clean = tmp_path / "clean"
     (clean / "plain_text").mkdir(parents=True)

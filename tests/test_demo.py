@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -155,7 +156,9 @@ class FakeHfApi:
 
     def upload_folder(self, **kwargs):
         FakeHfApi.calls.append(("upload_folder", kwargs))
-        shutil.copytree(kwargs["folder_path"], FakeHfApi.uploaded)
+        patterns = kwargs.get("allow_patterns") or ["*"]
+        shutil.copytree(kwargs["folder_path"], FakeHfApi.uploaded,
+                        ignore=lambda folder, names: [n for n in names if not any(fnmatch(n, p) for p in patterns)])
         return SimpleNamespace(commit_url=f"https://hub.invalid/spaces/{kwargs['repo_id']}/commit/abc")
 
 
@@ -164,6 +167,8 @@ def test_space_folder_is_written_pushed_and_its_app_serves_a_local_model(demo_ru
     monkeypatch.setattr(space, "HfApi", FakeHfApi)
     pretend_online(monkeypatch)
     folder = tmp_path / "space"
+    folder.mkdir()
+    (folder / ".env").write_text("HF_TOKEN=hf_secret\n")  # the user's own file in the folder: never uploaded
     assert cli(["demo", "--model", "me/tiny-cnn", "--write-space", str(folder), "--push_to_hub"]) == 0
     assert "me/tiny-cnn-demo" in capsys.readouterr().out
     (_, space_id, create_kwargs), (_, upload_kwargs) = FakeHfApi.calls
@@ -241,6 +246,27 @@ def test_a_port_in_use_is_one_line_naming_the_flag(demo_run, capsys):
         assert cli(["demo", "--model", str(demo_run), "--port", str(port)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"error: --port {port} is in use on 127.0.0.1: pass another --port"
+
+
+def test_a_demo_started_under_nohup_outlives_its_terminal(demo_run, tmp_path):
+    """SIGHUP that the caller ignores (nohup, a service manager) stays ignored; SIGTERM still stops the demo."""
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    demo = subprocess.Popen([sys.executable, "-m", "cifar_hf", "demo", "--model", str(demo_run), "--port",
+                             str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        for line in demo.stdout:
+            if "public link" in line:
+                break
+        demo.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):  # still serving
+            demo.wait(timeout=2)
+        demo.send_signal(signal.SIGTERM)
+        assert demo.wait(timeout=PAGE_TIMEOUT_S) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert list(tmp_path.glob("cifar-hf-examples-*")) == []
 
 
 def test_an_unresolvable_host_is_one_line(demo_run, capsys):

@@ -105,7 +105,7 @@ def test_unsupported_operator_is_one_line_naming_it(tmp_path):
 
     transform = SimpleNamespace(image_size=4, resample="bilinear", mean=(0, 0, 0), std=(1, 1, 1))
     with pytest.raises(InputError) as raised:
-        export_onnx(Histogram(), transform, None, tmp_path)
+        export_onnx(Histogram(), transform, None, tmp_path, check=lambda onnx_file: None)
     message = str(raised.value)
     assert "histc" in message and "\n" not in message and "\x1b" not in message
     assert not (tmp_path / "preprocessing.json").exists()
@@ -199,6 +199,24 @@ def test_an_export_that_fails_its_check_leaves_the_earlier_one(tiny_runs, tmp_pa
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert not load_contract(tmp_path / "model.onnx")["dynamic_batch"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.rejected.onnx", "preprocessing.json"]
+    assert cli([*argv, "--overwrite", "--dynamic-batch"]) == 0  # a later export that passes: no stale rejection
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "preprocessing.json"]
+    assert load_contract(tmp_path / "model.onnx")["dynamic_batch"]
+
+
+def test_an_export_onnxruntime_cannot_run_is_kept_aside_as_a_failed_check(tiny_runs, tmp_path, monkeypatch, capsys):
+    import cifar_hf.serving.onnx_export as onnx_export
+
+    def refuse(path):
+        raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : this graph")
+
+    monkeypatch.setattr(onnx_export, "onnx_session", refuse)
+    output = tmp_path / "new"
+    assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(output)]) == 1
+    err = one_error_line(capsys)
+    assert err.startswith("error: onnxruntime could not run the export ([ONNXRuntimeError] : 10 : INVALID_GRAPH")
+    assert "model.onnx was not written" in err
+    assert sorted(p.name for p in output.iterdir()) == ["model.rejected.onnx"]
 
 
 def test_no_export_is_written_that_onnxruntime_could_not_check(tiny_runs, tmp_path, monkeypatch, capsys):

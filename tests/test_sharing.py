@@ -238,7 +238,6 @@ def test_a_training_checkpoint_names_its_run_folder(pushed_run, tmp_path, capsys
                                        f"{checkpoint.parent} (or --resume it)\n")
 
 
-
 @pytest.mark.parametrize("command", [["predict", "x.png"], ["evaluate"], ["export"], ["demo"]])
 def test_an_unfinished_run_folder_and_a_save_folder_say_what_they_hold(command, pushed_run, tmp_path, capsys):
     """A run stopped before its final save holds only checkpoints; -s's folder holds run folders: neither is a
@@ -249,8 +248,8 @@ def test_an_unfinished_run_folder_and_a_save_folder_say_what_they_hold(command, 
     assert cli([command[0], "--model", str(stopped), *command[1:]]) == 1
     err = capsys.readouterr().err.strip()
     assert err == (f"error: --model: {stopped} holds no final model yet, only checkpoints (checkpoint-5, "
-                   "checkpoint-10, checkpoint-15): the run was stopped or is still training; finish it by running "
-                   "its command again with --resume auto")
+                   "checkpoint-10, checkpoint-15): the run is still training, or was stopped (then finish it by "
+                   "running its command again with --resume auto)")
     shutil.copytree(pushed_run, tmp_path / "runs" / "cifar-resnet")
     assert cli([command[0], "--model", str(tmp_path / "runs"), *command[1:]]) == 1
     expected = f"error: --model: {tmp_path / 'runs'} holds run folders (cifar-resnet): pass one of them"

@@ -77,7 +77,8 @@ def serve(args) -> int:
     # SIGTERM (kill, docker stop, systemd) and SIGHUP (the terminal closed) stop the server as Ctrl-C does, so
     # atexit still removes the examples
     stops = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {number: signal.signal(number, signal.default_int_handler) for number in stops}
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in stops
+                if signal.getsignal(number) is not signal.SIG_IGN}  # nohup's "ignore" stays ignored
     try:
         # quiet: Gradio's own lines would tell a command-line user to set `share=True` in `launch()`
         demo.launch(server_name=args.host, server_port=args.port, share=args.share, quiet=True,

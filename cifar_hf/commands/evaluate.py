@@ -11,6 +11,7 @@ evaluates exactly the images the run validated on (the seeded hold-out of the tr
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 from pathlib import Path
@@ -31,9 +32,9 @@ def parse(argv):
     parser.add_argument("--label-column", "--label_column_name", help="default: the run's, else chosen as in training")
     parser.add_argument("--image-size", type=int, help="store images at NxN (default: the run's stored size)")
     parser.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
-    parser.add_argument("--skip-bad-images", "--skip_bad_images", action="store_true",
-                        help="skip (and count) undecodable images instead of stopping (default: as the run did, so "
-                             "its hold-out is drawn from the same images)")
+    parser.add_argument("--skip-bad-images", "--skip_bad_images", action=argparse.BooleanOptionalAction,
+                        help="skip (and count) undecodable images instead of stopping (default: on the run's own "
+                             "dataset as the run did, so its hold-out is drawn from the same images; else stop)")
     parser.add_argument("--seed", type=int,
                         help=f"validation split drawn with this seed (default: the run's split, else {DEFAULT_SEED})")
     parser.add_argument("--val-size", type=int, help=f"validation size (default: the run's, else {DEFAULT_VAL_SIZE})")
@@ -125,7 +126,8 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
         "label_column": run_column(args.label_column, run_label_column, features),
         "image_size": args.image_size or trained.get("image_size"),
     }
-    columns["skip_bad_images"] = args.skip_bad_images or bool(hp.get("skip_bad_images"))
+    skip = args.skip_bad_images
+    columns["skip_bad_images"] = bool(hp.get("skip_bad_images")) and own if skip is None else skip
     recorded = recorded_split(args.model, hp)
     drawn = {"seed": args.seed} if args.seed is not None else recorded  # --seed: a hold-out drawn with it
     seed = drawn.get("seed", hp.get("seed", DEFAULT_SEED))
@@ -144,8 +146,9 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
                           max_train_samples=hp.get("max_train_samples") if fold else None,
                           max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
     except InputError as error:
-        if args.val_size is None and str(error).startswith("--val-size"):  # the run's, which the user never gave
-            raise InputError(f"{error} (the run's --val-size: give --val-size N for {dataset})") from None
+        if args.val_size is None and str(error).startswith("--val-size"):  # a size the user never gave
+            whose = "the run's" if "val_size" in hp else "the default"
+            raise InputError(f"{error} ({whose} --val-size: give --val-size N for {dataset})") from None
         raise
     if not fold:
         return data.validation, data.class_names

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..data.preprocessing import PIL_RESAMPLE
 from ..data.rgb import to_rgb
-from ..errors import CifarError, InputError, StorageError
+from ..errors import CifarError, InputError, StorageError, first_line
 from . import DEFAULT_OPSET
 from .extras import require
 
@@ -109,18 +109,21 @@ def check_output_folder(output_dir: Path, overwrite: bool = False) -> None:
                          "--overwrite to replace it")
 
 
+class RejectedExport(CifarError):
+    """The export failed its check: kept as model.rejected.onnx, and an earlier model.onnx is as it was."""
+
+
 def export_onnx(
     model, transform, processor, output_dir: Path, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
-    overwrite: bool = False, accept: Callable[[Path], bool] = lambda partial: True,
+    overwrite: bool = False, *, check: Callable[[Path], str | None],
 ) -> Path:
-    """Write model.onnx (at exactly `opset`) and preprocessing.json into `output_dir`; returns the path written.
+    """Write model.onnx (at exactly `opset`) and preprocessing.json into `output_dir`; returns the model's path.
 
-    Both are written beside their final names and renamed into place only once the file's opset is checked and
-    `accept(file)` (the onnxruntime check) says yes, so a failed export leaves an earlier one as it was. A file
-    that `accept` turns down is kept as model.rejected.onnx, and that path is returned.
+    Both are written beside their final names and renamed into place only once the file's opset is right and
+    `check(file)` (the onnxruntime comparison) returns no problem, so a failed export leaves an earlier one as it
+    was. A file that fails `check` is kept as model.rejected.onnx and RejectedExport names the problem.
     """
     require("onnx", "export")
-    require("onnxruntime", "export")  # the check runs it: never a file that no one checked
     require("onnxscript", "export")  # the dynamo exporter translates through onnxscript
     check_opset(opset)
     check_output_folder(output_dir, overwrite)
@@ -130,7 +133,7 @@ def export_onnx(
     except OSError as error:
         raise StorageError(f"--output {output_dir}: {error.strerror or error}") from None
     path, partial = output_dir / MODEL_FILE, output_dir / f".{MODEL_FILE}.partial"
-    partial_contract = output_dir / f".{CONTRACT_FILE}.partial"
+    partial_contract, rejected = output_dir / f".{CONTRACT_FILE}.partial", output_dir / REJECTED_FILE
     side = int(transform.image_size)
     example = torch.zeros(2 if dynamic_batch else 1, 3, side, side)
     shapes = {"pixel_values": {0: torch.export.Dim("batch", min=1)}} if dynamic_batch else None
@@ -148,13 +151,21 @@ def export_onnx(
         if written != opset:  # the converter gave up and kept its own opset: never label a file with another one
             raise InputError(f"--opset {opset}: the exporter cannot convert this model to opset {opset} (it "
                              f"produced opset {written}); {supported_opsets_text()}")
-        if not accept(partial):
-            os.replace(partial, output_dir / REJECTED_FILE)
-            return output_dir / REJECTED_FILE
+        try:
+            problem = check(partial)
+        except CifarError:
+            raise
+        except Exception as error:  # onnxruntime refused the graph: a failed check, and the file worth keeping
+            problem = f"onnxruntime could not run the export ({first_line(error)})"
+        if problem:
+            os.replace(partial, rejected)
+            kept = "is left as it was" if path.exists() else "was not written"
+            raise RejectedExport(f"{problem}; {path} {kept}, and the export is kept for inspection as {rejected}")
         contract = preprocessing_contract(transform, processor, model.config, written, dynamic_batch)
         partial_contract.write_text(json.dumps(contract, indent=2) + "\n")
         os.replace(partial, path)
         os.replace(partial_contract, output_dir / CONTRACT_FILE)
+        rejected.unlink(missing_ok=True)  # an earlier try's: this folder's export passed now
     except CifarError:
         raise
     except OSError as error:
@@ -165,7 +176,7 @@ def export_onnx(
         for leftover in (partial, partial_contract):
             with contextlib.suppress(OSError):  # a read-only folder: the error above is the one to report
                 leftover.unlink(missing_ok=True)
-        if created and not path.exists():  # a failed export leaves no empty folder behind
+        if created and not path.exists() and not rejected.exists():  # a failed export leaves no empty folder
             with contextlib.suppress(OSError):
                 output_dir.rmdir()
     return path

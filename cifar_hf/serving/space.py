@@ -87,6 +87,9 @@ The model runs its own code (`trust_remote_code=True`); set `CIFAR_HF_REVISION` 
 """
 
 
+SPACE_FILES = ("app.py", "rgb.py", "requirements.txt", "README.md")
+
+
 def default_space_id(model_id: str) -> str:
     """The Space next to the model: owner/name-demo."""
     return f"{model_id}-demo"
@@ -100,12 +103,9 @@ def write_space(folder: Path, model_id: str, top_k: int = 3, overwrite: bool = F
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--write-space {folder} is a file: give a folder (the Space's files go into it)")
-    files = {
-        "app.py": APP.format(model_id=model_id, top_k=top_k),
-        "rgb.py": Path(rgb.__file__).read_text(),
-        "requirements.txt": REQUIREMENTS,
-        "README.md": CARD.format(title=f"{model_id.split('/')[-1]} demo", model_id=model_id),
-    }
+    texts = (APP.format(model_id=model_id, top_k=top_k), Path(rgb.__file__).read_text(), REQUIREMENTS,
+             CARD.format(title=f"{model_id.split('/')[-1]} demo", model_id=model_id))
+    files = dict(zip(SPACE_FILES, texts, strict=True))
     other = [name for name, text in files.items() if (folder / name).exists() and (folder / name).read_text(
         errors="replace") != text]
     if other and not overwrite:
@@ -123,5 +123,6 @@ def push_space(folder: Path, space_id: str, private: bool | None = None) -> str:
     space_id = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private,
                                exist_ok=True).repo_id
     commit = api.upload_folder(repo_id=space_id, folder_path=str(folder), repo_type="space",
+                               allow_patterns=list(SPACE_FILES),  # never the user's other files in the folder
                                commit_message="cifar-hf demo Space")
     return str(getattr(commit, "commit_url", commit))
