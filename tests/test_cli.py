@@ -1,6 +1,5 @@
 import io
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -263,16 +262,4 @@ def test_tune_refuses_what_would_stop_every_trial_at_once(extra, expected, tmp_p
     assert cli(argv) == 2
     assert expected in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
-
-
-def test_a_schedule_that_replaces_the_recipes_drops_the_recipes_own_settings():
-    """resnet's recipe schedule is reduce-on-plateau, whose patience and factor another schedule would refuse."""
-    from cifar_hf.training.recipes import get_recipe
-    from cifar_hf.training.run import build_training_arguments
-
-    args, flags = parse_arguments(["-m", "resnet", "-d", "cpu", "--lr_scheduler_type", "cosine"])
-    training_args = build_training_arguments(args, get_recipe("resnet"), flags, Path("out"))
-    assert training_args.lr_scheduler_kwargs == {}
-    args, flags = parse_arguments(["-m", "resnet", "-d", "cpu"])
-    assert build_training_arguments(args, get_recipe("resnet"), flags, Path("out")).lr_scheduler_kwargs != {}
 

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from cifar_hf.data import CifarData, ImageArrays
 from cifar_hf.data.augment import cutout
+from cifar_hf.errors import UsageError
 from cifar_hf.hub import model_card
 from cifar_hf.training.arguments import RunArguments
 from cifar_hf.training.recipes import RECIPES, get_recipe
@@ -157,3 +159,23 @@ def test_training_arguments_flags_replace_the_recipe_and_the_record_says_so(tmp_
     inputs = trainer._model_inputs({"pixel_values": torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
                                     "labels": torch.tensor([0, 1])}, train=True)
     assert torch.allclose(inputs["labels"][0], torch.tensor([0.775, 0.075, 0.075, 0.075]))
+
+
+def test_a_schedule_that_replaces_the_recipes_drops_the_recipes_own_settings(tmp_path, capsys):
+    """resnet's recipe schedule is reduce-on-plateau, whose patience and factor another schedule would refuse: the
+    run trains with the new schedule's own settings, the record says {} (and parses typed settings as JSON)."""
+    args = RunArguments(model="resnet", device="cpu", batch_size=8)
+    flags = {"max_steps": 2, "eval_strategy": "no", "report_to": "none", "lr_scheduler_type": "cosine"}
+    trainer, _, hyperparameters = build_trainer(args, flags, random_data(), tmp_path / "cosine")
+    assert trainer.args.lr_scheduler_kwargs == {} and hyperparameters["recipe_settings"]["scheduler_kwargs"] == {}
+    trainer.create_optimizer_and_scheduler(num_training_steps=2)  # the Trainer's own build of the schedule
+    plateau = {"max_steps": 2, "report_to": "none"}
+    plateau_trainer, _, _ = build_trainer(args, plateau, random_data(), tmp_path / "plateau")
+    assert plateau_trainer.args.lr_scheduler_kwargs["patience"] == 3
+
+    flags = {**flags, "lr_scheduler_type": "cosine_with_restarts", "lr_scheduler_kwargs": '{"num_cycles": 2}'}
+    _, _, hyperparameters = build_trainer(args, flags, random_data(), tmp_path / "restarts")
+    assert hyperparameters["recipe_settings"]["scheduler_kwargs"] == {"num_cycles": 2}
+    for typed in ("{bad", "[2]"):
+        with pytest.raises(UsageError, match=f"--lr_scheduler_kwargs {re.escape(typed)}: not a JSON object"):
+            build_trainer(args, {**flags, "lr_scheduler_kwargs": typed}, random_data(), tmp_path / "bad")

@@ -7,7 +7,7 @@ import sys
 from ..errors import Preempted, UsageError
 from ..offline import hub_out_of_reach
 from ..training.arguments import RunArguments, run_folder
-from ..training.recipes import get_recipe
+from ..training.recipes import get_recipe, with_training_flags
 
 
 def check_training_arguments(args: RunArguments, training_flags: dict):
@@ -37,9 +37,9 @@ def check_training_arguments(args: RunArguments, training_flags: dict):
     from ..training.run import build_training_arguments
 
     check_run_settings(args, training_flags)
+    recipe = with_training_flags(get_recipe(args.model, args.recipe), training_flags)  # as build_trainer applies it
     try:
-        training_args = build_training_arguments(args, get_recipe(args.model, args.recipe), training_flags,
-                                                 run_folder(args))
+        training_args = build_training_arguments(args, recipe, training_flags, run_folder(args))
     except (ValueError, TypeError, ImportError) as error:
         raise UsageError(f"invalid training arguments: {' '.join(str(error).split())}") from None
     check_scheduler(training_args)

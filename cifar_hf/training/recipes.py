@@ -4,7 +4,10 @@ A recipe is plain data; `cifar_hf.training.run` turns it into `TrainingArguments
 transform. `-e/-b/-l` and any TrainingArguments flag override it.
 """
 
+import json
 from dataclasses import asdict, dataclass, field, replace
+
+from ..errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,17 @@ def with_training_flags(recipe: Recipe, training_flags: dict) -> Recipe:
     """The recipe as it applies once TrainingArguments flags given on the command line replace its settings."""
     changes = {setting: getattr(training_flags[flag], "value", training_flags[flag])  # an enum flag: its name
                for flag, setting in FLAG_SETTINGS.items() if flag in training_flags}
+    typed = changes.get("scheduler_kwargs")
+    if isinstance(typed, str):  # as typed: a JSON object
+        try:
+            changes["scheduler_kwargs"] = json.loads(typed)
+        except ValueError as error:
+            raise UsageError(f"--lr_scheduler_kwargs {typed}: not a JSON object ({error})") from None
+        if not isinstance(changes["scheduler_kwargs"], dict):
+            raise UsageError(f"--lr_scheduler_kwargs {typed}: not a JSON object (give {{\"name\": value, ...}})")
+    if changes.get("scheduler", recipe.scheduler) != recipe.scheduler:
+        # The recipe's settings belong to its own schedule (a plateau's patience), never to another one.
+        changes.setdefault("scheduler_kwargs", {})
     return replace(recipe, **changes)
 
 

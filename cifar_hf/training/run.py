@@ -134,8 +134,6 @@ def build_training_arguments(
         # (DINOv2's mask token).
         ddp_find_unused_parameters=None if args.model == "previt" else False,
     )
-    if training_flags.get("lr_scheduler_type", recipe.scheduler) != recipe.scheduler:
-        values["lr_scheduler_kwargs"] = {}  # the recipe's settings are its own schedule's (a plateau's patience)
     # A loss is best when lowest (the Trainer would keep the highest unless told).
     values["greater_is_better"] = "loss" not in training_flags.get("metric_for_best_model", "accuracy")
     # Explicit flags win; label smoothing is CifarTrainer's (soft targets, also under mixup), not the Trainer's too.
