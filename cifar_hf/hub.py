@@ -264,8 +264,9 @@ def _stop_and_kept(results: dict, hp: dict) -> str:
     metric = f"validation {flags.get('metric_for_best_model', 'accuracy').removeprefix('eval_').replace('_', ' ')}"
     every = "evaluations" if flags.get("eval_strategy") == "steps" else "epochs"
     if results.get("stopped_early"):
-        text += (f" (early stopping ended it after epoch {results['stopped_at_epoch']:g}: no better {metric} "
-                 f"for {hp.get('early_stopping_patience')} {every})")
+        planned = f" of {hp['epochs']:g}" if hp.get("epochs") else ""
+        text += (f"{planned} (early stopping ended it: no better {metric} for {hp.get('early_stopping_patience')} "
+                 f"{every})")
     if flags.get("load_best_model_at_end") and results.get("kept_epoch") is not None:
         text += f", weights of epoch {results['kept_epoch']:g} kept (the best {metric})"
     return text

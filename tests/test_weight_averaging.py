@@ -87,7 +87,8 @@ def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tiny_dataset, tmp_pa
     assert results["stopped_early"] is True and results["stopped_at_epoch"] == 4
     assert [e["epoch"] for e in history(folder) if "eval_accuracy" in e] == [1, 2, 3, 4]
     card = (folder / "README.md").read_text()
-    assert ("- epochs: 6 (early stopping ended it after epoch 4: no better validation accuracy for 2 epochs), "
+    assert results["epochs"] == 4  # what ran; hyperparameters keep -e
+    assert ("- epochs: 4 of 6 (early stopping ended it: no better validation accuracy for 2 epochs), "
             "weights of epoch 2 kept (the best validation accuracy),") in card
 
     best = folder / "checkpoint-8"
@@ -109,7 +110,7 @@ def test_a_loss_as_the_best_model_metric_keeps_the_lowest(tiny_dataset, tmp_path
     results = json.loads((folder / "results.json").read_text())
     assert results["kept_epoch"] == 2 and results["best_val_loss_during_training"] == 0.5
     assert results["stopped_at_epoch"] == 4
-    assert ("(early stopping ended it after epoch 4: no better validation loss for 2 epochs), weights of epoch 2 "
+    assert ("4 of 6 (early stopping ended it: no better validation loss for 2 epochs), weights of epoch 2 "
             "kept (the best validation loss)") in (folder / "README.md").read_text()
 
 
@@ -119,3 +120,52 @@ def test_ema_and_early_stopping_flags_are_checked(tiny_dataset, tmp_path, capsys
     assert main([*base, "--early-stopping-patience", "0"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--ema-decay" in err[0] and "--early-stopping-patience" in err[1]
+
+
+@pytest.mark.parametrize("written_by", ["this version", "an older version"])
+def test_a_run_resumed_before_early_stopping_ends_it_stops_where_the_whole_run_does(written_by, tiny_dataset, tmp_path,
+                                                                                     monkeypatch):
+    """The count of epochs without improvement is in every checkpoint and continues after --resume auto (also from
+    a checkpoint that stored it under the Trainer's own callback name)."""
+    accuracies = [0.5, 0.9, 0.7, 0.6, 0.95, 0.97]  # patience 2: the run ends after epoch 4, keeping epoch 2
+
+    def argv(save, *extra):
+        return ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples",
+                str(TRAIN), "-e", "6", "-b", str(BATCH), "-f", "1", "-s", str(save), "--disable_tqdm", "true",
+                "--load_best_model_at_end", "true", "--early-stopping-patience", "2", *extra]
+
+    scripted = iter(accuracies)
+    monkeypatch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": next(scripted)})
+    assert main(argv(tmp_path / "whole")) == 0
+    with monkeypatch.context() as patch:
+        scripted = iter(accuracies)
+        patch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": next(scripted)})
+        stop_with_sigterm_at(patch, 3 * TRAIN // BATCH)  # after epoch 3: one epoch without improvement so far
+        assert main(argv(tmp_path / "cut")) == 143
+    if written_by == "an older version":  # the newest checkpoint as it was written before EarlyStopping
+        latest = checkpoints.complete_checkpoints(tmp_path / "cut" / "cifar-cnn")[-1]
+        state_file, marker = latest / "trainer_state.json", latest / checkpoints.MARKER
+        state_file.write_text(state_file.read_text().replace('"EarlyStopping":', '"EarlyStoppingCallback":'))
+        record = json.loads(marker.read_text())
+        record["file_sizes"]["trainer_state.json"] = state_file.stat().st_size  # still a complete checkpoint
+        marker.write_text(json.dumps(record))
+    scripted = iter(accuracies[3:])  # the resumed run evaluates epochs 4, 5, ...
+    assert main(argv(tmp_path / "cut", "--resume", "auto")) == 0
+    whole = json.loads((tmp_path / "whole" / "cifar-cnn" / "results.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "cifar-cnn" / "results.json").read_text())
+    assert (cut["stopped_at_epoch"], cut["kept_epoch"], cut["epochs"]) == (4, 2, 4)
+    assert {k: cut[k] for k in ("stopped_early", "stopped_at_epoch", "kept_epoch", "epochs", "val_accuracy")} == {
+        k: whole[k] for k in ("stopped_early", "stopped_at_epoch", "kept_epoch", "epochs", "val_accuracy")}
+    saved = [load_file(tmp_path / name / "cifar-cnn" / "model.safetensors") for name in ("whole", "cut")]
+    assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])
+
+
+def test_patience_running_out_at_the_last_epoch_is_no_early_stop(tiny_dataset, tmp_path, monkeypatch):
+    scripted = iter([0.9, 0.5, 0.4])  # the patience of 2 runs out after epoch 3 of 3: nothing was cut short
+    monkeypatch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": next(scripted, 0.9)})
+    assert main(["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples",
+                 str(TRAIN), "-e", "3", "-b", str(BATCH), "-s", str(tmp_path), "--disable_tqdm", "true",
+                 "--load_best_model_at_end", "true", "--early-stopping-patience", "2"]) == 0
+    results = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())
+    assert (results["stopped_early"], results["stopped_at_epoch"], results["epochs"]) == (False, None, 3)
+    assert results["kept_epoch"] == 1

@@ -1,8 +1,9 @@
-"""Trainer callbacks: a checkpoint every N epochs (`-f`), and a clean stop on SIGTERM / SIGINT."""
+"""Trainer callbacks: a checkpoint every N epochs (`-f`), a clean stop on SIGTERM / SIGINT, early stopping that
+resumes."""
 
 import signal
 
-from transformers import TrainerCallback
+from transformers import EarlyStoppingCallback, TrainerCallback
 
 
 class SaveEveryNEpochs(TrainerCallback):
@@ -75,3 +76,18 @@ class StopOnSignal(TrainerCallback):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
+
+
+class EarlyStopping(EarlyStoppingCallback):
+    """`--early-stopping-patience N`: the Trainer's early stopping, whose count of evaluations without improvement
+    survives `--resume` (the Trainer restores it only under restore_callback_states_from_checkpoint, which would
+    also replace its TrainerControl), so a resumed run stops where the uninterrupted one does."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        saved = state.stateful_callbacks.get(type(self).__name__) or state.stateful_callbacks.get(
+            "EarlyStoppingCallback")  # the checkpoint's count (0 on a fresh run); the second name: older checkpoints
+        if isinstance(saved, dict):
+            self.early_stopping_patience_counter = saved.get("attributes", {}).get(
+                "early_stopping_patience_counter", 0)
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())  # the Trainer's save updates it

@@ -32,7 +32,7 @@ from ..models.pretrained import load_pretrained_classifier, pretrained_preproces
 from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints, run_record
 from .arguments import HUB_FLAGS, MODEL_SPECIFIC_ARGUMENTS, RunArguments
-from .callbacks import SaveEveryNEpochs, StopOnSignal
+from .callbacks import EarlyStopping, SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
 from .ema import WeightEMA
@@ -250,7 +250,7 @@ def build_trainer(
         compute_metrics=compute_metrics,
         optimizer_cls_and_kwargs=(OPTIMIZERS[recipe.optimizer], optimizer_kwargs),
         callbacks=[SaveEveryNEpochs(args.ckpt_frequency), *callbacks]
-        + ([EarlyStoppingCallback(args.early_stopping_patience)] if args.early_stopping_patience else []),
+        + ([EarlyStopping(args.early_stopping_patience)] if args.early_stopping_patience else []),
         batch_transform=transform,
         label_smoothing=recipe.label_smoothing,
         mixup=build_mixup(recipe, len(data.class_names)),
@@ -301,14 +301,20 @@ def training_outcome(trainer: CifarTrainer) -> dict:
     epochs = {entry["step"]: entry["epoch"] for entry in state.log_history if "eval_accuracy" in entry}
     best_step = state.best_global_step if args.load_best_model_at_end else None
     metric = args.metric_for_best_model.removeprefix("eval_")
-    stoppers = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
-    stopped_early = any(c.early_stopping_patience_counter >= c.early_stopping_patience for c in stoppers)
+    stopped = stopped_early(trainer)
     return {
         "kept_epoch": epochs.get(best_step) if best_step else state.epoch,
         f"best_val_{metric}_during_training": state.best_metric,
-        "stopped_early": stopped_early,
-        "stopped_at_epoch": state.epoch if stopped_early else None,
+        "stopped_early": stopped,
+        "stopped_at_epoch": state.epoch if stopped else None,
     }
+
+
+def stopped_early(trainer: CifarTrainer) -> bool:
+    """Early stopping cut the run short: its patience ran out before the last planned step."""
+    stoppers = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+    out_of_patience = any(c.early_stopping_patience_counter >= c.early_stopping_patience for c in stoppers)
+    return out_of_patience and trainer.state.global_step < trainer.state.max_steps
 
 
 def train_once(
@@ -416,8 +422,10 @@ def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val,
         "model": args.model,
         "recipe": args.recipe,
         "dataset": data.dataset,
-        # What ran: a run that --max_steps ends trains its steps, whatever -e says (hyperparameters keep -e).
-        "epochs": trainer.state.epoch if training_args.max_steps > 0 else training_args.num_train_epochs,
+        # What ran: a run that --max_steps or early stopping ends trains its steps, whatever -e says (hyperparameters
+        # keep -e).
+        "epochs": trainer.state.epoch if training_args.max_steps > 0 or stopped_early(trainer)
+        else training_args.num_train_epochs,
         "seed": training_args.seed,
         "label_column": data.label_column,
         "num_classes": len(data.class_names),
