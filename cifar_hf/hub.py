@@ -80,7 +80,7 @@ def scored_differently(evaluation: dict, results: dict) -> dict:
     when flip TTA differs from the run's own (the best recipes score with it), {"image_size": N} when its
     images were stored at another size."""
     hp = results.get("hyperparameters", {})
-    run_tta = bool(hp.get("tta") or hp.get("recipe_settings", {}).get("tta"))
+    run_tta = bool(hp.get("recipe_settings", {}).get("tta", hp.get("tta")))  # as it applied: flag or recipe
     differs = {"tta": bool(evaluation.get("tta"))} if bool(evaluation.get("tta")) != run_tta else {}
     size, run_size = evaluation.get("image_size"), run_image_size(results)
     if size and run_size and size != run_size:

@@ -179,3 +179,14 @@ def test_a_schedule_that_replaces_the_recipes_drops_the_recipes_own_settings(tmp
     for typed in ("{bad", "[2]"):
         with pytest.raises(UsageError, match=f"--lr_scheduler_kwargs {re.escape(typed)}: not a JSON object"):
             build_trainer(args, {**flags, "lr_scheduler_kwargs": typed}, random_data(), tmp_path / "bad")
+
+
+def test_tta_false_turns_off_the_recipes_flip_tta_and_the_record_says_so(tmp_path):
+    flags = {"max_steps": 1, "eval_strategy": "no", "report_to": "none"}
+    for tta, expected in ((None, True), (False, False)):
+        args = RunArguments(model="resnet", recipe="best", device="cpu", batch_size=8, tta=tta)
+        trainer, _, hyperparameters = build_trainer(args, flags, random_data(), tmp_path / str(tta))
+        assert trainer.tta is expected and hyperparameters["recipe_settings"]["tta"] is expected
+    assert hyperparameters["recipe_changes"]["tta"] is False
+    args = RunArguments(model="cnn", device="cpu", batch_size=8, tta=True)  # on for a recipe without it
+    assert build_trainer(args, flags, random_data(), tmp_path / "cnn")[0].tta

@@ -73,7 +73,9 @@ class RunArguments:
     overwrite: bool = _arg(False, "Replace an existing run folder.")
     resume: str | None = _arg(None, "Continue the run in its folder: 'auto' (last complete checkpoint) or a path.")
     skip_bad_images: bool = _arg(False, "Skip (and count) undecodable images instead of stopping.")
-    tta: bool = _arg(False, "Flip test-time augmentation in the run's evaluations (image and mirror image averaged).")
+    tta: bool | None = _arg(None, "Flip test-time augmentation in the run's evaluations (image and mirror image "
+                            "averaged); default: the recipe's (on in `best`), `--tta false` turns it off.",
+                            nargs="?", const=True)
     stop_check_steps: int = _arg(
         10, "Several processes: agree on a stop signal (SIGTERM/SIGINT) every N steps and at each epoch's end."
     )

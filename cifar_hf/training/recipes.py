@@ -31,7 +31,7 @@ class Recipe:
     mix_prob: float = 0.0
     max_grad_norm: float = 0.0  # 0 disables clipping
     bf16: bool = True  # bf16 autocast on GPUs that support it (CPU runs are always fp32)
-    tta: bool = False  # flip test-time augmentation in the run's evaluations (`--tta` turns it on for any recipe)
+    tta: bool = False  # flip test-time augmentation in the run's evaluations (`--tta true|false` overrides it)
     description: str = ""
     source: str = ""  # the paper or repository the recipe follows
 

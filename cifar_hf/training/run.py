@@ -218,7 +218,7 @@ def build_trainer(
         optimizer_kwargs["fused"] = True
     applied = {**recipe.to_dict(), "epochs": int(training_args.num_train_epochs),
                "batch_size": training_args.per_device_train_batch_size, "learning_rate": training_args.learning_rate,
-               "tta": args.tta or recipe.tta, "bf16": training_args.bf16}
+               "tta": recipe.tta if args.tta is None else args.tta, "bf16": training_args.bf16}
     named = at_image_size(get_recipe(args.model, args.recipe), data.image_size).to_dict()
     hyperparameters = scrub_secrets({
         **applied_run_arguments(args),
