@@ -439,6 +439,16 @@ def test_resume_to_fewer_epochs_than_trained_is_refused_and_keeps_the_replaced_r
     assert snapshot(old_run) == before
 
 
+def test_a_resume_that_adds_epochs_says_the_schedule_does_not_continue_smoothly(old_run, dataset, tmp_path, capsys):
+    assert main(argv(dataset, tmp_path, "-e", "3", "--resume", "auto")) == 0  # the finished 2-epoch run, extended
+    assert ("note: -e 3 extends a run planned for 2 epochs; a learning-rate schedule that decays over the planned "
+            "steps (linear, cosine) jumps back up where it resumes (start a new run for one schedule over 3)"
+            ) in capsys.readouterr().err
+    assert json.loads((old_run / "results.json").read_text())["epochs"] == 3
+    assert main(argv(dataset, tmp_path, "-e", "3", "--resume", "auto")) == 0  # its own -e: no note
+    assert "note: -e" not in capsys.readouterr().err
+
+
 def test_overwrite_with_resume_is_refused_at_once(old_run, dataset, tmp_path, no_data, capsys):
     before = snapshot(old_run)
     assert main(argv(dataset, tmp_path, "-e", "5", "--overwrite", "--resume", "auto")) == 2

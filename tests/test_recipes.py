@@ -190,3 +190,10 @@ def test_tta_false_turns_off_the_recipes_flip_tta_and_the_record_says_so(tmp_pat
     assert hyperparameters["recipe_changes"]["tta"] is False
     args = RunArguments(model="cnn", device="cpu", batch_size=8, tta=True)  # on for a recipe without it
     assert build_trainer(args, flags, random_data(), tmp_path / "cnn")[0].tta
+
+
+def test_a_warmup_step_count_is_recorded_as_a_count():
+    from cifar_hf.training.recipes import with_training_flags
+
+    assert repr(with_training_flags(get_recipe("cnn"), {"warmup_steps": 3.0}).warmup) == "3"  # not 3.0 (300%?)
+    assert with_training_flags(get_recipe("cnn"), {"warmup_steps": 0.25}).warmup == 0.25

@@ -69,8 +69,9 @@ def train_fold(args: RunArguments, training_flags: dict, data: CifarData, cv_fol
         if args.wandb:
             os.environ["WANDB_RUN_GROUP"] = cv_folder.name  # one group, one run per fold
         fold = data.fold(number, args.folds)
-        logger.info("fold %d/%d: training on %d images, validating on %d", number, args.folds, len(fold.train),
-                    len(fold.validation))
+        logger.info("fold %d/%d: training on %d images, validating on %d%s", number, args.folds, len(fold.train),
+                    len(fold.validation), " (its whole fold: --max-eval-samples subsets the test split only)"
+                    if args.max_eval_samples else "")
         train_once(fold_args, flags, fold, folder, save_test_probabilities=True)
 
 

@@ -136,6 +136,8 @@ def with_training_flags(recipe: Recipe, training_flags: dict) -> Recipe:
             raise UsageError(f"--lr_scheduler_kwargs {typed}: not a JSON object ({error})") from None
         if not isinstance(changes["scheduler_kwargs"], dict):
             raise UsageError(f"--lr_scheduler_kwargs {typed}: not a JSON object (give {{\"name\": value, ...}})")
+    if changes.get("warmup", 0) >= 1:  # a step count (parsed as a float): 3, not 3.0, which reads like 300%
+        changes["warmup"] = int(changes["warmup"]) if float(changes["warmup"]).is_integer() else changes["warmup"]
     if changes.get("scheduler", recipe.scheduler) != recipe.scheduler:
         # The recipe's settings belong to its own schedule (a plateau's patience), never to another one.
         changes.setdefault("scheduler_kwargs", {})

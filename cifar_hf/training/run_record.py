@@ -7,12 +7,14 @@ Checkpoints and runs written before this record existed are resumed unchecked.
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from ..errors import UsageError
 from ..files import read_json
 from . import checkpoints
 from .arguments import MODEL_SPECIFIC_ARGUMENTS, PATH_ARGUMENTS, RunArguments
+from .distributed import is_main_process
 
 RECORD = "run_flags.json"
 SPLIT_RECORD = "split.json"  # in a --repeat folder: the --seed that drew the one split every seed folder trained on
@@ -145,3 +147,8 @@ def check_resume(source: Path, flags: dict, max_steps: int, trains: bool = True)
     if problems:
         raise UsageError(f"--resume: {', '.join(problems)}; resume with the run's own flags, or start a new run "
                          "with --overwrite")
+    planned = recorded.get("-e")
+    if trains and planned is not None and flags["-e"] > planned and max_steps <= 0 and is_main_process():
+        print(f"note: -e {flags['-e']:g} extends a run planned for {planned:g} epochs; a learning-rate schedule that "
+              f"decays over the planned steps (linear, cosine) jumps back up where it resumes (start a new run for "
+              f"one schedule over {flags['-e']:g})", file=sys.stderr)
