@@ -1,6 +1,7 @@
 """Errors reported as a single line with a non-zero exit status, never as a traceback."""
 
 import argparse
+import re
 import sys
 
 INTERRUPTED = 130  # 128 + SIGINT: the exit status a shell reports for a Ctrl-C
@@ -59,6 +60,9 @@ class OneLineErrors:
     """Mixin for argparse parsers: a bad flag is one line and exit status 2, not the whole usage first."""
 
     def error(self, message: str):
+        count = re.search(r"argument [-\w/]*--cross_validate[-\w/]*: Truthy value expected: got (\d+)", message)
+        if count:  # `-c 5`, as `-c N` folds would read
+            message = f"-c takes no number: give the folds with --folds {count.group(1)} (-c --folds {count.group(1)})"
         self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
 
 

@@ -240,6 +240,16 @@ def test_every_command_s_argparse_error_is_one_line(argv, prog, capsys):
     assert len(err) == 1 and err[0].startswith(f"{prog}: error: ") and err[0].endswith("(--help lists the flags)")
 
 
+def test_a_fold_count_after_c_points_at_folds(capsys):
+    from cifar_hf.__main__ import main as cli
+
+    with pytest.raises(SystemExit) as exit:
+        cli(["train", "-m", "cnn", "-c", "5"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.strip() == ("cifar-hf train: error: -c takes no number: give the folds with "
+                                               "--folds 5 (-c --folds 5) (--help lists the flags)")
+
+
 def test_training_s_usage_names_the_command_the_user_typed(monkeypatch, capsys):
     from cifar_hf.__main__ import main as cli
 

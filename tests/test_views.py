@@ -131,3 +131,17 @@ def test_report_leaves_out_the_run_an_unfinished_overwrite_keeps_aside(runs, tmp
     copy_results(good, tmp_path / "runs" / "cifar-cnn" / ".replaced")  # the old run, until the new one finishes
     assert cli(["report", str(tmp_path / "runs")]) == 0
     assert [line.split("|")[1].strip() for line in capsys.readouterr().out.strip().splitlines()[2:]] == ["cifar-cnn"]
+
+
+def test_report_names_a_run_that_has_only_checkpoints_so_far(runs, tmp_path, capsys):
+    good = runs / "good" / "cifar-cnn"
+    copy_results(good, tmp_path / "runs" / "cifar-cnn")
+    stopped = tmp_path / "runs" / "cifar-resnet"
+    (stopped / "checkpoint-8").mkdir(parents=True)
+    assert cli(["report", str(tmp_path / "runs")]) == 0
+    captured = capsys.readouterr()
+    assert [line.split("|")[1].strip() for line in captured.out.strip().splitlines()[2:]] == ["cifar-cnn"]
+    assert captured.err.strip() == (f"note: {stopped} has checkpoints but no results.json yet (still training, or "
+                                    "stopped: --resume auto finishes it); not in the table")
+    assert cli(["report", str(stopped)]) == 1  # alone: the note, then the usual error
+    assert captured.err.strip() in capsys.readouterr().err

@@ -167,6 +167,19 @@ def table(rows: list) -> str:
     return "\n".join(lines)
 
 
+def unfinished_runs(folders: list[Path]) -> list[Path]:
+    """Run folders with checkpoints but no results.json yet (training, or stopped), other than an aggregated
+    folder's members (its row says how many are complete)."""
+    unfinished = set()
+    for folder in folders:
+        for checkpoint in folder.rglob("checkpoint-*"):
+            run = checkpoint.parent
+            if (checkpoint.is_dir() and not (run / "results.json").is_file() and ASIDE not in run.parts
+                    and not run.name.startswith(MEMBER_PREFIXES)):
+                unfinished.add(run)
+    return sorted(unfinished)
+
+
 def report(folders: list[Path]) -> str:
     return table(readable_rows(find_runs(folders))[0])
 
@@ -181,6 +194,9 @@ def main(argv=None) -> int:
         print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
         return 1
     runs = find_runs(args.folders)
+    for run in unfinished_runs(args.folders):
+        print(f"note: {run} has checkpoints but no results.json yet (still training, or stopped: --resume auto "
+              "finishes it); not in the table", file=sys.stderr)
     if not runs:
         print(f"error: no run folder (with results.json) under {', '.join(map(str, args.folders))}", file=sys.stderr)
         return 1
