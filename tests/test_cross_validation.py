@@ -46,6 +46,7 @@ def test_every_fold_is_a_complete_run_folder(cv_run):
 def test_aggregated_report_is_computed_from_the_folds(cv_run, tiny_dataset):
     report = json.loads((cv_run / "results.json").read_text())
     assert report["folds"] == 3 and report["fold_sizes"] == [80, 80, 80]
+    assert "model_name_or_path" not in report["hyperparameters"]  # previt's setting: not a cnn job's
     accuracies = [f["val_accuracy"] for f in report["per_fold"]]
     assert report["val_accuracy_mean"] == pytest.approx(statistics.mean(accuracies))
     assert report["val_accuracy_std"] == pytest.approx(statistics.stdev(accuracies))

@@ -1,7 +1,6 @@
 """The member runs of a multi-run job (the folds of `-c`, the seeds of `--repeat`): each a complete run folder of its
 own, read back when complete, resumed from its last complete checkpoint, or started again."""
 
-import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ from . import checkpoints, run_record
 from .arguments import RunArguments
 from .distributed import is_main_process
 from .recipes import get_recipe
-from .run import build_training_arguments
+from .run import applied_run_arguments, build_training_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def check_member(folder: Path, name: str, member: RunArguments, training_flags: 
 def job_settings(args: RunArguments) -> dict:
     """A multi-run job's settings as its report records them: without how this invocation was asked to go on
     (`--resume`, `--overwrite`, `--fold`), so that rerunning a finished job writes the same report."""
-    return {k: v for k, v in dataclasses.asdict(args).items() if k not in ("fold", "resume", "overwrite")}
+    return {k: v for k, v in applied_run_arguments(args).items() if k not in ("fold", "resume", "overwrite")}
 
 
 def read_member_results(folder: Path, name: str, log: logging.Logger = logger) -> dict | None:
