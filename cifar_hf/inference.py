@@ -19,6 +19,7 @@ from .data.rgb import to_rgb
 from .errors import InputError, first_line
 from .files import read_json
 from .offline import go_offline_if_unreachable, is_hub_id
+from .training.checkpoints import checkpoints
 
 
 def best_device() -> torch.device:
@@ -83,11 +84,10 @@ def check_model_reference(name_or_path: str) -> None:
         if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
             raise InputError(f"--model {name_or_path}: a LoRA adapter folder, not a model: {adapter_hint(local)}")
         if not (local / "config.json").is_file():
-            checkpoints = sorted((p.name for p in local.glob("checkpoint-*") if p.is_dir()),
-                                 key=lambda name: (len(name), name))
-            if checkpoints:
+            steps = [p.name for p in checkpoints(local)]
+            if steps:
                 raise InputError(f"--model: {name_or_path} holds no final model yet, only checkpoints "
-                                 f"({', '.join(checkpoints)}): the run is still training, or was stopped (then "
+                                 f"({', '.join(steps)}): the run is still training, or was stopped (then "
                                  "finish it by running its command again with --resume auto)")
             try:
                 runs = sorted(p.name for p in local.iterdir() if (p / "config.json").is_file())

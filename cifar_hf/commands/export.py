@@ -79,15 +79,13 @@ def main(argv=None) -> int:
         parity_ok,
     )
 
-    measured = []
-
     def check(onnx_file: Path) -> str | None:
         """The onnxruntime check: logits of the file against PyTorch's on the same preprocessed images."""
         session = onnx_session(onnx_file)
         pixels = processor(images, return_tensors="pt")["pixel_values"].float()
         # A fixed-batch model is checked image by image; a dynamic one on the whole batch at once.
         batches = [pixels] if args.dynamic_batch else list(pixels.split(1))
-        measured.extend(max_logit_difference(session, model, batch) for batch in batches)
+        measured = [max_logit_difference(session, model, batch) for batch in batches]
         difference, scale = max(d for d, _ in measured), max(s for _, s in measured)
         print(f"onnxruntime vs PyTorch on {described}: max abs logit difference {difference:.3g} "
               f"(largest |logit| {scale:.3g}, tolerance {args.tolerance:g})")
