@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ..errors import UsageError, first_line
+from ..metrics import TOP5_ABOVE_CLASSES
 from .arguments import RunArguments
 
 LOCAL_WANDB_MODES = ("offline", "disabled", "dryrun")
@@ -68,7 +69,7 @@ def check_trainer_flags(args: RunArguments, flags: dict) -> None:
     metric = flags.get("metric_for_best_model")
     if metric is not None and metric.removeprefix("eval_") not in METRICS:
         raise UsageError(f"--metric_for_best_model {metric}: each evaluation reports {', '.join(METRICS)} "
-                         "(top5_accuracy beyond 10 classes)")
+                         f"(top5_accuracy beyond {TOP5_ABOVE_CLASSES} classes)")
     if flags.get("load_best_model_at_end") and flags.get("eval_strategy") == "steps":
         raise UsageError("--load_best_model_at_end keeps the best of the checkpoints saved after each epoch's "
                          "evaluation: leave out --eval_strategy steps")

@@ -31,7 +31,6 @@ from .secrets import scrub_secrets
 logger = logging.getLogger(__name__)
 
 
-
 def summarise(per_seed: list[dict]) -> dict:
     """Mean, sample std (ddof=1), min and max of every metric over the seeds (Nones where a metric is missing)."""
     summary = {}
