@@ -417,14 +417,14 @@ def train_and_write(trainer: CifarTrainer, transform: BatchTransform, hyperparam
 def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val, test, train_metrics: dict,
                 peak_memory: int | None, parameters: dict) -> dict:
     """What results.json says of the run itself: what ran, on what, how it scored, and what it cost."""
-    training_args = trainer.args
+    training_args, outcome = trainer.args, training_outcome(trainer)
     return {
         "model": args.model,
         "recipe": args.recipe,
         "dataset": data.dataset,
         # What ran: a run that --max_steps or early stopping ends trains its steps, whatever -e says (hyperparameters
         # keep -e).
-        "epochs": trainer.state.epoch if training_args.max_steps > 0 or stopped_early(trainer)
+        "epochs": trainer.state.epoch if training_args.max_steps > 0 or outcome["stopped_early"]
         else training_args.num_train_epochs,
         "seed": training_args.seed,
         "label_column": data.label_column,
@@ -455,7 +455,7 @@ def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val,
         "lora": {"r": args.lora_r, "adapter": ADAPTER_FOLDER, "base": args.model_name_or_path} if args.lora_r
         else None,
         "ema_decay": args.ema_decay,
-        **training_outcome(trainer),
+        **outcome,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
 
