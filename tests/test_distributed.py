@@ -127,6 +127,41 @@ def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run,
     assert results["val_accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
 
 
+@pytest.fixture(scope="module")
+def auto_device_run(tiny_dataset, tmp_path_factory):
+    """Two processes with -d auto (no -d cpu) where torch sees no GPU, keeping the best epoch's model."""
+    if torch.backends.mps.is_available():
+        pytest.skip("needs a machine without an accelerator (MPS is one)")
+    work = tmp_path_factory.mktemp("ddp-auto")
+    (work / "launcher.py").write_text(LAUNCHER)
+    (work / "records").mkdir()
+    flags = [flag for flag in train_args(tiny_dataset, work / "runs") if flag not in ("-d", "cpu")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(free_port()), str(work / "launcher.py"), str(work / "records"), *flags, "-f", "1",
+         "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss"],
+        capture_output=True, text=True, timeout=900, env=env, cwd=work,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return work / "runs" / "cifar-cnn"
+
+
+def test_without_a_gpu_the_processes_train_one_run_without_being_told_d_cpu(auto_device_run):
+    """Not told it was a CPU run, accelerate gave each process a world of its own: each trained the whole run alone."""
+    results = json.loads((auto_device_run / "results.json").read_text())
+    assert results["world_size"] == 2 and results["distributed_type"] == "MULTI_CPU"
+    assert results["global_step"] == EPOCHS * TRAIN_SIZE // (2 * BATCH)
+
+
+def test_every_process_keeps_the_best_epochs_model(auto_device_run):
+    """Only rank 0 learnt the best checkpoint's published path: the others looked for it in the staging folder."""
+    best = json.loads((auto_device_run / "trainer_state.json").read_text())["best_global_step"]
+    kept, saved = load_file(auto_device_run / "model.safetensors"), load_file(
+        auto_device_run / f"checkpoint-{best}" / "model.safetensors")
+    assert all(torch.equal(kept[k], saved[k]) for k in saved)
+
+
 def test_a_resume_with_another_number_of_processes_is_refused(two_process_run, tiny_dataset, tmp_path, capsys,
                                                                monkeypatch):
     """-b is per process: resumed by one process, a two-process run would train another global batch and epoch length

@@ -14,6 +14,12 @@ def on_gpu(args: RunArguments) -> bool:
     return args.device in ("auto", "cuda") and torch.cuda.is_available()
 
 
+def on_cpu(args: RunArguments) -> bool:
+    """-d cpu, or -d auto where torch sees no accelerator. Said to accelerate either way: not told, it gives each
+    process of a CPU launch (torchrun, accelerate launch) a world of its own, and each trains the whole run alone."""
+    return args.device == "cpu" or (args.device == "auto" and not torch.accelerator.is_available())
+
+
 def uses_bf16(args: RunArguments, recipe: Recipe) -> bool:
     """bf16 autocast: the recipe's choice, on a GPU that supports it (`--bf16` on the command line overrides)."""
     return recipe.bf16 and on_gpu(args) and torch.cuda.is_bf16_supported()

@@ -33,7 +33,7 @@ from ..plots import plot_confusion_matrix, plot_training_curves
 from . import checkpoints, run_record
 from .arguments import HUB_FLAGS, MODEL_SPECIFIC_ARGUMENTS, RunArguments
 from .callbacks import EarlyStopping, SaveEveryNEpochs, StopOnSignal
-from .devices import hardware_description, on_gpu, uses_bf16
+from .devices import hardware_description, on_cpu, on_gpu, uses_bf16
 from .distributed import check_shared_run_folder, main_process_result
 from .ema import WeightEMA
 from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
@@ -116,7 +116,7 @@ def build_training_arguments(
         save_strategy="no",  # checkpoints come from SaveEveryNEpochs (-f), the final model from save_model
         metric_for_best_model="accuracy",
         seed=args.seed,
-        use_cpu=args.device == "cpu",
+        use_cpu=on_cpu(args),
         bf16=uses_bf16(args, recipe),
         dataloader_pin_memory=gpu,  # pinned memory only helps copies to a GPU (and warns without one)
         # Progress bars only on a terminal: in a log file the nested evaluation bar leaves cursor-up escape codes.

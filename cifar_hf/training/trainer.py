@@ -246,12 +246,13 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         best-model pointer."""
         (staged / PROGRESS).write_text(json.dumps(self._progress()))
         (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps(self.losses.state_dict()))
+        pointed = self._point_at_best_checkpoint()  # on every process: each loads the best model at the end
         if self.is_world_process_zero():
             if self.run_flags is not None:
                 write_json(staged / run_record.RECORD, self.run_flags)
             if self.ema is not None:
                 self.ema.save(staged)
-            if self._point_at_best_checkpoint():  # the Trainer recorded the staging path, or none
+            if pointed:  # the Trainer recorded the staging path, or none
                 self.state.save_to_json(str(staged / "trainer_state.json"))
 
     def _point_at_best_checkpoint(self) -> bool:
@@ -286,7 +287,10 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     def _load_best_model(self) -> None:
         # The Trainer's own reads model.safetensors non-strictly (see _load_from_checkpoint) and knows no EMA file.
         best = self.state.best_model_checkpoint
-        self._load_from_checkpoint(best)
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled:  # sharded: only the Trainer's own loads those
+            super()._load_best_model()
+        else:
+            self._load_from_checkpoint(best)
         if self.ema is not None:
             self.ema.load(Path(best), self.model)
 
