@@ -1,5 +1,6 @@
 """The launch files in the repository: accelerate configs that accelerate itself accepts, FSDP wrapping classes that
-exist, and Slurm scripts that parse. (Their CPU forms run in test_distributed.py and test_cross_validation.py.)"""
+exist, and Slurm scripts that parse. (Their CPU forms run in test_distributed.py, test_deepspeed.py and
+test_cross_validation.py.)"""
 
 import subprocess
 from pathlib import Path

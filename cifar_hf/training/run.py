@@ -34,7 +34,7 @@ from . import checkpoints, run_record
 from .arguments import HUB_FLAGS, MODEL_SPECIFIC_ARGUMENTS, RunArguments
 from .callbacks import EarlyStopping, SaveEveryNEpochs, StopOnSignal
 from .devices import hardware_description, on_cpu, on_gpu, uses_bf16
-from .distributed import check_shared_run_folder, main_process_result
+from .distributed import check_deepspeed_support, check_shared_run_folder, main_process_result, whole_model_loading
 from .ema import WeightEMA
 from .lora import ADAPTER_FOLDER, apply_lora, is_peft_model, parameter_counts, save_adapter_and_merge
 from .recipes import Recipe, at_image_size, get_recipe, with_training_flags
@@ -206,12 +206,14 @@ def build_trainer(
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     training_args = build_training_arguments(args, recipe, training_flags, output_dir)
+    check_deepspeed_support(args, training_args)
     if "top5" in training_args.metric_for_best_model and len(data.class_names) <= TOP5_ABOVE_CLASSES:
         raise UsageError(f"--metric_for_best_model {training_args.metric_for_best_model}: top-5 accuracy is reported "
                          f"beyond {TOP5_ABOVE_CLASSES} classes, and this dataset has {len(data.class_names)}")
     transformers.set_seed(training_args.seed)  # the model's initialisation is part of the seeded run
     grayscale = training_is_grayscale(data)  # one pass over the training pixels
-    model, transform, stats = build_model_and_transform(args, recipe, data, grayscale)
+    with whole_model_loading(training_args):
+        model, transform, stats = build_model_and_transform(args, recipe, data, grayscale)
 
     optimizer_kwargs = {"lr": training_args.learning_rate, **recipe.optimizer_kwargs}
     if training_args.device.type == "cuda":
