@@ -129,9 +129,10 @@ def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run,
 
 @pytest.fixture(scope="module")
 def auto_device_run(tiny_dataset, tmp_path_factory):
-    """Two processes with -d auto (no -d cpu) where torch sees no GPU, keeping the best epoch's model."""
-    if torch.backends.mps.is_available():
-        pytest.skip("needs a machine without an accelerator (MPS is one)")
+    """Two processes with -d auto (no -d cpu) where torch sees no GPU, keeping the best epoch's model: epoch 1's, the
+    one with the higher validation loss (so the kept model is a reloaded one, not the last)."""
+    if torch.accelerator.is_available() and torch.accelerator.current_accelerator().type != "cuda":
+        pytest.skip("needs a machine whose only accelerator, if any, is a CUDA GPU (hidden here)")
     work = tmp_path_factory.mktemp("ddp-auto")
     (work / "launcher.py").write_text(LAUNCHER)
     (work / "records").mkdir()
@@ -140,7 +141,7 @@ def auto_device_run(tiny_dataset, tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
          "--master_port", str(free_port()), str(work / "launcher.py"), str(work / "records"), *flags, "-f", "1",
-         "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss"],
+         "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss", "--greater_is_better", "true"],
         capture_output=True, text=True, timeout=900, env=env, cwd=work,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -155,10 +156,12 @@ def test_without_a_gpu_the_processes_train_one_run_without_being_told_d_cpu(auto
 
 
 def test_every_process_keeps_the_best_epochs_model(auto_device_run):
-    """Only rank 0 learnt the best checkpoint's published path: the others looked for it in the staging folder."""
-    best = json.loads((auto_device_run / "trainer_state.json").read_text())["best_global_step"]
+    """Only rank 0 learnt the best checkpoint's published path: the others looked for it in the staging folder and
+    stopped the run at its end (the fixture's exit status)."""
+    state = json.loads((auto_device_run / "trainer_state.json").read_text())
+    assert state["best_global_step"] < state["global_step"]
     kept, saved = load_file(auto_device_run / "model.safetensors"), load_file(
-        auto_device_run / f"checkpoint-{best}" / "model.safetensors")
+        auto_device_run / f"checkpoint-{state['best_global_step']}" / "model.safetensors")
     assert all(torch.equal(kept[k], saved[k]) for k in saved)
 
 

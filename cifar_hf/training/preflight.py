@@ -35,7 +35,7 @@ def check_run_settings(args: RunArguments, training_flags: dict) -> None:
 
 
 def check_bf16(args: RunArguments, training_flags: dict) -> None:
-    """TrainingArguments refuses bf16 without a bf16 GPU and points to use_cpu, which is -d cpu here."""
+    """bf16 without a bf16 GPU only when asked for by -d cpu: with -d auto it would be bf16 autocast on the CPU."""
     from transformers.utils import is_torch_bf16_gpu_available, is_torch_xla_available
 
     for flag in ("bf16", "bf16_full_eval"):

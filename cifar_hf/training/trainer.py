@@ -14,6 +14,7 @@ from ..data.augment import BatchTransform, flip_tta_logits
 from ..errors import TrainingError
 from ..files import write_json
 from . import checkpoints, run_record
+from .distributed import main_process_result
 from .ema import UpdateEMA, WeightEMA
 from .lora import is_peft_model
 from .loss_tracker import LossTracker
@@ -246,25 +247,28 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         best-model pointer."""
         (staged / PROGRESS).write_text(json.dumps(self._progress()))
         (staged / f"running_loss_{self.args.process_index}.json").write_text(json.dumps(self.losses.state_dict()))
-        pointed = self._point_at_best_checkpoint()  # on every process: each loads the best model at the end
+        # Every process loads the best model at the end; rank 0 decides where it is (another machine's view of
+        # shared storage may lag, and processes that disagreed would part ways in DeepSpeed's loader).
+        best = main_process_result(self.accelerator, self._published_best_checkpoint)
+        if best is not None:  # the Trainer recorded the staging path, or none
+            self.state.best_model_checkpoint = best
         if self.is_world_process_zero():
             if self.run_flags is not None:
                 write_json(staged / run_record.RECORD, self.run_flags)
             if self.ema is not None:
                 self.ema.save(staged)
-            if pointed:  # the Trainer recorded the staging path, or none
+            if best is not None:
                 self.state.save_to_json(str(staged / "trainer_state.json"))
 
-    def _point_at_best_checkpoint(self) -> bool:
-        """Record the best checkpoint by its published path (the Trainer looks for it beside the staged one)."""
+    def _published_best_checkpoint(self) -> str | None:
+        """The best checkpoint by its published path (the Trainer looks for it beside the staged one), once whole."""
         best_step = self.state.best_global_step
         if not best_step or best_step > self.state.global_step:
-            return False
+            return None
         best = Path(self.args.output_dir) / f"checkpoint-{best_step}"
         if best_step != self.state.global_step and not checkpoints.is_complete(best):
-            return False
-        self.state.best_model_checkpoint = str(best)
-        return True
+            return None
+        return str(best)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None) -> None:
         """Load a checkpoint's weights through from_pretrained, which maps the saved names onto the model's own.
