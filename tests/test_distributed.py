@@ -118,13 +118,15 @@ def test_one_run_folder_and_one_set_of_results(two_process_run):
     assert len(list((runs / "cifar-cnn").glob("results*.json"))) == 1
 
 
-def test_validation_accuracy_equals_a_single_process_evaluation(two_process_run, tmp_path):
+def test_validation_accuracy_and_loss_equal_a_single_process_evaluation(two_process_run, tmp_path):
+    """The loss too: accelerate pads each process's batch with repeated images, which the Trainer's loss counted."""
     run = two_process_run / "runs" / "cifar-cnn"
     assert cli(["evaluate", "--model", str(run), "--split", "validation", "--output", str(tmp_path)]) == 0
     single = json.loads((tmp_path / "evaluation-validation.json").read_text())
     results = json.loads((run / "results.json").read_text())
     assert single["num_images"] == 40  # every validation image once: no padding duplicates
     assert results["val_accuracy"] == pytest.approx(single["accuracy"], abs=1e-9)
+    assert results["val_loss"] == pytest.approx(single["loss"], rel=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 
 from cifar_hf.commands.train import main
-from cifar_hf.training import callbacks, checkpoints, run
+from cifar_hf.training import callbacks, checkpoints, run, trainer
 from cifar_hf.training.ema import EMA_FILE
 
 TRAIN, BATCH = 64, 16  # 4 steps per epoch
@@ -100,7 +100,8 @@ def test_best_epoch_is_kept_and_early_stopping_ends_the_run(tiny_dataset, tmp_pa
 
 def test_a_loss_as_the_best_model_metric_keeps_the_lowest(tiny_dataset, tmp_path, monkeypatch):
     scripted = iter([0.9, 0.5, 0.7, 0.8])  # validation loss of epochs 1, 2, 3, ...: the best is epoch 2's
-    monkeypatch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": 0.5, "loss": next(scripted, 1.0)})
+    monkeypatch.setattr(run, "compute_metrics", lambda prediction: {"accuracy": 0.5})
+    monkeypatch.setattr(trainer, "mean_cross_entropy", lambda logits, labels: next(scripted, 1.0))
     argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "--val-size", "40", "--max-train-samples",
             str(TRAIN), "-e", "6", "-b", str(BATCH), "-s", str(tmp_path), "--disable_tqdm", "true",
             "--load_best_model_at_end", "true", "--metric_for_best_model", "eval_loss",

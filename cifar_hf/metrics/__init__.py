@@ -33,6 +33,14 @@ def compute_metrics(eval_prediction) -> dict[str, float]:
     return metrics
 
 
+def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The split's loss: the mean cross-entropy over its images, each counted once."""
+    import torch
+
+    logits = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+    return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(np.asarray(labels)).long()))
+
+
 def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts, rows = true class, columns = predicted class."""
     return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)

@@ -13,6 +13,7 @@ from transformers import Trainer
 from ..data.augment import BatchTransform, flip_tta_logits
 from ..errors import TrainingError
 from ..files import write_json
+from ..metrics import mean_cross_entropy
 from . import checkpoints, run_record
 from .distributed import main_process_result
 from .ema import UpdateEMA, WeightEMA
@@ -307,6 +308,11 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
                         metric_key_prefix="eval"):
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        if output.predictions is not None and output.label_ids is not None:
+            # The Trainer's loss averages each batch's mean, repeated batch-size times: a short last batch weighs as a
+            # full one, and under several processes accelerate pads batches with repeated images. The gathered
+            # logits hold each image once.
+            output.metrics[f"{metric_key_prefix}_loss"] = mean_cross_entropy(output.predictions, output.label_ids)
         if metric_key_prefix == "eval" and output.predictions is not None:  # evaluate() on the validation split
             self.last_evaluation = (self.state.global_step, output)
         return output
