@@ -15,13 +15,13 @@ import cifar_hf.hub as hub
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.evaluate import shift_line
 from cifar_hf.commands.train import main as train
+from cifar_hf.metrics import mean_cross_entropy
 from cifar_hf.robustness import (
     CORRUPTIONS,
     brier_score,
     corrupt,
     expected_calibration_error,
     fit_temperature,
-    negative_log_likelihood,
 )
 from cifar_hf.robustness.calibration import calibration_report, with_temperature
 from cifar_hf.robustness.corruptions import parse_corruptions
@@ -126,7 +126,9 @@ def test_ece_separates_calibrated_from_overconfident_and_temperature_fixes_it():
 def test_nll_and_brier_on_a_worked_example():
     logits = torch.log(torch.tensor([[0.8, 0.2], [0.4, 0.6]]))
     labels = torch.tensor([0, 0])
-    assert negative_log_likelihood(logits, labels) == pytest.approx(-(np.log(0.8) + np.log(0.4)) / 2, rel=1e-5)
+    expected = -(np.log(0.8) + np.log(0.4)) / 2
+    assert mean_cross_entropy(logits, labels) == pytest.approx(expected, rel=1e-5)
+    assert mean_cross_entropy(logits.numpy(), labels.numpy()) == pytest.approx(expected, rel=1e-5)  # Trainer's
     assert brier_score(logits.softmax(-1), labels) == pytest.approx(((0.2**2 * 2) + (0.6**2 * 2)) / 2, rel=1e-5)
 
 

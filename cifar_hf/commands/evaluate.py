@@ -358,7 +358,14 @@ def score_report(args, trained: dict, dataset: str, own: bool, class_names: list
 
     from ..data.rgb import grey_pixels
     from ..inference import predict_logits
-    from ..metrics import TOP5_ABOVE_CLASSES, confusion_matrix, load_accuracy, per_class_accuracy, top5_accuracy
+    from ..metrics import (
+        TOP5_ABOVE_CLASSES,
+        confusion_matrix,
+        load_accuracy,
+        mean_cross_entropy,
+        per_class_accuracy,
+        top5_accuracy,
+    )
     from ..robustness.report import calibration_section, corruption_report
 
     def score(pixels: np.ndarray) -> torch.Tensor:
@@ -382,7 +389,7 @@ def score_report(args, trained: dict, dataset: str, own: bool, class_names: list
         "image_size": int(arrays.pixels.shape[1]),
         "accuracy": load_accuracy().compute(predictions=predictions, references=arrays.labels)["accuracy"],
         "top5_accuracy": top5_accuracy(logits.numpy(), arrays.labels) if many_classes else None,
-        "loss": float(torch.nn.functional.cross_entropy(logits, labels)),
+        "loss": mean_cross_entropy(logits, labels),
         "per_class_accuracy": per_class_accuracy(confusion, class_names),
         "confusion_matrix": confusion.tolist(),
         "class_names": class_names,

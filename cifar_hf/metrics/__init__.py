@@ -33,12 +33,15 @@ def compute_metrics(eval_prediction) -> dict[str, float]:
     return metrics
 
 
-def mean_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The split's loss: the mean cross-entropy over its images, each counted once."""
+def mean_cross_entropy(logits, labels) -> float:
+    """The split's loss (its negative log-likelihood): mean cross-entropy over its images, each counted once.
+
+    Takes numpy arrays (the Trainer's gathered predictions) or tensors (evaluate, calibration) alike.
+    """
     import torch
 
-    logits = torch.from_numpy(np.asarray(logits, dtype=np.float32))
-    return float(torch.nn.functional.cross_entropy(logits, torch.from_numpy(np.asarray(labels)).long()))
+    logits, labels = torch.as_tensor(logits).float(), torch.as_tensor(labels).long()
+    return float(torch.nn.functional.cross_entropy(logits, labels))
 
 
 def confusion_matrix(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -3,6 +3,8 @@
 import torch
 import torch.nn.functional as F
 
+from ..metrics import mean_cross_entropy
+
 ECE_BINS = 15  # equal-width confidence bins, as in Guo et al. (ICML 2017)
 
 
@@ -30,10 +32,6 @@ def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor
                for b in reliability_bins(probabilities, labels, num_bins) if b["count"])
 
 
-def negative_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return float(F.cross_entropy(logits.float(), labels))
-
-
 def brier_score(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
     """Mean over images of the squared distance between the probabilities and the one-hot label (0 is perfect)."""
     one_hot = F.one_hot(labels, probabilities.shape[-1]).float()
@@ -44,7 +42,7 @@ def calibration_report(logits: torch.Tensor, labels: torch.Tensor, temperature: 
     probabilities = (logits.float() / temperature).softmax(-1)
     return {
         "ece": expected_calibration_error(probabilities, labels),
-        "nll": negative_log_likelihood(logits.float() / temperature, labels),
+        "nll": mean_cross_entropy(logits.float() / temperature, labels),
         "brier": brier_score(probabilities, labels),
     }
 
