@@ -26,6 +26,10 @@ class CifarError(Exception):
 class InputError(CifarError):
     """Something the user gave (a flag, a dataset, an image, a file) is wrong; the message says what and where."""
 
+    def __init__(self, message: str, flag: str | None = None):
+        super().__init__(message)
+        self.flag = flag  # the flag whose value is wrong, where a caller may have chosen that value for the user
+
 
 class UsageError(InputError):
     """A bad command-line value; exits with status 2 like argparse."""

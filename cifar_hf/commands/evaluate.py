@@ -146,7 +146,7 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
                           max_train_samples=hp.get("max_train_samples") if fold else None,
                           max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
     except InputError as error:
-        if args.val_size is None and str(error).startswith("--val-size"):  # a size the user never gave
+        if args.val_size is None and error.flag == "--val-size":  # a size the user never gave
             whose = "the run's" if "val_size" in hp else "the default"
             raise InputError(f"{error} ({whose} --val-size: give --val-size N for {dataset})") from None
         raise

@@ -267,7 +267,7 @@ def decode_splits(raw, names, dataset, image_column, label_column, image_size, s
 def check_val_size(val_size: int, train_images: int) -> None:
     if not 1 <= val_size < train_images:
         raise InputError(f"--val-size {val_size} must be at least 1 and below the {train_images} images of the "
-                         "training split")
+                         "training split", flag="--val-size")
 
 
 def load_cifar(
