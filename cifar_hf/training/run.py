@@ -447,9 +447,7 @@ def run_results(args: RunArguments, trainer: CifarTrainer, data: CifarData, val,
         # accelerate's name for how the processes share the work: NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, ...
         "distributed_type": trainer.accelerator.distributed_type.value,
         "per_device_batch_size": training_args.per_device_train_batch_size,
-        # train_batch_size: per device, times the GPUs of a single process that spreads it over several (DataParallel)
-        "global_batch_size": training_args.train_batch_size * training_args.world_size
-        * training_args.gradient_accumulation_steps,
+        "global_batch_size": trainer.global_batch_size,
         "peak_device_memory_bytes": peak_memory,
         "bad_images_skipped": data.bad_images_skipped,
         "hardware": hardware_description(training_args),

@@ -222,12 +222,15 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         self._stop_if_loss_was_not_finite()  # a last step that no log, evaluation or save looked at
         return self._whole_run_speed(output)
 
+    @property
+    def global_batch_size(self) -> int:
+        """Images per optimizer step over all processes (train_batch_size counts a DataParallel process's GPUs)."""
+        return self.args.train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
+
     def _progress(self) -> dict:
         """Runtime and images of the whole run up to now: the earlier parts plus this one."""
-        args = self.args
         start = self.state.global_step if self._part_start_step is None else self._part_start_step
-        steps = self.state.global_step - start
-        images = steps * args.train_batch_size * args.world_size * args.gradient_accumulation_steps
+        images = (self.state.global_step - start) * self.global_batch_size
         return {"train_runtime_s": self._earlier_parts["train_runtime_s"] + time.time() - self._part_started,
                 "train_samples": self._earlier_parts["train_samples"] + images}
 
