@@ -56,6 +56,15 @@ def portable_command(command: str) -> str:
     return shlex.join(parts)
 
 
+def _launched(results: dict) -> str:
+    """How a multi-process run was launched: its command alone would train on one process."""
+    processes = results.get("world_size", 1)
+    if processes == 1:
+        return ""
+    return (f", run by each of {processes} processes ({results.get('distributed_type')}; the launchers are in "
+            "cifar-hf's docs/distributed.md)")
+
+
 def portable_flags(flags: dict) -> dict:
     """Defining flags (run_record) with local folders named by their folder, as another machine can compare them."""
     return {flag: portable_name(value) if flag in PATH_FLAGS and value is not None else value
@@ -227,7 +236,8 @@ def model_card(results: dict, repo_id: str | None = None, evaluations: list[dict
         f"- hardware: {results.get('hardware')}; training time {results['train_runtime_s']:.1f} s, "
         f"{results['train_samples_per_second']:.0f} images/s (the Trainer's time, per-epoch evaluations included)",
         f"- software: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}",
-        *([f"- command: `{portable_command(results['command'])}`"] if results.get("command") else []),
+        *([f"- command{_launched(results)}: `{portable_command(results['command'])}`"] if results.get("command")
+          else []),
         "", "## Use", "",
         "```python",
         "from transformers import AutoModelForImageClassification, pipeline",
@@ -258,9 +268,12 @@ def _accumulated(hp: dict) -> str:
 
 
 def _stop_and_kept(results: dict, hp: dict) -> str:
-    """Where early stopping ended the run and which epoch's weights were kept, when either differs from the last."""
+    """What ended the run when not its epochs (--max_steps, early stopping) and which epoch's weights were kept, when
+    not the last."""
     text = ""
     flags = hp.get("training_arguments", {})
+    if (steps := flags.get("max_steps", -1)) > 0:  # then the steps, not -e, set the length
+        text += f" ({steps} step{'s' * (steps != 1)}: --max_steps ended it, not -e {hp.get('epochs', 'n/a')})"
     metric = f"validation {flags.get('metric_for_best_model', 'accuracy').removeprefix('eval_').replace('_', ' ')}"
     every = "evaluations" if flags.get("eval_strategy") == "steps" else "epochs"
     if results.get("stopped_early"):

@@ -116,6 +116,8 @@ def test_one_run_folder_and_one_set_of_results(two_process_run):
     assert results["global_batch_size"] == 2 * BATCH
     assert results["global_step"] == EPOCHS * TRAIN_SIZE // (2 * BATCH)
     assert len(list((runs / "cifar-cnn").glob("results*.json"))) == 1
+    card = (runs / "cifar-cnn" / "README.md").read_text()
+    assert "- command, run by each of 2 processes (MULTI_CPU; the launchers are in" in card  # not a 1-process one
 
 
 def test_validation_accuracy_and_loss_equal_a_single_process_evaluation(two_process_run, tmp_path):

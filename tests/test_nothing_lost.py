@@ -463,6 +463,7 @@ def test_a_run_cut_short_by_max_steps_records_what_ran_and_is_not_finished_at_it
     run = tmp_path / "cifar-cnn"
     results = json.loads((run / "results.json").read_text())
     assert (results["epochs"], results["global_step"], results["hyperparameters"]["epochs"]) == (0.5, 1, 2)
+    assert "- epochs: 0.5 (1 step: --max_steps ended it, not -e 2), batch size" in (run / "README.md").read_text()
     before = snapshot(run)
     capsys.readouterr()
     assert main(argv(dataset, tmp_path, "--resume", "auto")) == 2  # not a finished 2-epoch run, nor resumable as one
