@@ -482,6 +482,36 @@ def test_resume_with_the_runs_own_flags_may_change_where_and_how_it_is_written(o
     assert (results["epochs"], results["global_step"]) == (3, 6)
 
 
+def test_a_resume_on_another_number_of_gpus_in_one_process_is_refused(tmp_path):
+    """On a machine with several GPUs one process spreads each batch over all it sees (DataParallel): -b is per GPU,
+    so resumed on another count the run would train another global batch, as with another process count."""
+    from cifar_hf.errors import UsageError
+    from cifar_hf.training.arguments import parse_arguments
+
+    args, training_flags = parse_arguments(["-m", "cnn"])
+
+    def flags(gpus):
+        return run_record.defining_flags(args, SimpleNamespace(num_train_epochs=1, learning_rate=0.1, world_size=1,
+                                                               per_device_train_batch_size=8, n_gpu=gpus),
+                                         training_flags)
+
+    assert flags(0) == flags(1)  # the CPU and one GPU: nothing recorded, so records of either resume on the other
+    (tmp_path / run_record.RECORD).write_text(json.dumps(flags(2)))
+    run_record.check_resume(tmp_path, flags(2), max_steps=-1)
+    for gpus, shown in ((1, "unset"), (4, "4")):
+        with pytest.raises(UsageError) as refused:
+            run_record.check_resume(tmp_path, flags(gpus), max_steps=-1)
+        assert str(refused.value) == (
+            f"--resume: GPUs per process {shown} differs from the run being resumed (2): give each process 2 GPUs "
+            "(CUDA_VISIBLE_DEVICES; -b is per GPU); resume with the run's own flags, or start a new run with "
+            "--overwrite")
+    run_record.check_resume(tmp_path, flags(1), max_steps=-1, trains=False)  # only pushed: any count may push
+    (tmp_path / run_record.RECORD).write_text(json.dumps(flags(1)))
+    with pytest.raises(UsageError, match="GPUs per process 2 differs from the run being resumed \\(unset\\): give "
+                                         "each process 1 GPU "):
+        run_record.check_resume(tmp_path, flags(2), max_steps=-1)
+
+
 def test_a_local_dataset_and_base_checkpoint_are_compared_as_folders_not_as_typed(tmp_path, monkeypatch):
     from cifar_hf.training.arguments import parse_arguments
 

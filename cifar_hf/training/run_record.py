@@ -32,6 +32,9 @@ SHORT_FLAGS = {"model": "-m", "learning_rate": "-l", "batch_size": "-b", "epoch"
 # The number of processes: -b is per process, so another count trains another global batch and epoch length.
 PROCESSES = "--num_processes"
 RECORDED_SINCE = {PROCESSES}  # compared only with a record that holds them: older records resume as before
+# One process over several GPUs (the Trainer's DataParallel, what `python run_classification.py` does on a machine
+# with several GPUs): -b is per GPU too. Recorded only then, so a one-GPU record lacks it and still compares equal.
+DATA_PARALLEL_GPUS = "GPUs per process"
 
 
 def flag_name(field: str) -> str:
@@ -49,6 +52,8 @@ def defining_flags(args: RunArguments, training_args, training_flags: dict) -> d
              if spec.name not in NOT_DEFINING_ARGUMENTS}
     flags.update({"-e": training_args.num_train_epochs, "-l": training_args.learning_rate,
                   "-b": training_args.per_device_train_batch_size, PROCESSES: training_args.world_size})
+    if getattr(training_args, "n_gpu", 0) > 1:
+        flags[DATA_PARALLEL_GPUS] = training_args.n_gpu
     for field in PATH_ARGUMENTS:  # a local folder, however it is spelled (relative, a link)
         if getattr(args, field) and Path(getattr(args, field)).exists():
             flags[flag_name(field)] = str(Path(getattr(args, field)).resolve())
@@ -131,6 +136,16 @@ def differences(recorded: dict, flags: dict, what: str, ignore: tuple = ()) -> l
             for flag in names if flag not in ignore and recorded.get(flag) != flags.get(flag)]
 
 
+def _with_launch_hint(problem: str, recorded: dict) -> str:
+    """A device-count difference says how to launch the resume on the run's own count."""
+    if problem.startswith(PROCESSES):
+        return f"{problem}: launch it on {recorded[PROCESSES]} (-b is per process)"
+    if problem.startswith(DATA_PARALLEL_GPUS):
+        gpus = recorded.get(DATA_PARALLEL_GPUS, 1)
+        return f"{problem}: give each process {gpus} GPU{'s' * (gpus != 1)} (CUDA_VISIBLE_DEVICES; -b is per GPU)"
+    return problem
+
+
 def check_resume(source: Path, flags: dict, max_steps: int, trains: bool = True) -> None:
     """Refuse, in one line, a resume of `source` whose defining flags differ from its record. -e may grow (a finished
     run continues to more epochs) but never shrink: the Trainer would stop at once, or cut the planned schedule short,
@@ -138,9 +153,9 @@ def check_resume(source: Path, flags: dict, max_steps: int, trains: bool = True)
     `trains` False: a finished run that is only pushed, which any number of processes may do."""
     record = source / RECORD
     recorded = read_json(record, "move it away to resume unchecked") if record.is_file() else {}
-    problems = differences(recorded, flags, "the run being resumed", ignore=("-e",) if trains else ("-e", PROCESSES))
-    problems = [f"{problem}: launch it on {recorded[PROCESSES]} (-b is per process)" if problem.startswith(PROCESSES)
-                else problem for problem in problems]
+    devices = (PROCESSES, DATA_PARALLEL_GPUS)
+    problems = differences(recorded, flags, "the run being resumed", ignore=("-e",) if trains else ("-e", *devices))
+    problems = [_with_launch_hint(problem, recorded) for problem in problems]
     shrunk = _fewer_epochs(flags["-e"], recorded.get("-e"), source)
     if shrunk and max_steps <= 0:  # with --max_steps (compared above), -e does not set the run's length
         problems.insert(0, shrunk)
