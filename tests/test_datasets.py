@@ -400,3 +400,26 @@ def test_evaluate_names_what_the_user_did_not_give(cnn64_run, tmp_path, capsys):
     line = one_line_error(capsys)
     assert line.startswith("error: --val-size 16 must be") and line.endswith(
         f"(the run's --val-size: give --val-size N for {small})")
+
+
+def test_a_test_split_that_orders_its_classes_differently_is_matched_to_train_by_name(tmp_path, caplog):
+    """Read by position, its labels would name other classes: the run's test accuracy would be silently wrong."""
+    images, labels = synthetic_images(60, seed=41)
+    reversed_names = CLASS_NAMES[::-1]
+
+    def write(folder, test_names, test_labels):
+        datasets.DatasetDict({
+            "train": datasets.Dataset.from_dict({"img": images, "label": labels}, features=datasets.Features(
+                {"img": datasets.Image(), "label": datasets.ClassLabel(names=CLASS_NAMES)})),
+            "test": datasets.Dataset.from_dict({"img": images, "label": test_labels}, features=datasets.Features(
+                {"img": datasets.Image(), "label": datasets.ClassLabel(names=test_names)})),
+        }).save_to_disk(str(folder))
+        return folder
+
+    top = len(CLASS_NAMES) - 1
+    data = load_cifar(str(write(tmp_path / "reordered", reversed_names, [top - label for label in labels])),
+                      val_size=20)
+    assert data.test.labels.tolist() == list(labels)  # each image keeps its class, in train's order
+    assert "split 'test' lists its classes in another order than 'train'" in caplog.text
+    with pytest.raises(InputError, match=r"^the dataset's class\(es\) zebra are not among the train split's "):
+        load_cifar(str(write(tmp_path / "unknown", [*CLASS_NAMES[:-1], "zebra"], labels)), val_size=20)

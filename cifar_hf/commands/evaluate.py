@@ -176,21 +176,6 @@ def recorded_split(model: str, hp: dict) -> dict:
     return {}
 
 
-def to_model_labels(arrays, class_names: list[str], model_names: list[str]):
-    """The split's labels as the model's class indices, matched by name (the split may order them differently)."""
-    import numpy as np
-
-    from ..data import ImageArrays
-
-    unknown = [name for name in class_names if name not in model_names]
-    if unknown:
-        raise InputError(f"the dataset's class(es) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} "
-                         f"are not among the model's {len(model_names)} classes ({', '.join(model_names[:10])}"
-                         f"{' ...' if len(model_names) > 10 else ''}); check --dataset and --label-column")
-    mapping = np.array([model_names.index(name) for name in class_names], dtype=np.int64)
-    return ImageArrays(arrays.pixels, mapping[arrays.labels])
-
-
 def default_split(dataset: str) -> str:
     """test; else the validation split (the dataset's own, or the run's hold-out of its train split), said so."""
     from ..data.loading import load_raw_dataset
@@ -219,6 +204,7 @@ def check_temperature_split(dataset: str) -> None:
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     # Only now: --help and flag errors answer without loading torch and transformers.
+    from ..data.loading import to_class_order
     from ..inference import load_classifier
     from ..offline import hub_out_of_reach
     from ..robustness.corruptions import SEVERITIES, parse_corruptions, parse_severities
@@ -247,10 +233,10 @@ def main(argv=None) -> int:
             check_temperature_split(dataset)
         arrays, dataset_names = load_scored_split(args, trained, dataset, own)
         class_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        arrays = to_model_labels(arrays, dataset_names, class_names)
+        arrays = to_class_order(arrays, dataset_names, class_names)
         validation = None  # the split a temperature is fitted on, when another split is scored
         if args.temperature_scale and args.split != "validation":
-            validation = to_model_labels(*load_scored_split(args, trained, dataset, own, "validation"), class_names)
+            validation = to_class_order(*load_scored_split(args, trained, dataset, own, "validation"), class_names)
     except CifarError as error:
         return print_error(error)
     try:

@@ -228,6 +228,18 @@ def check_label_values(data: datasets.Dataset, split: str, label_column: str) ->
                          "or class names")
 
 
+def to_class_order(arrays: ImageArrays, names: list[str], class_names: list[str], whose: str = "the model's"):
+    """Labels that index `names` as indices of `class_names`, matched by name (splits may order classes
+    differently)."""
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        raise InputError(f"the dataset's class(es) {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''} "
+                         f"are not among {whose} {len(class_names)} classes ({', '.join(class_names[:10])}"
+                         f"{' ...' if len(class_names) > 10 else ''}); check --dataset and --label-column")
+    mapping = np.array([class_names.index(name) for name in names], dtype=np.int64)
+    return ImageArrays(arrays.pixels, mapping[arrays.labels])
+
+
 def warn_untrained_classes(class_names: list[str], train_labels: np.ndarray) -> None:
     """A class with images in the test split only (a test/zebra folder) is an output the model never learns."""
     trained = set(np.unique(train_labels).tolist())
@@ -299,6 +311,11 @@ def load_cifar(
     )
 
     class_names = class_names_of(raw["train"], label_column, decoded["train"].labels)
+    test_feature = raw["test"].features[label_column] if "test" in raw else None
+    if isinstance(test_feature, datasets.ClassLabel) and list(test_feature.names) != class_names:
+        logger.warning("split 'test' lists its classes in another order than 'train': its labels are matched to "
+                       "train's by name")
+        decoded["test"] = to_class_order(decoded["test"], list(test_feature.names), class_names, "the train split's")
     for split, arrays in decoded.items():
         check_labels(arrays.labels, len(class_names), split)
 
