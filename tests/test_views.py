@@ -60,6 +60,15 @@ def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
     out = tmp_path / "table.md"
     assert cli(["report", str(runs), "--output", str(out)]) == 0
     table = out.read_text().strip().splitlines()
+    card = runs / "good" / "cifar-cnn" / "README.md"
+    for existing, line in ((out, "exists: pass --overwrite to replace it"), (card, "exists: pass --overwrite to "
+                           "replace it"), (runs, "is a folder: give a file")):
+        before = existing.read_text() if existing.is_file() else None
+        capsys.readouterr()
+        assert cli(["report", str(runs), "--output", str(existing)]) == 2
+        assert capsys.readouterr().err.strip() == f"error: --output {existing} {line}"
+        assert (existing.read_text() if existing.is_file() else None) == before  # a run's card is not replaced
+    assert cli(["report", str(runs), "--output", str(out), "--overwrite"]) == 0
     assert table[0].startswith("| run | model |") and len(table) == 2 + 3  # header, rule, three runs
     names = [line.split("|")[1].strip() for line in table[2:]]
     # Named by their path below the folder given, so that the two cifar-cnn runs can be told apart (issue 14).

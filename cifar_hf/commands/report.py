@@ -1,4 +1,4 @@
-"""`cifar-hf report FOLDER [...] [--output FILE]`: one Markdown table comparing every run folder found.
+"""`cifar-hf report FOLDER [...] [--output FILE [--overwrite]]`: one Markdown table comparing every run folder found.
 
 Rows are sorted by test accuracy (validation accuracy where there is no test split), best first;
 cross-validation and repeat folders are shown as mean +- standard deviation over their folds or seeds, a tuning
@@ -188,7 +188,12 @@ def main(argv=None) -> int:
     parser = CommandParser(prog="cifar-hf report", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", type=Path)
     parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.output and args.output.exists() and not (args.output.is_file() and args.overwrite):
+        what = "is a folder: give a file" if args.output.is_dir() else "exists: pass --overwrite to replace it"
+        print(f"error: --output {args.output} {what}", file=sys.stderr)  # it may be a run's results.json or card
+        return 2
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
