@@ -423,3 +423,26 @@ def test_a_test_split_that_orders_its_classes_differently_is_matched_to_train_by
     assert "split 'test' lists its classes in another order than 'train'" in caplog.text
     with pytest.raises(InputError, match=r"^the dataset's class\(es\) zebra are not among the train split's "):
         load_cifar(str(write(tmp_path / "unknown", [*CLASS_NAMES[:-1], "zebra"], labels)), val_size=20)
+
+
+@pytest.mark.parametrize("skip_bad_images", [False, True])
+def test_a_stop_signal_while_decoding_stops_the_load_and_marks_no_image_bad(tmp_path, monkeypatch, skip_bad_images):
+    """The handler's Preempted is raised inside the decoding of some image: it was reported as that image being
+    undecodable (exit 1, 'fix or remove it'), or with --skip-bad-images skipped a good image."""
+    from cifar_hf.errors import Preempted
+
+    write_hub_dataset(tmp_path, {"train": synthetic_images(12, seed=43)})
+    original, calls = decode_module._decode_one, []
+
+    def stopped_at_the_third(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Preempted("stopped by SIGINT", 2)
+        return original(*args)
+
+    monkeypatch.setattr(decode_module, "_decode_one", stopped_at_the_third)
+    with pytest.raises(Preempted, match="^stopped by SIGINT$"):
+        load_cifar(str(tmp_path), val_size=4, skip_bad_images=skip_bad_images)
+    monkeypatch.setattr(decode_module, "_decode_one", original)
+    data = load_cifar(str(tmp_path), val_size=4, skip_bad_images=True)
+    assert not any(data.bad_images_skipped.values()) and len(data.full_train) == 12

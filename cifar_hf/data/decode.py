@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import CifarError, InputError
 from .rgb import to_rgb
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ def _decode_batch(
         try:
             pixels.append(_decode_one(image, size))
             ok.append(True)
+        except CifarError:  # a stop signal while decoding (Preempted) is no bad image
+            raise
         except Exception as error:  # PIL raises many types; every one means "not a usable image"
             if not skip_bad_images:
                 where = f" ({image['path']})" if image.get("path") else ""
@@ -64,6 +66,8 @@ def _size_batch(batch, *, image_column: str):
             source = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
             with Image.open(source) as opened:  # reads the header only
                 width, height = opened.size
+        except CifarError:
+            raise
         except Exception:  # an undecodable image is reported (or skipped) by the decode pass, not here
             width = height = 0
         widths.append(width)
