@@ -271,5 +271,5 @@ def test_a_seed_given_to_evaluate_a_fold_draws_a_hold_out_and_says_so(cv_run, ti
     assert np.array_equal(arrays.pixels, load_cifar(str(tiny_dataset), val_size=40, seed=5).validation.pixels)
     assert capsys.readouterr().err.strip() == (
         "note: --seed draws a seeded hold-out of the training split; this run validated on fold 2 of 3 (leave the "
-        "flag out to score that)")
+        "flag out to score that; the files get the suffix -seed5)")
 

@@ -154,3 +154,27 @@ def test_report_names_a_run_that_has_only_checkpoints_so_far(runs, tmp_path, cap
                                     "stopped: --resume auto finishes it); not in the table")
     assert cli(["report", str(stopped)]) == 1  # alone: the note, then the usual error
     assert captured.err.strip() in capsys.readouterr().err
+
+
+def test_evaluate_with_another_hold_out_says_so_and_keeps_the_runs_own(runs, tmp_path, capsys):
+    """--seed / --val-size draw another hold-out of the training split: said, and written beside the run's own
+    evaluation rather than over it (its file once replaced that, under the same name)."""
+    import shutil
+
+    run = shutil.copytree(runs / "good" / "cifar-cnn", tmp_path / "cifar-cnn")
+    assert cli(["evaluate", "--model", str(run), "--split", "validation"]) == 0
+    own = json.loads((run / "evaluation-validation.json").read_text())
+    results = json.loads((run / "results.json").read_text())
+    assert own["accuracy"] == pytest.approx(results["val_accuracy"])
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", str(run), "--split", "validation", "--seed", "5", "--val-size", "30"]) == 0
+    assert ("note: seed5, val30: another hold-out of the training split than the one this run validated on (leave "
+            "the flag out to score that; the files get the suffix -seed5-val30)") in capsys.readouterr().err
+    assert json.loads((run / "evaluation-validation.json").read_text()) == own
+    assert json.loads((run / "evaluation-validation-seed5-val30.json").read_text())["num_images"] == 30
+    seed = results["seed"]  # the run's own seed, given again, draws the run's own hold-out: no suffix, no such note
+    assert cli(["evaluate", "--model", str(run), "--split", "validation", "--seed", str(seed)]) == 0
+    assert "another hold-out" not in capsys.readouterr().err
+    assert json.loads((run / "evaluation-validation.json").read_text())["accuracy"] == own["accuracy"]
+    assert cli(["evaluate", "--model", str(run), "--val-size", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --val-size must be at least 1 (got 0)"

@@ -137,10 +137,15 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
                                                      **columns)
         return arrays, class_names
     fold = drawn.get("fold") if own and args.val_size is None else None  # a fold validated on its fold
+    args.holdout_suffix = holdout_suffix(args, hp, recorded) if own else ""
     if own and "fold" in recorded and not fold:
         print(f"note: {'--seed' if args.seed is not None else '--val-size'} draws a seeded hold-out of the training "
               f"split; this run validated on fold {recorded['fold']} of {recorded['folds']} (leave the flag out to "
-              "score that)", file=sys.stderr)
+              f"score that; the files get the suffix {args.holdout_suffix})", file=sys.stderr)
+    elif args.holdout_suffix:
+        print(f"note: {args.holdout_suffix[1:].replace('-', ', ')}: another hold-out of the training split than the "
+              f"one this run validated on (leave the flag out to score that; the files get the suffix "
+              f"{args.holdout_suffix})", file=sys.stderr)
     try:
         data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
                           max_train_samples=hp.get("max_train_samples") if fold else None,
@@ -156,6 +161,16 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
     if args.max_eval_samples:
         validation = validation.take(stratified_subset(validation.labels, args.max_eval_samples, seed))
     return validation, data.class_names
+
+
+def holdout_suffix(args, hp: dict, recorded: dict) -> str:
+    """`-seed<S>`, `-val<N>`: a hold-out that --seed or --val-size draws otherwise than the run's never replaces the
+    evaluation of the run's own."""
+    fold = "fold" in recorded  # a fold validated on its fold: any drawn hold-out is another one
+    own_seed, own_size = recorded.get("seed", hp.get("seed", DEFAULT_SEED)), hp.get("val_size", DEFAULT_VAL_SIZE)
+    parts = [f"-seed{args.seed}"] if args.seed is not None and (fold or args.seed != own_seed) else []
+    parts += [f"-val{args.val_size}"] if args.val_size is not None and (fold or args.val_size != own_size) else []
+    return "".join(parts)
 
 
 def recorded_split(model: str, hp: dict) -> dict:
@@ -210,7 +225,8 @@ def main(argv=None) -> int:
     from ..robustness.corruptions import SEVERITIES, parse_corruptions, parse_severities
 
     try:
-        for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples)):
+        for flag, value in (("--batch-size", args.batch_size), ("--max-eval-samples", args.max_eval_samples),
+                            ("--val-size", args.val_size)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1 (got {value})")
         if args.output is not None and args.output.exists() and not args.output.is_dir():
@@ -409,7 +425,8 @@ def write_evaluation(args, trained: dict, own: bool, report: dict, bins) -> tupl
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError(f"--output {output}: {error.strerror}") from None
-    stem = evaluation_name(output, report["dataset"], args.split, own) + variant_suffix(report, trained)
+    stem = evaluation_name(output, report["dataset"], args.split, own) + getattr(args, "holdout_suffix", "")
+    stem += variant_suffix(report, trained)
     if (output / f"evaluation-{stem}.json").is_file():
         print(f"note: replacing the earlier {output / f'evaluation-{stem}.json'}", file=sys.stderr)
     title = f"{Path(args.model).name or args.model}, {stem}"
