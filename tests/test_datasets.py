@@ -446,3 +446,21 @@ def test_a_stop_signal_while_decoding_stops_the_load_and_marks_no_image_bad(tmp_
     monkeypatch.setattr(decode_module, "_decode_one", original)
     data = load_cifar(str(tmp_path), val_size=4, skip_bad_images=True)
     assert not any(data.bad_images_skipped.values()) and len(data.full_train) == 12
+
+
+def test_a_datasets_own_validation_split_is_said_unused_and_evaluate_scores_the_runs_hold_out(tmp_path, capsys,
+                                                                                              caplog):
+    """The run validates on a hold-out of train; evaluate --split validation scored the dataset's own split instead,
+    other images under the same name."""
+    folder = write_hub_dataset(tmp_path / "data", {"train": synthetic_images(60, seed=51),
+                                                   "validation": synthetic_images(12, seed=52)})
+    assert train(["-m", "cnn", "--dataset", str(folder), "--val-size", "20", "-e", "1", "-s", str(tmp_path),
+                  *QUIET]) == 0
+    assert "has a validation split too: the run validates on a seeded hold-out of its train split" in caplog.text
+    run = tmp_path / "cifar-cnn"
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", str(run), "--split", "validation"]) == 0
+    assert "validation split was not the run's: scoring the run's hold-out" in capsys.readouterr().err
+    report = json.loads((run / "evaluation-validation.json").read_text())
+    results = json.loads((run / "results.json").read_text())
+    assert report["num_images"] == 20 and report["accuracy"] == pytest.approx(results["val_accuracy"])

@@ -119,7 +119,12 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
     hp = trained.get("hyperparameters", {})
     run_image_column, run_label_column = run_columns(trained)
     splits = load_raw_dataset(dataset)  # cheap: datasets caches it, and the split names decide the route
-    source = split if split in splits else "train"
+    # The run validated on a hold-out of its train split, never on a split named validation: score what it scored.
+    run_holdout = own and split == "validation" and "train" in splits
+    if run_holdout and "validation" in splits:
+        print(f"note: {dataset}'s own validation split was not the run's: scoring the run's hold-out of its train "
+              "split, the images it validated on", file=sys.stderr)
+    source = split if split in splits and not run_holdout else "train"
     features = splits[source].features if source in splits else {}
     columns = {
         "image_column": run_column(args.image_column, run_image_column, features),
@@ -132,7 +137,7 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
     drawn = {"seed": args.seed} if args.seed is not None else recorded  # --seed: a hold-out drawn with it
     seed = drawn.get("seed", hp.get("seed", DEFAULT_SEED))
     max_eval_samples = args.max_eval_samples or (hp.get("max_eval_samples") if own else None)
-    if split in splits or split not in ("validation", "train") or "train" not in splits:
+    if not run_holdout and (split in splits or split not in ("validation", "train") or "train" not in splits):
         arrays, class_names, _ = load_labelled_split(dataset, split, max_samples=max_eval_samples, seed=seed,
                                                      **columns)
         return arrays, class_names

@@ -303,6 +303,9 @@ def load_cifar(
     if "train" not in raw:
         raise InputError(f"--dataset: '{dataset}' has no 'train' split; splits found: {', '.join(raw) or 'none'}")
     image_column, label_column = find_columns(raw["train"], image_column, label_column)
+    if "validation" in raw:
+        logger.warning("'%s' has a validation split too: the run validates on a seeded hold-out of its train split "
+                       "(--val-size) and does not use it", dataset)
     splits = [split for split in ("train", "test") if split in raw]
     raw = encode_string_labels(datasets.DatasetDict({split: raw[split] for split in splits}), label_column)
     check_val_size(val_size, len(raw["train"]))  # before decoding: a too-large split costs no wait
