@@ -1,5 +1,6 @@
 import io
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -123,6 +124,11 @@ SCALE_0_255 = ["--image-mean", "125.3", "123", "113.9", "--image-std", "63", "62
         (["--load_best_model_at_end", "true", "--eval_strategy", "steps", "--eval_steps", "5"],
          "leave out --eval_strategy steps"),
         (["--lr_scheduler_type", "cosine_with_min_lr"], "--lr_scheduler_type cosine_with_min_lr: One of min_lr"),
+        # another model's flag: a forgotten -m previt would train a cnn
+        (["--model-name-or-path", "google/vit-base-patch16-384"], "--model-name-or-path is a -m previt flag, but "
+                                                                  "this run is -m cnn: add -m previt, or leave"),
+        (["--vit-stem", "patchify"], "--vit-stem is a -m vit flag, but this run is -m cnn: add -m vit, or leave"),
+        (["--lora-alpha", "8"], "--lora-alpha is a -m previt flag"),
     ],
 )
 def test_bad_values_are_one_line_before_the_data_loads(extra, expected, tmp_path, capsys):
@@ -273,3 +279,15 @@ def test_tune_refuses_what_would_stop_every_trial_at_once(extra, expected, tmp_p
     assert expected in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
 
+
+
+@pytest.mark.parametrize("base", ["./no-such-checkpoint", "runs/a/b", "README.md"])
+def test_a_base_checkpoint_path_that_is_no_folder_is_said_so_not_blamed_on_the_hub(base, tmp_path, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(Path(__file__).parents[1])  # the repository, which holds README.md
+    assert main(["-m", "previt", "--model-name-or-path", base, "-e", "1", "-s", str(tmp_path)]) == 1
+    what = "a file, not a folder" if base == "README.md" else "no such folder"
+    assert capsys.readouterr().err.strip() == (
+        f"error: --model-name-or-path: cannot load '{base}': {what} (nor a Hub id OWNER/NAME); pass a folder holding "
+        "the checkpoint's config.json and weights")
+    assert list(tmp_path.iterdir()) == []

@@ -96,6 +96,14 @@ def test_an_out_of_range_answer_is_refused_at_once(monkeypatch, tmp_path, capsys
     assert capsys.readouterr().err.strip().endswith("-e/--epoch must be at least 1 (got 0)")
 
 
+def test_another_models_flag_is_refused_once_the_answer_names_the_model(monkeypatch, tmp_path, capsys):
+    terminal(monkeypatch, "cnn\n")
+    assert train(["-s", str(tmp_path), "--vit-stem", "patchify"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --vit-stem is a -m vit flag, but this run is -m cnn: add -m vit, or leave --vit-stem out")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_run_folder_is_checked_before_the_other_questions(monkeypatch, tmp_path, capsys):
     (tmp_path / "cifar-cnn").mkdir()
     (tmp_path / "cifar-cnn" / "results.json").write_text("{}")

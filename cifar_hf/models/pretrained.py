@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 from ..data.preprocessing import processor_preprocessing
 from ..errors import InputError, first_line
-from ..offline import go_offline_if_unreachable
+from ..offline import go_offline_if_unreachable, looks_like_path
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,12 @@ def check_checkpoint(name_or_path: str) -> None:
     A Hub id with the Hub out of reach is looked up in the local cache alone: found, the run goes on offline (as with
     HF_HUB_OFFLINE=1); not found, it stops at once rather than after the Hub client's retries.
     """
-    if not Path(name_or_path).expanduser().is_dir() and go_offline_if_unreachable():
+    local = Path(name_or_path).expanduser()
+    if not local.is_dir() and (looks_like_path(name_or_path) or name_or_path.count("/") > 1):
+        what = "a file, not a folder" if local.exists() else "no such folder"
+        raise InputError(f"--model-name-or-path: cannot load '{name_or_path}': {what} (nor a Hub id OWNER/NAME); "
+                         "pass a folder holding the checkpoint's config.json and weights")
+    if not local.is_dir() and go_offline_if_unreachable():
         try:
             AutoConfig.from_pretrained(name_or_path, trust_remote_code=False, local_files_only=True)
         except (OSError, ValueError):

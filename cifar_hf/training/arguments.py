@@ -148,6 +148,7 @@ class RunArguments:
             raise UsageError(f"--ema-decay must be between 0 and 1, e.g. 0.999 (got {self.ema_decay})")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise UsageError(f"--early-stopping-patience must be at least 1 (got {self.early_stopping_patience})")
+        self.check_model_flags()
         if (self.model, self.recipe) not in RECIPES:
             names = sorted(r for m, r in RECIPES if m == self.model)
             raise UsageError(
@@ -159,6 +160,17 @@ class RunArguments:
             available = torch.cuda.is_available() if self.device == "cuda" else torch.backends.mps.is_available()
             if not available:
                 raise UsageError(f"-d/--device {self.device}: no such device on this machine (try -d auto or -d cpu)")
+
+    def check_model_flags(self) -> None:
+        """A flag of another model (a forgotten `-m previt`) would train a model other than the one meant: one line."""
+        if self.model is None:  # asked for later; ask_interactively checks again
+            return
+        defaults = {spec.name: spec.default for spec in dataclasses.fields(self)}
+        for name, model in MODEL_SPECIFIC_ARGUMENTS.items():
+            if model != self.model and getattr(self, name) != defaults[name]:
+                flag = "--" + name.replace("_", "-")
+                raise UsageError(f"{flag} is a -m {model} flag, but this run is -m {self.model}: add -m {model}, or "
+                                 f"leave {flag} out")
 
     def validate_seed(self, runs: int | None = None, runs_flag: str = "") -> None:
         """--seed and the seeds derived from it (seed..seed+runs-1) must be seeds numpy and torch accept."""
@@ -314,6 +326,7 @@ def ask_interactively(args: RunArguments, check_model: Callable[[RunArguments], 
     args.model = input(f"Model ({', '.join(MODEL_NAMES)}) [cnn]: ").strip() or "cnn"
     if args.model not in MODEL_NAMES:
         raise UsageError(f"-m/--model: unknown model {args.model!r} (choose from {', '.join(MODEL_NAMES)})")
+    args.check_model_flags()
     if check_model is not None:
         check_model(args)
     recipe = RECIPES[args.model, args.recipe]
