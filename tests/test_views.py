@@ -176,5 +176,12 @@ def test_evaluate_with_another_hold_out_says_so_and_keeps_the_runs_own(runs, tmp
     assert cli(["evaluate", "--model", str(run), "--split", "validation", "--seed", str(seed)]) == 0
     assert "another hold-out" not in capsys.readouterr().err
     assert json.loads((run / "evaluation-validation.json").read_text())["accuracy"] == own["accuracy"]
+    # Scoring test with a temperature fitted on another hold-out: the test files keep their name, said so
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", str(run), "--split", "test", "--temperature-scale", "--seed", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "note: seed5: another hold-out" in err and "suffix" not in err
+    fitted = json.loads((run / "evaluation-test.json").read_text())["temperature_scaling"]["fitted_on"]
+    assert not list(run.glob("evaluation-test-*.json")) and "validation" in fitted
     assert cli(["evaluate", "--model", str(run), "--val-size", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --val-size must be at least 1 (got 0)"

@@ -142,15 +142,15 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
                                                      **columns)
         return arrays, class_names
     fold = drawn.get("fold") if own and args.val_size is None else None  # a fold validated on its fold
-    args.holdout_suffix = holdout_suffix(args, hp, recorded) if own else ""
+    suffix = holdout_suffix(args, hp, recorded) if own else ""
+    files = f"; the files get the suffix {suffix}" if split == args.split else ""  # else it fits a temperature
     if own and "fold" in recorded and not fold:
         print(f"note: {'--seed' if args.seed is not None else '--val-size'} draws a seeded hold-out of the training "
               f"split; this run validated on fold {recorded['fold']} of {recorded['folds']} (leave the flag out to "
-              f"score that; the files get the suffix {args.holdout_suffix})", file=sys.stderr)
-    elif args.holdout_suffix:
-        print(f"note: {args.holdout_suffix[1:].replace('-', ', ')}: another hold-out of the training split than the "
-              f"one this run validated on (leave the flag out to score that; the files get the suffix "
-              f"{args.holdout_suffix})", file=sys.stderr)
+              f"score that{files})", file=sys.stderr)
+    elif suffix:
+        print(f"note: {suffix[1:].replace('-', ', ')}: another hold-out of the training split than the one this run "
+              f"validated on (leave the flag out to score that{files})", file=sys.stderr)
     try:
         data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
                           max_train_samples=hp.get("max_train_samples") if fold else None,
@@ -430,7 +430,10 @@ def write_evaluation(args, trained: dict, own: bool, report: dict, bins) -> tupl
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageError(f"--output {output}: {error.strerror}") from None
-    stem = evaluation_name(output, report["dataset"], args.split, own) + getattr(args, "holdout_suffix", "")
+    stem = evaluation_name(output, report["dataset"], args.split, own)
+    if own and args.split == "validation":  # the run's hold-out of its train split (load_scored_split), or another
+        hp = trained.get("hyperparameters", {})
+        stem += holdout_suffix(args, hp, recorded_split(args.model, hp))
     stem += variant_suffix(report, trained)
     if (output / f"evaluation-{stem}.json").is_file():
         print(f"note: replacing the earlier {output / f'evaluation-{stem}.json'}", file=sys.stderr)
