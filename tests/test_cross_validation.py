@@ -266,8 +266,8 @@ def test_a_seed_given_to_evaluate_a_fold_draws_a_hold_out_and_says_so(cv_run, ti
     from cifar_hf.commands.evaluate import load_scored_split, parse
 
     results = json.loads((cv_run / "fold-2" / "results.json").read_text())
-    arrays, _ = load_scored_split(parse(["--model", str(cv_run / "fold-2"), "--seed", "5"]), results,
-                                  str(tiny_dataset), own=True, split="validation")
+    args = parse(["--model", str(cv_run / "fold-2"), "--seed", "5", "--split", "validation"])
+    arrays, _ = load_scored_split(args, results, str(tiny_dataset), own=True)
     assert np.array_equal(arrays.pixels, load_cifar(str(tiny_dataset), val_size=40, seed=5).validation.pixels)
     assert capsys.readouterr().err.strip() == (
         "note: --seed draws a seeded hold-out of the training split; this run validated on fold 2 of 3 (leave the "
