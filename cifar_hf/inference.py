@@ -72,6 +72,18 @@ def adapter_hint(adapter: Path) -> str:
     return f"pass the run folder it came from (it holds the merged model){on_base}"
 
 
+def near_folders(path: Path) -> str:
+    """` (did you mean good/cifar-cnn?)` when a folder beside the missing `path` is named like it."""
+    import difflib
+
+    try:
+        names = [p.name for p in path.parent.iterdir() if p.is_dir()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1)
+    return f" (did you mean {path.parent / close[0]}?)" if close else ""
+
+
 def check_model_reference(name_or_path: str) -> None:
     """Refuse at once what cannot load: a missing folder, a training checkpoint; a Hub id costs one reachability
     probe (offline, the Hub client would retry for about a minute before failing)."""
@@ -83,6 +95,9 @@ def check_model_reference(name_or_path: str) -> None:
                              f"{local.parent} (or --resume it)")
         if (local / "adapter_config.json").is_file() and not (local / "config.json").is_file():
             raise InputError(f"--model {name_or_path}: a LoRA adapter folder, not a model: {adapter_hint(local)}")
+        if (local / "model.onnx").is_file() and not (local / "config.json").is_file():
+            raise InputError(f"--model: {name_or_path} is an ONNX export (run it with onnxruntime: "
+                             f"docs/demo-and-export.md); pass the model folder it was exported from")
         if not (local / "config.json").is_file():
             steps = [p.name for p in checkpoints(local)]
             if steps:
@@ -101,7 +116,8 @@ def check_model_reference(name_or_path: str) -> None:
     elif is_hub_id(name_or_path):
         go_offline_if_unreachable()  # offline: the local cache alone answers, in one line
     else:
-        raise InputError(f"--model: cannot load '{name_or_path}': no such folder (nor a Hub id OWNER/NAME)")
+        raise InputError(f"--model: cannot load '{name_or_path}': no such folder{near_folders(local)} (nor a Hub id "
+                         "OWNER/NAME)")
 
 
 def load_classifier(name_or_path: str, trust_remote_code: bool = False):
@@ -126,8 +142,11 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
         raise InputError(f"--model: {name_or_path}: its weights file is damaged ({first_line(error)}); copy or "
                          "download it again") from None
     except (OSError, ValueError) as error:
-        detail = first_line(error)
-        raise InputError(f"--model: cannot load '{name_or_path}' ({detail})") from None
+        local = Path(name_or_path).expanduser()
+        if is_hub_id(name_or_path) and local.parent.is_dir():  # runs/cifar-cn: most likely a mistyped folder
+            raise InputError(f"--model: cannot load '{name_or_path}': no such folder{near_folders(local)}, nor a "
+                             f"Hub model ({first_line(error)})") from None
+        raise InputError(f"--model: cannot load '{name_or_path}' ({first_line(error)})") from None
     check_weights_fit(name_or_path, model, loading)
     transform = from_image_processor(processor, model.config)
     processor.grayscale = processor_grayscale(processor, model.config)  # one place to ask, whatever the model kind

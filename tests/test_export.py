@@ -174,6 +174,12 @@ def test_an_existing_model_onnx_is_replaced_only_with_overwrite(tiny_runs, tmp_p
     assert written_opset(tmp_path / "model.onnx") == 19 and load_contract(tmp_path / "model.onnx")["opset"] == 19
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "preprocessing.json"]  # no partial files
 
+    # The export folder given back as a model: one line naming what it is, not the loader's "no model_type"
+    for command in (["predict", "--model", str(tmp_path), "x.png"], ["evaluate", "--model", str(tmp_path)]):
+        assert cli(command) == 1
+        assert one_error_line(capsys) == (f"error: --model: {tmp_path} is an ONNX export (run it with onnxruntime: "
+                                          "docs/demo-and-export.md); pass the model folder it was exported from")
+
     a_file = tmp_path / "model.onnx"
     assert cli(["export", "--model", str(tiny_runs["cnn"]), "--output", str(a_file)]) == 1
     assert one_error_line(capsys) == (f"error: --output {a_file} is a file: give a folder (model.onnx and "

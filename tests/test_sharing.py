@@ -277,6 +277,15 @@ def test_neither_folder_nor_hub_id_is_refused_at_once_and_a_hub_id_costs_one_pro
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("error: --model: cannot load 'me/not-cached'")
     assert probes == [1] and huggingface_hub.constants.HF_HUB_OFFLINE  # offline after one probe: no retries
+    # A typo of a run folder reads like a Hub id: the closest folder is named, not only the Hub's failure
+    (tmp_path / "runs" / "cifar-cnn").mkdir(parents=True)
+    assert cli(["evaluate", "--model", "runs/cifar-cn"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: --model: cannot load 'runs/cifar-cn': no such folder "
+                                                   "(did you mean runs/cifar-cnn?), nor a Hub model (")
+    assert cli(["predict", "--model", "runs/cifar-cnn/final", "x.png"]) == 1
+    assert capsys.readouterr().err == ("error: --model: cannot load 'runs/cifar-cnn/final': no such folder (nor a Hub "
+                                       "id OWNER/NAME)\n")
 
 
 def test_evaluate_push_offline_is_refused_before_evaluating(pushed_run, tmp_path, capsys):
