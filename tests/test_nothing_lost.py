@@ -458,6 +458,20 @@ def test_overwrite_with_resume_is_refused_at_once(old_run, dataset, tmp_path, no
     assert snapshot(old_run) == before
 
 
+def test_a_resume_path_that_is_no_checkpoint_is_one_line_before_the_data(old_run, dataset, tmp_path, no_data, capsys):
+    before = snapshot(old_run)
+    kept = ", ".join(sorted((p.name for p in old_run.glob("checkpoint-*")), key=lambda n: int(n.split("-")[1])))
+    cases = {old_run / "checkpoint-99": f"no such checkpoint folder ({old_run} holds {kept}; or give --resume auto)",
+             old_run / "results.json": f"a file, not a checkpoint folder ({old_run} holds {kept}; or give --resume "
+             "auto)",
+             tmp_path / "elsewhere" / "checkpoint-2": "no such checkpoint folder",
+             old_run: "not a complete checkpoint folder (no checkpoint_complete.json)"}
+    for path, expected in cases.items():
+        assert main(argv(dataset, tmp_path, "--resume", str(path))) == 2
+        assert error_lines(capsys.readouterr().err) == [f"error: --resume {path}: {expected}"]
+    assert snapshot(old_run) == before
+
+
 def test_a_run_cut_short_by_max_steps_records_what_ran_and_is_not_finished_at_its_epochs(dataset, tmp_path, capsys):
     assert main(argv(dataset, tmp_path, "--max_steps", "1")) == 0  # -e 2 of 2 steps each: a quarter of the run
     run = tmp_path / "cifar-cnn"

@@ -46,6 +46,10 @@ def is_finished(folder: Path, training_args) -> bool:
 def check_resume_flags(folder: Path, args: RunArguments, training_args, training_flags: dict, finished: bool) -> None:
     """Before any data is decoded: the resume continues the run as it was started, or is refused in one line.
     `finished`: the run is finished at this length, so nothing is trained (it may be pushed)."""
+    if args.resume != "auto":
+        from ..training.checkpoints import check_resume_path
+
+        check_resume_path(args.resume)
     source = run_record.resumed_from(folder, args.resume)
     if source is not None:
         flags = run_record.defining_flags(args, training_args, training_flags)

@@ -134,13 +134,23 @@ def resolve_resume(run_folder: Path, resume: str) -> str:
                 return str(candidate)
             logger.warning("skipping damaged checkpoint %s: %s", candidate, problem)
         raise UsageError(f"--resume auto: every checkpoint in {run_folder} is damaged; start again with --overwrite")
-    path = Path(resume)
-    if not path.is_dir() or not is_complete(path):
-        raise UsageError(f"--resume {resume}: not a complete checkpoint folder (no {MARKER})")
+    path = check_resume_path(resume)
     problem = damage(path)
     if problem is not None:
         raise UsageError(f"--resume {resume}: damaged checkpoint: {problem}")
     return str(path)
+
+
+def check_resume_path(resume: str) -> Path:
+    """`--resume PATH` names a complete checkpoint folder, or one line says what it names instead."""
+    path = Path(resume)
+    if path.is_dir() and is_complete(path):
+        return path
+    if path.is_dir():
+        raise UsageError(f"--resume {resume}: not a complete checkpoint folder (no {MARKER})")
+    present = [p.name for p in complete_checkpoints(path.parent)] if path.parent.is_dir() else []
+    where = f" ({path.parent} holds {', '.join(present)}; or give --resume auto)" if present else ""
+    raise UsageError(f"--resume {resume}: {'a file, not a' if path.exists() else 'no such'} checkpoint folder{where}")
 
 
 def check_loss_scaler(checkpoint: str, scaler) -> None:
