@@ -225,6 +225,10 @@ def test_resume_auto_on_a_finished_run_changes_nothing_and_a_stale_lock_is_taken
 
 
 def test_a_resumed_run_reports_the_runtime_and_speed_of_all_its_parts(old_run, dataset, tmp_path):
+    # One clock for every part: a checkpoint's runtime is the Trainer's own, up to that save (set-up before the
+    # training loop is in neither), so it can never exceed the runtime of the whole uninterrupted run.
+    last_save = json.loads((old_run / "checkpoint-4" / "train_progress.json").read_text())["train_runtime_s"]
+    assert last_save <= json.loads((old_run / "results.json").read_text())["train_runtime_s"]
     first_part = json.loads((old_run / "checkpoint-2" / "train_progress.json").read_text())
     assert main(argv(dataset, tmp_path, "--resume", str(old_run / "checkpoint-2"))) == 0
     results = json.loads((old_run / "results.json").read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from ..data.augment import BatchTransform, flip_tta_logits
 from ..errors import TrainingError
@@ -34,6 +34,17 @@ def ask_for_lomo_once() -> None:
         accelerate.optimizer.is_lomo_available = functools.cache(asked)
 
 
+class StartPartClock(TrainerCallback):
+    """This part of the run is timed from where the Trainer's own train_runtime starts (set-up before the training
+    loop is in neither), so the parts of a resumed run add up on one clock."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._part_started = time.time()
+
+
 class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
     """A `Trainer` whose batches hold uint8 `pixel_values`.
 
@@ -53,6 +64,7 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
         self.ema = ema  # evaluation and checkpoints use (and hold) the averaged weights too
         if ema is not None:
             self.add_callback(UpdateEMA(ema))
+        self.add_callback(StartPartClock(self))
         self.decay_all_parameters = decay_all_parameters
         self.tta = tta  # evaluate on the mean logits of each image and its mirror image
         self.batch_transform = batch_transform
@@ -217,7 +229,6 @@ class CifarTrainer(checkpoints.StagedCheckpoints, Trainer):
             progress = Path(resume_from_checkpoint) / PROGRESS
             if progress.is_file():
                 self._earlier_parts = json.loads(progress.read_text())
-        self._part_started = time.time()
         output = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
         self._stop_if_loss_was_not_finite()  # a last step that no log, evaluation or save looked at
         return self._whole_run_speed(output)
