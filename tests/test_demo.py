@@ -125,8 +125,10 @@ def test_a_stop_signal_stops_the_demo_and_removes_its_examples(stop, demo_run, t
     `kill` or `docker stop` send it, or SIGHUP, as a closed terminal sends it, removes the examples folder as Ctrl-C
     does."""
     env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    # A terminal's demo: the signal's default disposition, even when these tests themselves run under nohup
     demo = subprocess.Popen([sys.executable, "-m", "cifar_hf", "demo", "--model", str(demo_run), "--port",
-                             str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+                             str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(stop, signal.SIG_DFL))
     try:
         printed = []
         for line in demo.stdout:
