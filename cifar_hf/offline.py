@@ -15,6 +15,12 @@ def looks_like_path(name: str) -> bool:
     return str(name).startswith((".", "/", "~")) or Path(str(name)).expanduser().exists()
 
 
+def recorded_reference(name: str) -> str:
+    """How a run folder records a dataset or checkpoint: a local folder by its absolute path (a relative one would
+    name another folder, or a Hub id, from another directory), a Hub id as given."""
+    return str(Path(str(name)).expanduser().resolve()) if looks_like_path(name) else str(name)
+
+
 def is_hub_id(name) -> bool:
     """'owner/name' that is not a local path."""
     return str(name).count("/") == 1 and not looks_like_path(name)

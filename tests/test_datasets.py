@@ -240,6 +240,23 @@ def test_evaluate_on_a_test_only_folder_equals_the_runs_own_test_accuracy(cnn64_
     assert "test: 40 images" in capsys.readouterr().out
 
 
+def test_a_run_trained_on_a_relative_dataset_path_is_evaluated_on_that_dataset_from_anywhere(tiny_dataset, tmp_path,
+                                                                                             monkeypatch, capsys):
+    """results.json records the folder itself: from another directory, the same relative path names other data."""
+    import shutil
+
+    shutil.copytree(tiny_dataset, tmp_path / "here" / "ds")
+    write_hub_dataset(tmp_path / "there" / "ds", {"train": synthetic_images(240, seed=9)})  # same classes, other images
+    monkeypatch.chdir(tmp_path / "here")
+    assert train(["-m", "cnn", *QUIET, "--dataset", "ds", "--val-size", "40", "-e", "1", "-s", "runs"]) == 0
+    trained = json.loads((tmp_path / "here" / "runs" / "cifar-cnn" / "results.json").read_text())
+    assert trained["dataset"] == str(tmp_path / "here" / "ds")
+    monkeypatch.chdir(tmp_path / "there")
+    assert cli(["evaluate", "--model", "../here/runs/cifar-cnn", "--split", "validation", "--output", "out"]) == 0
+    report = json.loads((tmp_path / "there" / "out" / "evaluation-validation.json").read_text())
+    assert report["dataset"] == trained["dataset"] and report["accuracy"] == pytest.approx(trained["val_accuracy"])
+
+
 def test_evaluate_names_a_class_the_model_does_not_know_in_one_line(cnn64_run, tmp_path, capsys):
     images, labels = synthetic_images(8, seed=13, size=64)
     folder = write_hub_dataset(tmp_path / "other", {"photos": (images, labels)},

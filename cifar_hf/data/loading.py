@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InputError, first_line
-from ..offline import go_offline_if_unreachable, looks_like_path
+from ..offline import go_offline_if_unreachable, looks_like_path, recorded_reference
 from .decode import choose_image_size, decode_split, image_sizes
 from .defaults import DEFAULT_DATASET, DEFAULT_SEED, DEFAULT_VAL_SIZE
 from .image_folder import check_folder_classes, check_image_folder, check_two_classes, survey_image_folder
@@ -338,7 +338,7 @@ def load_cifar(
         validation = validation.take(stratified_subset(validation.labels, max_eval_samples, seed))
         if test is not None:
             test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
-    return CifarData(dataset, class_names, train, validation, test, bad_images, full_train,
+    return CifarData(recorded_reference(dataset), class_names, train, validation, test, bad_images, full_train,
                      image_column, label_column, image_size, holdout={"seed": seed})
 
 
