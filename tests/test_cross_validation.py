@@ -32,6 +32,23 @@ def cv_run(tiny_dataset, tmp_path_factory):
     return save / "cifar-cnn-cv"
 
 
+def test_cross_validation_needs_no_val_size_it_does_not_use(tiny_dataset, tmp_path, capsys):
+    """The folds validate on themselves: the default --val-size (5,000, above these 240 images) stops nothing, in
+    training or in evaluating a fold."""
+    argv = ["-m", "cnn", "-d", "cpu", "--dataset", str(tiny_dataset), "-s", str(tmp_path), "--disable_tqdm", "true",
+            "-c", "--folds", "2", "-e", "1", "-b", "32"]
+    assert main(argv) == 0
+    fold = tmp_path / "cifar-cnn-cv" / "fold-2"
+    results = json.loads((fold / "results.json").read_text())
+    assert results["hyperparameters"]["validation_size"] == 120  # half of the 240 training images
+    from cifar_hf.__main__ import main as cli
+
+    capsys.readouterr()
+    assert cli(["evaluate", "--model", str(fold), "--split", "validation", "--output", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation-validation.json").read_text())
+    assert report["num_images"] == 120 and report["accuracy"] == pytest.approx(results["val_accuracy"])
+
+
 def test_every_fold_is_a_complete_run_folder(cv_run):
     for k in (1, 2, 3):
         fold = cv_run / f"fold-{k}"

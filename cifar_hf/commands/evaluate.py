@@ -152,7 +152,8 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
         print(f"note: {suffix[1:].replace('-', ', ')}: another hold-out of the training split than the one this run "
               f"validated on (leave the flag out to score that{files})", file=sys.stderr)
     try:
-        data = load_cifar(dataset, val_size=args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE), seed=seed,
+        val_size = None if fold else args.val_size or hp.get("val_size", DEFAULT_VAL_SIZE)
+        data = load_cifar(dataset, val_size=val_size, seed=seed,
                           max_train_samples=hp.get("max_train_samples") if fold else None,
                           max_eval_samples=max_eval_samples, warn_no_test=False, **columns)
     except InputError as error:

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
         data = load_cifar(
             args.dataset,
-            val_size=args.val_size,
+            val_size=None if args.cross_validate else args.val_size,  # the folds hold out their own
             seed=args.seed,
             max_train_samples=args.max_train_samples,
             max_eval_samples=args.max_eval_samples,

@@ -285,7 +285,7 @@ def check_val_size(val_size: int, train_images: int) -> None:
 def load_cifar(
     dataset: str = DEFAULT_DATASET,
     *,
-    val_size: int = DEFAULT_VAL_SIZE,
+    val_size: int | None = DEFAULT_VAL_SIZE,
     seed: int = DEFAULT_SEED,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
@@ -298,6 +298,7 @@ def load_cifar(
     """Load, decode and check `dataset`, then hold out a seeded, stratified validation split of its training split.
 
     `warn_no_test`: log that a dataset without a test split skips test evaluation (not when no test is wanted).
+    `val_size` None: no hold-out (cross-validation validates on folds of the whole training split).
     """
     raw = load_raw_dataset(dataset)
     if "train" not in raw:
@@ -308,7 +309,8 @@ def load_cifar(
                        "(--val-size) and does not use it", dataset)
     splits = [split for split in ("train", "test") if split in raw]
     raw = encode_string_labels(datasets.DatasetDict({split: raw[split] for split in splits}), label_column)
-    check_val_size(val_size, len(raw["train"]))  # before decoding: a too-large split costs no wait
+    if val_size is not None:
+        check_val_size(val_size, len(raw["train"]))  # before decoding: a too-large split costs no wait
     decoded, bad_images, image_size = decode_splits(
         raw, splits, dataset, image_column, label_column, image_size, skip_bad_images
     )
@@ -322,10 +324,13 @@ def load_cifar(
     for split, arrays in decoded.items():
         check_labels(arrays.labels, len(class_names), split)
 
-    full_train = decoded["train"]
-    check_val_size(val_size, len(full_train))  # again: --skip-bad-images may have left fewer
-    train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
-    train, validation, test = full_train.take(train_rows), full_train.take(val_rows), decoded.get("test")
+    full_train, test = decoded["train"], decoded.get("test")
+    if val_size is None:
+        train, validation = full_train, full_train.take(np.arange(0))
+    else:
+        check_val_size(val_size, len(full_train))  # again: --skip-bad-images may have left fewer
+        train_rows, val_rows = stratified_split(full_train.labels, val_size, seed)
+        train, validation = full_train.take(train_rows), full_train.take(val_rows)
     warn_untrained_classes(class_names, full_train.labels)
     if test is None and warn_no_test:
         logger.warning("'%s' has no test split: test evaluation is skipped (validation is the held-out split)",
@@ -335,7 +340,8 @@ def load_cifar(
         train = train.take(stratified_subset(train.labels, max_train_samples, seed))
         full_train = full_train.take(stratified_subset(full_train.labels, max_train_samples, seed))
     if max_eval_samples is not None:
-        validation = validation.take(stratified_subset(validation.labels, max_eval_samples, seed))
+        if len(validation):
+            validation = validation.take(stratified_subset(validation.labels, max_eval_samples, seed))
         if test is not None:
             test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
     return CifarData(recorded_reference(dataset), class_names, train, validation, test, bad_images, full_train,
