@@ -136,3 +136,18 @@ def test_a_grey_timm_run_reads_colour_as_grey_too(grey_dataset, colour_and_grey,
     assert config["pretrained_cfg"]["grayscale"] is True
     classifier = Classifier(str(tmp_path / "cifar-previt"))
     assert classifier.probabilities(colour) == pytest.approx(classifier.probabilities(grey_version), abs=1e-6)
+
+
+def test_a_grey_run_scores_a_colour_test_split_as_grey_as_evaluate_does(tmp_path):
+    """Training's own test accuracy is measured on the inputs the model reads afterwards: grey, here too."""
+    (train_images, train_labels), test = synthetic_images(120, seed=1), synthetic_images(80, 2)
+    dataset = write_hub_dataset(tmp_path / "grey-train-colour-test", {"train": (grey(train_images), train_labels),
+                                                                      "test": test})
+    assert train(tiny_run_args(dataset, tmp_path, "-e", "1", "--max-train-samples", "64", "-b", "16")) == 0
+    results = json.loads((tmp_path / "cifar-cnn" / "results.json").read_text())
+    assert results["hyperparameters"]["data"]["grayscale"] is True
+    assert cli(["evaluate", "--model", str(tmp_path / "cifar-cnn"), "--split", "test", "--output",
+                str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "evaluation-test.json").read_text())
+    assert report["loss"] == pytest.approx(results["test_loss"], rel=1e-5)
+    assert report["accuracy"] == pytest.approx(results["test_accuracy"])

@@ -21,7 +21,7 @@ from transformers.trainer_utils import PredictionOutput
 
 from ..data import BatchTransform, CifarData, ImageArrays, ImageTensorDataset, collate_batch
 from ..data.preprocessing import describe_training_preprocessing, to_image_processor
-from ..data.rgb import is_grayscale
+from ..data.rgb import grey_pixels, is_grayscale
 from ..data.statistics import channel_statistics
 from ..errors import InputError, Preempted, StorageError, UsageError, first_line
 from ..files import atomic_path, write_json, write_text
@@ -396,7 +396,10 @@ def train_and_write(trainer: CifarTrainer, transform: BatchTransform, hyperparam
     finish_model(args, trainer, output_dir)
     trainer.save_model(str(output_dir))
     val = final_validation(trainer, data.validation, data.class_names)
-    test = evaluate_split(trainer, data.test, data.class_names, "test")
+    test_images = data.test
+    if test_images is not None and hyperparameters["data"].get("grayscale"):  # read as grey, as predict reads it
+        test_images = ImageArrays(grey_pixels(test_images.pixels), test_images.labels)
+    test = evaluate_split(trainer, test_images, data.class_names, "test")
     if save_test_probabilities and test.output is not None and trainer.is_world_process_zero():
         probabilities = torch.softmax(torch.from_numpy(np.asarray(test.output.predictions, dtype=np.float32)), -1)
         with atomic_path(output_dir / "test_probabilities.npy") as path:
