@@ -246,7 +246,7 @@ def test_a_run_trained_on_a_relative_dataset_path_is_evaluated_on_that_dataset_f
     import shutil
 
     shutil.copytree(tiny_dataset, tmp_path / "here" / "ds")
-    write_hub_dataset(tmp_path / "there" / "ds", {"train": synthetic_images(240, seed=9)})  # same classes, other images
+    write_hub_dataset(tmp_path / "there" / "ds", {"train": synthetic_images(240, seed=9)})  # other images
     monkeypatch.chdir(tmp_path / "here")
     assert train(["-m", "cnn", *QUIET, "--dataset", "ds", "--val-size", "40", "-e", "1", "-s", "runs"]) == 0
     trained = json.loads((tmp_path / "here" / "runs" / "cifar-cnn" / "results.json").read_text())

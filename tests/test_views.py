@@ -61,13 +61,20 @@ def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
     assert cli(["report", str(runs), "--output", str(out)]) == 0
     table = out.read_text().strip().splitlines()
     card = runs / "good" / "cifar-cnn" / "README.md"
-    for existing, line in ((out, "exists: pass --overwrite to replace it"), (card, "exists: pass --overwrite to "
-                           "replace it"), (runs, "is a folder: give a file")):
+    record = card.with_name("results.json")
+    for existing, line, flags in ((out, "exists: pass --overwrite to replace it", []),
+                                  (card, f"is a file of the run folder {card.parent}: give another file", []),
+                                  (record, f"is a file of the run folder {card.parent}: give another file",
+                                   ["--overwrite"]),  # a run's record is never replaced, even when asked
+                                  (runs, "is a folder: give a file", [])):
         before = existing.read_text() if existing.is_file() else None
         capsys.readouterr()
-        assert cli(["report", str(runs), "--output", str(existing)]) == 2
+        assert cli(["report", str(runs), "--output", str(existing), *flags]) == 2
         assert capsys.readouterr().err.strip() == f"error: --output {existing} {line}"
         assert (existing.read_text() if existing.is_file() else None) == before  # a run's card is not replaced
+    assert cli(["report", str(record)]) == 1
+    assert capsys.readouterr().err.strip() == (f"error: {record}: a file, not a folder: pass the folder that holds "
+                                               "the runs")
     assert cli(["report", str(runs), "--output", str(out), "--overwrite"]) == 0
     assert table[0].startswith("| run | model |") and len(table) == 2 + 3  # header, rule, three runs
     names = [line.split("|")[1].strip() for line in table[2:]]

@@ -190,10 +190,19 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, help="also write the table to this file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.output and args.output.is_file() and (args.output.parent / "results.json").is_file():
+        print(f"error: --output {args.output} is a file of the run folder {args.output.parent}: give another file",
+              file=sys.stderr)  # its results.json or card: --overwrite does not reach them
+        return 2
     if args.output and args.output.exists() and not (args.output.is_file() and args.overwrite):
         what = "is a folder: give a file" if args.output.is_dir() else "exists: pass --overwrite to replace it"
-        print(f"error: --output {args.output} {what}", file=sys.stderr)  # it may be a run's results.json or card
+        print(f"error: --output {args.output} {what}", file=sys.stderr)
         return 2
+    files = [str(f) for f in args.folders if f.is_file()]
+    if files:
+        print(f"error: {', '.join(files)}: a file, not a folder: pass the folder that holds the runs",
+              file=sys.stderr)
+        return 1
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         print(f"error: no such folder: {', '.join(missing)}", file=sys.stderr)
