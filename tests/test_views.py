@@ -95,6 +95,20 @@ def test_report_compares_runs_sorted_by_test_accuracy(runs, tmp_path, capsys):
     assert capsys.readouterr().out.strip() == out.read_text().strip()
 
 
+def test_a_cv_rows_speed_is_its_images_over_its_time(runs, tmp_path, capsys):
+    """Not the mean of the folds' speeds: a slow long fold and a fast short one average to a speed nothing ran at."""
+    import shutil
+
+    job = shutil.copytree(runs / "cv" / "cifar-cnn-cv", tmp_path / "cifar-cnn-cv")
+    for fold, (runtime, speed) in zip(("fold-1", "fold-2"), ((100.0, 10.0), (1.0, 1000.0)), strict=True):
+        results = json.loads((job / fold / "results.json").read_text())
+        results.update(train_runtime_s=runtime, train_samples_per_second=speed)
+        (job / fold / "results.json").write_text(json.dumps(results))
+    assert cli(["report", str(tmp_path)]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[2].split("|")
+    assert (row[9].strip(), row[10].strip()) == ("101.0 s", "20")  # 2,000 images in 101 s
+
+
 def test_report_on_a_folder_without_runs(tmp_path, capsys):
     assert cli(["report", str(tmp_path)]) == 1
     assert "no run folder" in capsys.readouterr().err

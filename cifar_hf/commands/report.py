@@ -119,7 +119,8 @@ def row(folder: Path, name: str, results: dict, notes: list[str]) -> tuple[float
         val, test = results["val_accuracy_mean"], results["test_accuracy_mean"]
         cells = [percent(val, results["val_accuracy_std"]), percent(test, results["test_accuracy_std"])]
         runtime = sum(f["train_runtime_s"] for f in folds) if folds else None
-        speed = sum(f["train_samples_per_second"] for f in folds) / len(folds) if folds else None
+        images = sum(f["train_samples_per_second"] * f["train_runtime_s"] for f in folds)
+        speed = images / runtime if runtime else None  # the whole job's: its images over its time
         described = folds[0] if folds else results
         epochs, hardware = described.get("epochs", hp.get("epoch") or "-"), described.get("hardware", "-")
         if "folds" in results:
