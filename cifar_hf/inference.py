@@ -155,6 +155,9 @@ def load_classifier(name_or_path: str, trust_remote_code: bool = False):
 
 def read_image(path: str, grayscale: bool = False) -> Image.Image:
     """The image at `path` in 8-bit RGB (PIL), converted as training decodes images (as grey for a grey run)."""
+    if not os.path.exists(path) and (path == "-" or "://" in path):
+        what = "standard input" if path == "-" else "a URL"
+        raise InputError(f"cannot read image {path}: {what} is not read here; save the image and pass its path")
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end: never opened
             raise InputError(f"cannot read image {path}: not a regular file")

@@ -305,6 +305,11 @@ def test_predict_refuses_a_bomb_and_a_fifo_and_still_classifies_the_good_image(o
     assert [line.split(":")[0] for line in captured.out.splitlines()] == [str(good)]
     errors = error_lines(captured.err)
     assert len(errors) == 2 and "bomb.png" in errors[0] and "fifo.png: not a regular file" in errors[1]
+    monkeypatch.chdir(tmp_path)  # a URL or "-" that is no file here is named as such, not "No such file"
+    assert predict.main(["--model", str(old_run), "https://example.com/cat.png", "-", "good.png"]) == 1
+    assert error_lines(capsys.readouterr().err) == [
+        "error: cannot read image https://example.com/cat.png: a URL is not read here; save the image and pass its "
+        "path", "error: cannot read image -: standard input is not read here; save the image and pass its path"]
 
 
 def plain_label_dataset(folder: Path, labels: list[int], label_feature) -> Path:
