@@ -1,10 +1,12 @@
 """Tiny synthetic datasets in the Hub layout, made by the tests themselves (no network); imported by the tests and
 by conftest's fixtures (tests import helpers from here, never from conftest)."""
 
+import os
 from pathlib import Path
 
 import datasets
 import numpy as np
+import pytest
 from PIL import Image
 
 CLASS_NAMES = ["red", "green", "blue", "dark"]
@@ -56,5 +58,10 @@ def pretend_online(patch) -> None:
     patch.setattr(cifar_hf.offline, "hub_reachable", lambda timeout_s=5.0: True)
 
 
-# The real ImageNet ViT-Tiny in the timm layout, in the shared folder beside the repository (as .ci/run's ../shared).
-TIMM_VIT_TINY = Path(__file__).resolve().parents[2] / "shared" / "models" / "vit_tiny_patch16_224.augreg_in21k_ft_in1k"
+# The real ImageNet ViT-Tiny in the timm layout: in the shared folder beside the repository (as .ci/run's ../shared),
+# or wherever CIFAR_HF_TIMM_VIT_TINY says; a clone without it skips the tests that need it.
+TIMM_VIT_TINY = Path(os.environ.get("CIFAR_HF_TIMM_VIT_TINY") or Path(__file__).resolve().parents[2] / "shared" /
+                     "models" / "vit_tiny_patch16_224.augreg_in21k_ft_in1k")
+needs_timm_vit_tiny = pytest.mark.skipif(
+    not TIMM_VIT_TINY.is_dir(),
+    reason=f"the local timm ViT-Tiny {TIMM_VIT_TINY} is not on this machine (CIFAR_HF_TIMM_VIT_TINY=FOLDER names it)")

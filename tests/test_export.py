@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from synthetic import TIMM_VIT_TINY
+from synthetic import TIMM_VIT_TINY, needs_timm_vit_tiny
 from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
 
 from cifar_hf.__main__ import main as cli
@@ -83,7 +83,7 @@ def test_fixed_batch_export_is_the_default(tiny_runs, tmp_path, capsys):
     assert "fixed batch" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not VIT_TINY.is_dir(), reason=f"the local timm checkpoint {VIT_TINY} is not on this machine")
+@needs_timm_vit_tiny
 def test_timm_vit_tiny_export_and_its_centre_crop_contract(tmp_path, capsys):
     assert cli(["export", "--model", str(VIT_TINY), "--output", str(tmp_path)]) == 0
     difference = float(capsys.readouterr().out.split("max abs logit difference ")[1].split()[0])

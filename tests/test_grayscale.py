@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import TIMM_VIT_TINY, synthetic_images, tiny_run_args, write_hub_dataset
+from synthetic import TIMM_VIT_TINY, needs_timm_vit_tiny, synthetic_images, tiny_run_args, write_hub_dataset
 
 from cifar_hf.__main__ import main as cli
 from cifar_hf.commands.train import main as train
@@ -127,6 +127,7 @@ def test_the_space_app_reads_a_colour_upload_as_grey_for_a_grey_run(runs, colour
     assert app.predict(colour) == pytest.approx(app.predict(grey_version), abs=1e-6)
 
 
+@needs_timm_vit_tiny
 def test_a_grey_timm_run_reads_colour_as_grey_too(grey_dataset, colour_and_grey, tmp_path):
     # A timm folder's processor is built from config.pretrained_cfg, not preprocessor_config.json: it says so there.
     colour, grey_version = colour_and_grey

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 import torch
 from safetensors.torch import load_file
-from synthetic import TIMM_VIT_TINY, pretend_online
+from synthetic import TIMM_VIT_TINY, needs_timm_vit_tiny, pretend_online
 from transformers import AutoModelForImageClassification
 
 from cifar_hf import hub
@@ -166,7 +165,7 @@ def test_lora_on_a_transformers_vit_trains_adapters_and_head_and_saves_merged(ti
         f"the merged model), or load it on its base {base} with peft")
 
 
-@pytest.mark.skipif(not TIMM_VIT_TINY.is_dir(), reason="the local timm ViT-Tiny checkpoint is not on this machine")
+@needs_timm_vit_tiny
 def test_lora_on_timm_vit_tiny_with_gradient_checkpointing(tiny_dataset, tmp_path):
     run = lora_run(tiny_dataset, TIMM_VIT_TINY, tmp_path, "--lora-r", "2", "--gradient_checkpointing", "true",
                    train=8, batch=8, eval_size=8)

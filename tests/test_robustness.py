@@ -8,7 +8,14 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from PIL import Image
-from synthetic import CLASS_NAMES, TIMM_VIT_TINY, pretend_online, synthetic_images, write_hub_dataset
+from synthetic import (
+    CLASS_NAMES,
+    TIMM_VIT_TINY,
+    needs_timm_vit_tiny,
+    pretend_online,
+    synthetic_images,
+    write_hub_dataset,
+)
 from transformers import AutoModelForImageClassification, pipeline
 
 import cifar_hf.hub as hub
@@ -266,7 +273,7 @@ def test_save_calibrated_writes_a_copy_whose_pipeline_gives_the_calibrated_proba
     assert "already exists: give a new folder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("checkpoint", ["timm", "transformers"])
+@pytest.mark.parametrize("checkpoint", [pytest.param("timm", marks=needs_timm_vit_tiny), "transformers"])
 def test_the_temperature_folds_into_timm_and_transformers_vits(checkpoint, tiny_imagenet_vit, tmp_path):
     folder = TIMM_VIT_TINY if checkpoint == "timm" else tiny_imagenet_vit
     model = AutoModelForImageClassification.from_pretrained(folder, dtype=torch.float32).eval()
