@@ -257,6 +257,25 @@ def test_a_run_trained_on_a_relative_dataset_path_is_evaluated_on_that_dataset_f
     assert report["dataset"] == trained["dataset"] and report["accuracy"] == pytest.approx(trained["val_accuracy"])
 
 
+def test_evaluate_says_when_the_runs_training_split_has_changed_since(tmp_path, capsys):
+    """The hold-out is redrawn by position: rows shuffled (or replaced) since the run draw other images, some of them
+    trained on. Said in one line; the same data says nothing."""
+    images, labels = synthetic_images(120, seed=5)
+    dataset = write_hub_dataset(tmp_path / "ds", {"train": (images, labels)})
+    assert train(["-m", "cnn", *QUIET, "--dataset", str(dataset), "--val-size", "40", "-e", "1", "-s",
+                  str(tmp_path)]) == 0
+    run = tmp_path / "cifar-cnn"
+    assert cli(["evaluate", "--model", str(run), "--split", "validation"]) == 0
+    assert "has changed" not in capsys.readouterr().err
+    order = np.random.default_rng(0).permutation(len(labels))
+    write_hub_dataset(dataset, {"train": ([images[i] for i in order], [labels[i] for i in order])})
+    # rewritten in place: read as it is now, not from datasets' cache of the old files (keyed by its README config)
+    assert load_cifar(str(dataset), val_size=40).full_train.labels.tolist() == [labels[i] for i in order]
+    assert cli(["evaluate", "--model", str(run), "--split", "validation"]) == 0
+    assert (f"warning: {dataset}'s training split has changed since the run (other images, or in another order): the "
+            "hold-out drawn from it now may hold images the run trained on") in capsys.readouterr().err
+
+
 def test_evaluate_names_a_class_the_model_does_not_know_in_one_line(cnn64_run, tmp_path, capsys):
     images, labels = synthetic_images(8, seed=13, size=64)
     folder = write_hub_dataset(tmp_path / "other", {"photos": (images, labels)},

@@ -161,6 +161,9 @@ def load_scored_split(args, trained: dict, dataset: str, own: bool, split: str |
             whose = "the run's" if "val_size" in hp else "the default"
             raise InputError(f"{error} ({whose} --val-size: give --val-size N for {dataset})") from None
         raise
+    if own and recorded.get("train_images") not in (None, data.holdout["train_images"]):
+        print(f"warning: {dataset}'s training split has changed since the run (other images, or in another order): "
+              "the hold-out drawn from it now may hold images the run trained on", file=sys.stderr)
     if not fold:
         return data.validation, data.class_names
     validation = data.fold(fold, drawn["folds"]).validation  # whole, as the fold's run scored it

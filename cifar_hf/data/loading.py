@@ -4,6 +4,7 @@ The result is a `CifarData`: decoded uint8 images and labels for train / validat
 `ImageTensorDataset`s. Every problem with the input raises `InputError` with a one-line message.
 """
 
+import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,23 @@ class CifarData:
                        holdout={**self.holdout, "fold": number, "folds": folds})
 
 
+def content_digest(arrays: ImageArrays) -> str:
+    """sha1 of the decoded pixels and labels, in order: the same images in the same rows, wherever they are stored."""
+    digest = hashlib.sha1(np.ascontiguousarray(arrays.pixels).data)
+    digest.update(np.ascontiguousarray(arrays.labels, dtype=np.int64).data)
+    return digest.hexdigest()
+
+
+def local_cache_dir(folder: Path) -> Path:
+    """A datasets cache of the folder's files as they are now (path, size, mtime): datasets keys a folder whose
+    README declares its configs by the config alone, so files rewritten in place were read from the old cache."""
+    stats = {p.relative_to(folder): p.stat() for p in folder.rglob("*") if p.is_file()}
+    files = sorted((str(name), stat.st_size, stat.st_mtime_ns) for name, stat in stats.items()
+                   if not any(part.startswith(".") for part in name.parts))  # not .git/, .cache/ ...
+    key = hashlib.sha1(repr((str(folder.resolve()), files)).encode()).hexdigest()[:16]
+    return Path(datasets.config.HF_DATASETS_CACHE) / "cifar_hf-local" / key
+
+
 def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
     """A Hub dataset id, a Hub-layout folder (parquet + card), a `save_to_disk` folder or an image-folder tree."""
     if looks_like_path(name_or_path):
@@ -80,7 +98,7 @@ def load_raw_dataset(name_or_path: str) -> datasets.DatasetDict:
             loaded = datasets.load_from_disk(str(path))
             return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
         try:
-            loaded = datasets.load_dataset(str(path))
+            loaded = datasets.load_dataset(str(path), cache_dir=str(local_cache_dir(path)))
         except Exception as error:
             check_image_folder(survey_image_folder(path))  # a tree of links or empty folders: say which
             raise InputError(f"--dataset: cannot read {name_or_path} as a dataset: {error}") from None
@@ -325,6 +343,7 @@ def load_cifar(
         check_labels(arrays.labels, len(class_names), split)
 
     full_train, test = decoded["train"], decoded.get("test")
+    drawn_from = content_digest(full_train)  # evaluate checks that it redraws the hold-out from these same images
     if val_size is None:
         train, validation = full_train, full_train.take(np.arange(0))
     else:
@@ -345,7 +364,7 @@ def load_cifar(
         if test is not None:
             test = test.take(stratified_subset(test.labels, max_eval_samples, seed))
     return CifarData(recorded_reference(dataset), class_names, train, validation, test, bad_images, full_train,
-                     image_column, label_column, image_size, holdout={"seed": seed})
+                     image_column, label_column, image_size, holdout={"seed": seed, "train_images": drawn_from})
 
 
 def load_labelled_split(
