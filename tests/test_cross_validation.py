@@ -213,7 +213,8 @@ def test_complete_folds_trained_with_other_flags_are_not_mixed_into_the_report(c
 
 
 @pytest.mark.parametrize("member", ["fold", "seed"])
-def test_evaluate_redraws_the_validation_split_a_member_run_validated_on(member, cv_run, tiny_dataset, tmp_path):
+def test_evaluate_redraws_the_validation_split_a_member_run_validated_on(member, cv_run, tiny_dataset, tmp_path,
+                                                                         capsys):
     """A fold and a --repeat seed record their own seed, but validated on the job's split: evaluate must score those
     images, not a hold-out redrawn with the member's seed (which overlaps the images it trained on)."""
     from cifar_hf.commands.evaluate import load_scored_split, parse
@@ -224,6 +225,12 @@ def test_evaluate_redraws_the_validation_split_a_member_run_validated_on(member,
     else:
         assert main(tiny_run_args(tiny_dataset, tmp_path, "--repeat", "2", "-e", "1", "-b", "32")) == 0
         folder, validated_on = tmp_path / "cifar-cnn-repeat" / "seed-2024", job.validation
+        from cifar_hf.__main__ import main as cli
+
+        capsys.readouterr()  # the job folder itself: one line naming its members, no warning about its results.json
+        assert cli(["evaluate", "--model", str(folder.parent)]) == 1
+        assert capsys.readouterr().err.strip() == (f"error: --model: {folder.parent} holds run folders (seed-2023, "
+                                                   "seed-2024): pass one of them")
     results = json.loads((folder / "results.json").read_text())
     assert results["seed"] == 2024
     redrawn = load_cifar(str(tiny_dataset), val_size=40, seed=2024).validation

@@ -84,6 +84,8 @@ def usable_run_results(model: str) -> dict:
     trained = run_results(model)
     if not (Path(model) / "results.json").is_file() or is_training_run(trained):  # no file: a Hub id, bare weights
         return trained
+    if not (Path(model) / "config.json").is_file():  # no model either (a --repeat or -c job): the loader says so
+        return {}
     print(f"warning: {Path(model) / 'results.json'} is not a training run's results: evaluating without the run's "
           "dataset, settings and accuracy", file=sys.stderr)
     return {}
